@@ -1,0 +1,189 @@
+"""Typed structured configs for every Hydra config group; the shape of a valid run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from omegaconf import MISSING
+
+
+@dataclass
+class SamplingConfig:
+    """What is generated: everything that must match for two runs' outputs to be comparable."""
+
+    prompt: str = "A futuristic cyberpunk city at night, neon lights reflecting on wet streets, highly detailed, 8k"
+    negative_prompt: Optional[str] = None
+    width: Optional[int] = None
+    height: Optional[int] = None
+    # SGLang's resolution presets (e.g. "720p"); width/height win when both are set.
+    resolution: Optional[str] = None
+    num_frames: Optional[int] = None
+    fps: Optional[int] = None
+    num_inference_steps: Optional[int] = None
+    guidance_scale: Optional[float] = None
+    # None: the engine default (the in-process engine then uses 42).
+    seed: Optional[int] = 42
+    image_path: Optional[str] = None
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    # Hugging Face repo id or local directory of a diffusers-format checkpoint.
+    path: str = MISSING
+    family: str = MISSING  # flux | flux2 | qwen_image | zimage | wan | ltx2 | hunyuan3d | ...
+    task: str = MISSING  # t2i | t2i_turbo | image_edit | t2v | ti2v | i2v | shape
+    # diffusers pipeline class used by the in-process engine.
+    pipeline: Optional[str] = None
+    # SGLang --pipeline-class-name, when the recipe pins one.
+    sglang_pipeline: Optional[str] = None
+    # pretrained: load the checkpoint at `path`; random: real architecture, seeded random weights;
+    # tiny: the built-in small model, built locally and cached.
+    weights: str = "pretrained"
+    # Architecture config (conf/arch/<name>.yaml) used when weights=random.
+    arch: Optional[str] = None
+    dtype: str = "bfloat16"
+    # Gated Hugging Face repos need HF_TOKEN.
+    gated: bool = False
+    # Short label for reports (e.g. "FLUX.1-dev") and the guide's task label (e.g. "T2I").
+    label: Optional[str] = None
+    task_label: Optional[str] = None
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    # Extra keyword arguments for the diffusers pipeline call (in-process engine only),
+    # e.g. max_sequence_length for the tiny models.
+    call_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ParallelConfig:
+    name: str = "single"
+    num_gpus: int = 1
+    # None: leave the degree to the engine's default (SGLang derives it from num_gpus).
+    ulysses_degree: Optional[int] = None
+    ring_degree: Optional[int] = None
+    cfg_parallel: bool = False
+    # SGLang's --cfg-parallel-size spelling (LTX-2.3 recipe); implies cfg_parallel.
+    cfg_parallel_size: Optional[int] = None
+    tp_degree: Optional[int] = None
+
+
+@dataclass
+class OffloadConfig:
+    """Tri-state fields: None leaves the engine's default, so recipes can omit a flag."""
+
+    name: str = "none"
+    dit_cpu: Optional[bool] = None
+    dit_layerwise: Optional[bool] = None
+    # 0.0 = one layer ahead, (0, 1) = fraction of layers, >= 1 = absolute layer count.
+    prefetch_size: Optional[float] = None
+    text_encoder_cpu: Optional[bool] = None
+    image_encoder_cpu: Optional[bool] = None
+    vae_cpu: Optional[bool] = None
+    pin_cpu_memory: Optional[bool] = None
+
+
+@dataclass
+class AttentionConfig:
+    # None: the engine's default backend.
+    backend: Optional[str] = None
+    # Lossy backends change the output by design: the correctness review applies its looser bounds.
+    lossy: bool = False
+
+
+@dataclass
+class CompileConfig:
+    enabled: bool = False
+    warmup: bool = False
+    # Untimed full generations before the measured one (in-process engine).
+    warmup_runs: int = 1
+    mode: Optional[str] = None  # torch.compile mode, e.g. "max-autotune-no-cudagraphs"
+    fullgraph: bool = False
+
+
+@dataclass
+class ProfileConfig:
+    # off | torch | nsys
+    mode: str = "off"
+    # Denoise steps profiled; -1 for all.
+    num_steps: int = 5
+    all_stages: bool = False
+    # nsys: seconds to skip at start (the warmup) and the capture length; None = whole run.
+    nsys_delay_s: Optional[float] = None
+    nsys_duration_s: Optional[float] = None
+    # Category map for GPU-time breakdown; None uses the built-in map from the guide.
+    categories: Optional[str] = None
+
+
+@dataclass
+class EngineConfig:
+    name: str = "diffusers"  # diffusers | sglang
+    dry_run: bool = False
+    # SGLang --backend: sglang (native) or diffusers (explicit diffusers-backend baseline).
+    backend: Optional[str] = None
+    # auto | cpu | cuda  (in-process engine)
+    device: str = "auto"
+    # Comma-separated CUDA device ids; None picks the idle ones.
+    gpus: Optional[str] = None
+    timeout_s: float = 3600.0
+    hf_offline: bool = False
+    dit_precision: Optional[str] = None
+    vae_precision: Optional[str] = None
+    log_level: Optional[str] = None
+    # Extra engine flags appended verbatim (SGLang) — an escape hatch for flags diffexp does not model.
+    extra_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    # The command to launch SGLang's CLI.
+    executable: str = "sglang"
+    # Path to a JSON config file passed as --config (e.g. Hunyuan3D shape).
+    config_file: Optional[str] = None
+
+
+@dataclass
+class TrackingConfig:
+    # None: a local SQLite store under ./mlruns (no server needed).
+    uri: Optional[str] = None
+    # None: derived from the model name.
+    experiment: Optional[str] = None
+    run_name: Optional[str] = None
+    tags: dict[str, str] = field(default_factory=dict)
+    enabled: bool = True
+
+
+@dataclass
+class KernelsConfig:
+    # torch: the model's own modules; triton: kernels/ swapped into the transformer.
+    impl: str = "torch"
+
+
+@dataclass
+class ReviewConfig:
+    # MLflow run id, "latest:<model>", or a path to reference images/videos; None skips the review.
+    reference: Optional[str] = None
+    # Lossless changes must reach these bounds.
+    min_psnr_db: float = 40.0
+    min_ssim: float = 0.98
+    # Declared-lossy changes (sage attention, Cache-DiT, fp8) are judged against these instead.
+    lossy_min_psnr_db: float = 25.0
+    lossy_min_ssim: float = 0.80
+    # Lossy runs are only reported, never failed, when this is false.
+    judge_lossy: bool = True
+
+
+@dataclass
+class Config:
+    model: ModelConfig = MISSING
+    parallel: ParallelConfig = MISSING
+    offload: OffloadConfig = MISSING
+    attention: AttentionConfig = MISSING
+    compile: CompileConfig = MISSING
+    profile: ProfileConfig = MISSING
+    engine: EngineConfig = MISSING
+    tracking: TrackingConfig = MISSING
+    kernels: KernelsConfig = field(default_factory=KernelsConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+    # Where this run's files go; Hydra's run dir by default.
+    output_dir: str = "."
+    # Name of the sweep this run belongs to (set by multirun sweeps).
+    sweep: Optional[str] = None
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,49 @@
+"""Registers the schema with Hydra's ConfigStore and turns composed configs into typed objects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from diffexp.config.schema import Config
+
+# conf/ lives at the repository root, next to the package (editable install).
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+_registered = False
+
+
+def register() -> None:
+    """Make `base_config` available so YAML options merge onto typed dataclasses (typos fail)."""
+    global _registered
+    if _registered:
+        return
+    ConfigStore.instance().store(name="base_config", node=Config)
+    _registered = True
+
+
+def to_config(cfg: DictConfig) -> Config:
+    """Resolve interpolations and convert to the dataclass tree the rest of the code trusts."""
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
+
+
+def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
+    """Compose a run config outside `@hydra.main` (tests, report tools).
+
+    `output_dir` defaults to the current directory unless an `output_dir=` override is given,
+    since there is no Hydra job (and so no runtime output dir) to interpolate.
+    """
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+    if not any(o.startswith("output_dir=") for o in overrides):
+        cfg.output_dir = "."
+    return cfg

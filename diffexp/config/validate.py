@@ -1,0 +1,193 @@
+"""Semantic validation: the only place that knows what a valid run is.
+
+`validate` checks the config alone (cheap, before anything runs); `check_launch` checks the
+config against this machine (GPUs visible, tools on PATH, input files) right before launch.
+Both collect every problem and raise one ConfigError naming field, value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from diffexp.config.schema import Config
+from diffexp.errors import ConfigError
+
+ENGINES = ("diffusers", "sglang")
+WEIGHTS = ("pretrained", "random", "tiny")
+DTYPES = ("bfloat16", "float16", "float32")
+TASKS = ("t2i", "t2i_turbo", "image_edit", "t2v", "ti2v", "i2v", "shape")
+# Tasks whose pipelines are conditioned on an input image.
+IMAGE_TASKS = ("image_edit", "ti2v", "i2v", "shape")
+VIDEO_TASKS = ("t2v", "ti2v", "i2v")
+PROFILE_MODES = ("off", "torch", "nsys")
+KERNEL_IMPLS = ("torch", "triton")
+DEVICES = ("auto", "cpu", "cuda")
+
+# Attention backends each engine accepts (SGLang 0.5.23 names; the in-process engine maps
+# its supported subset onto diffusers' attention dispatcher).
+SGLANG_ATTENTION = (
+    "fa", "fa3", "fa4", "torch_sdpa", "sage_attn", "sage_attn_3", "sliding_tile_attn",
+    "video_sparse_attn", "sparse_video_gen_2_attn", "vmoba_attn", "sla_attn", "sage_sla_attn",
+    "aiter", "xformers",
+)
+DIFFUSERS_ATTENTION = {"torch_sdpa": "native", "fa": "flash", "fa3": "_flash_3", "sage_attn": "sage"}
+
+
+def _allowed(values) -> str:
+    return ", ".join(str(v) for v in values)
+
+
+def validate(cfg: Config) -> None:
+    problems: list[str] = []
+    problems += _check_model(cfg)
+    problems += _check_parallel(cfg)
+    problems += _check_offload(cfg)
+    problems += _check_engine(cfg)
+    if problems:
+        raise ConfigError(problems)
+
+
+def _check_model(cfg: Config) -> list[str]:
+    m, s = cfg.model, cfg.model.sampling
+    out = []
+    if m.weights not in WEIGHTS:
+        out.append(f"model.weights={m.weights!r}: allowed values are {_allowed(WEIGHTS)}")
+    if m.weights == "random" and not m.arch:
+        out.append(f"model.weights=random needs model.arch (an architecture in conf/arch/); model {m.name!r} has none")
+    if m.dtype not in DTYPES:
+        out.append(f"model.dtype={m.dtype!r}: allowed values are {_allowed(DTYPES)}")
+    if m.task not in TASKS:
+        out.append(f"model.task={m.task!r}: allowed values are {_allowed(TASKS)}")
+    if m.task in IMAGE_TASKS and not s.image_path:
+        out.append(f"model.sampling.image_path=None: task {m.task!r} needs an input image (set model.sampling.image_path=PATH)")
+    for name in ("width", "height", "num_frames", "num_inference_steps", "fps"):
+        value = getattr(s, name)
+        if value is not None and value <= 0:
+            out.append(f"model.sampling.{name}={value}: must be a positive integer")
+    if s.guidance_scale is not None and s.guidance_scale < 0:
+        out.append(f"model.sampling.guidance_scale={s.guidance_scale}: must be >= 0")
+    if s.num_frames is not None and m.task not in VIDEO_TASKS and s.num_frames != 1:
+        out.append(f"model.sampling.num_frames={s.num_frames}: only video tasks ({_allowed(VIDEO_TASKS)}) take frames, task is {m.task!r}")
+    return out
+
+
+def _check_parallel(cfg: Config) -> list[str]:
+    p, out = cfg.parallel, []
+    if p.num_gpus < 1:
+        return [f"parallel.num_gpus={p.num_gpus}: must be >= 1"]
+    for name in ("ulysses_degree", "ring_degree", "tp_degree", "cfg_parallel_size"):
+        value = getattr(p, name)
+        if value is not None and value < 1:
+            out.append(f"parallel.{name}={value}: must be >= 1")
+    if out:
+        return out
+    cfg_factor = 2 if (p.cfg_parallel or (p.cfg_parallel_size or 1) > 1) else 1
+    if p.cfg_parallel_size not in (None, 1, 2):
+        out.append(f"parallel.cfg_parallel_size={p.cfg_parallel_size}: allowed values are 1, 2")
+    tp = p.tp_degree or 1
+    if p.ulysses_degree is not None or p.ring_degree is not None:
+        sp = (p.ulysses_degree or 1) * (p.ring_degree or 1)
+        if sp * cfg_factor * tp != p.num_gpus:
+            terms = f"ulysses_degree ({p.ulysses_degree or 1}) × ring_degree ({p.ring_degree or 1})"
+            if cfg_factor == 2:
+                terms += " × 2 (CFG-parallel)"
+            if tp > 1:
+                terms += f" × tp_degree ({tp})"
+            out.append(
+                f"parallel.num_gpus={p.num_gpus}: must equal {terms} = {sp * cfg_factor * tp}; "
+                "the sequence-parallel degree is ulysses × ring, and CFG-parallel doubles it"
+            )
+    elif p.num_gpus % (cfg_factor * tp):
+        out.append(f"parallel.num_gpus={p.num_gpus}: CFG-parallel needs an even GPU count (two branch groups)")
+    if cfg_factor == 2:
+        if p.num_gpus < 2:
+            out.append(f"parallel.cfg_parallel=true with parallel.num_gpus={p.num_gpus}: CFG-parallel needs at least 2 GPUs")
+        g = cfg.model.sampling.guidance_scale
+        if g is not None and g <= 1.0:
+            out.append(
+                f"parallel.cfg_parallel=true with model.sampling.guidance_scale={g}: CFG-parallel needs a model "
+                "run with classifier-free guidance (guidance_scale > 1); use a sequence-parallel layout instead"
+            )
+    return out
+
+
+def _check_offload(cfg: Config) -> list[str]:
+    o, out = cfg.offload, []
+    if o.prefetch_size is not None and o.prefetch_size < 0:
+        out.append(f"offload.prefetch_size={o.prefetch_size}: must be >= 0 (0 = one layer, <1 = fraction of layers, >=1 = layer count)")
+    if o.prefetch_size is not None and o.dit_layerwise is False:
+        out.append(f"offload.prefetch_size={o.prefetch_size} with offload.dit_layerwise=false: prefetch only applies to layerwise offload")
+    if o.dit_cpu and o.dit_layerwise:
+        out.append("offload.dit_cpu=true with offload.dit_layerwise=true: choose one way to offload the DiT")
+    return out
+
+
+def _check_engine(cfg: Config) -> list[str]:
+    e, out = cfg.engine, []
+    if e.name not in ENGINES:
+        return [f"engine.name={e.name!r}: allowed values are {_allowed(ENGINES)}"]
+    if e.device not in DEVICES:
+        out.append(f"engine.device={e.device!r}: allowed values are {_allowed(DEVICES)}")
+    if e.timeout_s <= 0:
+        out.append(f"engine.timeout_s={e.timeout_s}: must be > 0")
+    if cfg.profile.mode not in PROFILE_MODES:
+        out.append(f"profile.mode={cfg.profile.mode!r}: allowed values are {_allowed(PROFILE_MODES)}")
+    if cfg.profile.num_steps == 0 or cfg.profile.num_steps < -1:
+        out.append(f"profile.num_steps={cfg.profile.num_steps}: must be a positive step count or -1 for all steps")
+    if cfg.kernels.impl not in KERNEL_IMPLS:
+        out.append(f"kernels.impl={cfg.kernels.impl!r}: allowed values are {_allowed(KERNEL_IMPLS)}")
+    if cfg.compile.warmup_runs < 0:
+        out.append(f"compile.warmup_runs={cfg.compile.warmup_runs}: must be >= 0")
+    backend = cfg.attention.backend
+    if e.name == "sglang":
+        if backend is not None and backend not in SGLANG_ATTENTION:
+            out.append(f"attention.backend={backend!r}: engine sglang supports {_allowed(SGLANG_ATTENTION)}")
+        if e.backend not in (None, "sglang", "diffusers", "auto"):
+            out.append(f"engine.backend={e.backend!r}: allowed values are sglang, diffusers, auto")
+        if cfg.kernels.impl != "torch":
+            out.append(f"kernels.impl={cfg.kernels.impl!r}: kernel swapping needs the in-process engine (engine=diffusers)")
+    else:
+        if backend is not None and backend not in DIFFUSERS_ATTENTION:
+            out.append(
+                f"attention.backend={backend!r}: engine diffusers supports {_allowed(DIFFUSERS_ATTENTION)}; "
+                "sparse/video backends need engine=sglang"
+            )
+        if cfg.model.weights == "pretrained" and cfg.model.pipeline is None:
+            out.append(f"model.pipeline=None: engine diffusers needs the diffusers pipeline class for model {cfg.model.name!r}")
+    return out
+
+
+def visible_gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # a broken driver counts as no GPU; the engine will say more
+        return 0
+
+
+def check_launch(cfg: Config) -> None:
+    """Checks against this machine, run right before the engine starts (never at composition)."""
+    problems: list[str] = []
+    uses_gpus = cfg.engine.name == "sglang" or cfg.engine.device == "cuda" or (
+        cfg.engine.device == "auto" and visible_gpu_count() > 0
+    )
+    if uses_gpus and not cfg.engine.dry_run:
+        visible = visible_gpu_count()
+        if cfg.engine.gpus:
+            visible = min(visible, len([g for g in cfg.engine.gpus.split(",") if g.strip()]))
+        if cfg.parallel.num_gpus > visible:
+            problems.append(
+                f"parallel.num_gpus={cfg.parallel.num_gpus}: only {visible} GPU(s) visible on this machine"
+                + (f" (engine.gpus={cfg.engine.gpus})" if cfg.engine.gpus else "")
+            )
+    if cfg.engine.device == "cuda" and visible_gpu_count() == 0:
+        problems.append("engine.device=cuda: no CUDA device is visible (use engine.device=auto or cpu)")
+    if cfg.profile.mode == "nsys" and not cfg.engine.dry_run and shutil.which("nsys") is None:
+        problems.append("profile.mode=nsys: `nsys` is not on PATH (install NVIDIA Nsight Systems or use profile=torch)")
+    image = cfg.model.sampling.image_path
+    if image and not cfg.engine.dry_run and not Path(image).is_file():
+        problems.append(f"model.sampling.image_path={image!r}: no such file")
+    if problems:
+        raise ConfigError(problems)

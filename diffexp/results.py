@@ -1,0 +1,83 @@
+"""RunResult: the one record of what a run measured and produced, shared by engines, tracking and reports."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from statistics import median
+from typing import Optional
+
+
+@dataclass
+class RunResult:
+    # Denoise loop total (the primary metric), warmup excluded.
+    denoise_s: Optional[float] = None
+    # Per denoise step, in step order.
+    denoise_step_ms: list[float] = field(default_factory=list)
+    text_encode_s: Optional[float] = None
+    vae_decode_s: Optional[float] = None
+    e2e_s: Optional[float] = None
+    # Max over devices; per-device figures keyed by device label ("cuda:0", "rank1", "cpu").
+    peak_mem_gib: Optional[float] = None
+    peak_mem_gib_per_device: dict[str, float] = field(default_factory=dict)
+    # Every stage the engine reports (SGLang perf dump stages, the in-process engine's stages), in seconds.
+    stages_s: dict[str, float] = field(default_factory=dict)
+    # Any further figures (e.g. warmup_s, memory figures from a perf dump, profile summaries).
+    extra_metrics: dict[str, float] = field(default_factory=dict)
+    # Files produced: generated images/videos, and named artifacts (perf dump, log, traces).
+    outputs: list[str] = field(default_factory=list)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    warmup_excluded: bool = False
+    # Profiling changes latency: a profiled run's figures are not benchmark numbers.
+    profiled: bool = False
+    # False when the figures must not be reported (e.g. SGLang fell back to the diffusers backend).
+    valid: bool = True
+    invalid_reason: Optional[str] = None
+
+    @property
+    def denoise_step_median_ms(self) -> Optional[float]:
+        return median(self.denoise_step_ms) if self.denoise_step_ms else None
+
+    def metrics(self) -> dict[str, float]:
+        """Scalar metrics under their MLflow names; absent figures are left out, never zero-filled."""
+        named = {
+            "denoise_s": self.denoise_s,
+            "denoise_step_ms": self.denoise_step_median_ms,
+            "text_encode_s": self.text_encode_s,
+            "vae_decode_s": self.vae_decode_s,
+            "e2e_s": self.e2e_s,
+            "peak_mem_gib": self.peak_mem_gib,
+        }
+        out = {k: float(v) for k, v in named.items() if v is not None}
+        for device, gib in self.peak_mem_gib_per_device.items():
+            out[f"peak_mem_gib.{_metric_key(device)}"] = float(gib)
+        for stage, seconds in self.stages_s.items():
+            out[f"stage_s.{_metric_key(stage)}"] = float(seconds)
+        out.update({k: float(v) for k, v in self.extra_metrics.items()})
+        return {k: v for k, v in out.items() if math.isfinite(v)}
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["denoise_step_median_ms"] = self.denoise_step_median_ms
+        return data
+
+    def write_json(self, path: Path) -> Path:
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
+        return path
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "RunResult":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def read_json(cls, path: Path) -> "RunResult":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def _metric_key(name: str) -> str:
+    """MLflow metric names allow alphanumerics, _ - . / and spaces; keep them readable."""
+    return "".join(c if c.isalnum() or c in "_-./" else "_" for c in name)

@@ -1,0 +1,145 @@
+"""One run end to end: validate → check the machine → engine → MLflow. Used by `python -m diffexp` and sweeps."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import signal
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from omegaconf import OmegaConf
+
+from diffexp.config import Config, check_launch, validate
+from diffexp.engines import get_engine
+from diffexp.environment import environment_tags
+from diffexp.errors import RunInterrupted
+from diffexp.results import RunResult
+from diffexp.tracking import RunRecorder, flatten, ui_hint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    tracking_uri: str
+    result: Optional[RunResult]
+    status: str
+
+
+def run_name(cfg: Config) -> str:
+    """Readable name from the group choices, e.g. `flux1_dev · cfg_ulysses4 · layerwise0.1 · fa · compile`."""
+    parts = [cfg.model.name, cfg.parallel.name]
+    offload = cfg.offload.name
+    if cfg.offload.dit_layerwise and cfg.offload.prefetch_size is not None:
+        offload = f"{offload}{cfg.offload.prefetch_size:g}"
+    if offload not in ("none", "default"):
+        parts.append(offload)
+    if cfg.attention.backend:
+        parts.append(cfg.attention.backend)
+    if cfg.compile.enabled:
+        parts.append("compile")
+    if cfg.kernels.impl != "torch":
+        parts.append(f"kernels={cfg.kernels.impl}")
+    if cfg.engine.name != "sglang" and cfg.model.weights != "tiny":
+        parts.append(cfg.engine.name)
+    if cfg.profile.mode != "off":
+        parts.append(f"profile={cfg.profile.mode}")
+    return " · ".join(parts)
+
+
+def run_tags(cfg: Config) -> dict[str, str]:
+    return {
+        **environment_tags(),
+        **cfg.tracking.tags,
+        "engine": cfg.engine.name,
+        "model": cfg.model.name,
+        "weights": cfg.model.weights,
+        # Images from random weights are noise by construction: never mistake them for real output.
+        "weights.random": str(cfg.model.weights != "pretrained").lower(),
+        **({"sweep": cfg.sweep} if cfg.sweep else {}),
+    }
+
+
+@contextmanager
+def _run_log(path: Path):
+    """Everything logged during the run also goes to the run's own log file."""
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        yield path
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+@contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (e.g. from a scheduler) ends the run as KILLED, like Ctrl-C does."""
+
+    def handler(signum, frame):
+        raise RunInterrupted(f"received signal {signum}")
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. a parallel sweep worker): leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> Optional[Outcome]:
+    """Run one composed config. Returns None for a dry run; raises after recording a failed run."""
+    validate(cfg)
+    check_launch(cfg)
+    engine = get_engine(cfg.engine.name)
+    if cfg.engine.dry_run:
+        print(engine.dry_run_text(cfg))
+        return None
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_yaml = run_dir / "config.yaml"
+    config_yaml.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    params = flatten(dataclasses.asdict(cfg))
+    with _run_log(run_dir / "run.log") as log_file, _terminate_as_interrupt():
+        recorder = RunRecorder(
+            cfg.tracking,
+            experiment=cfg.tracking.experiment or cfg.model.name,
+            run_name=cfg.tracking.run_name or run_name(cfg),
+            params=params,
+            tags=run_tags(cfg),
+            parent_run_id=parent_run_id,
+            log_file=log_file,
+        )
+        log.info("MLflow run %s in %s", recorder.run_id, recorder.uri)
+        with recorder:
+            recorder.log_artifact(config_yaml)
+            result = engine.run(cfg, run_dir)
+            recorder.log_result(result, run_dir)
+            if not result.valid:
+                log.error("run is not valid: %s", result.invalid_reason)
+                recorder.status = "FAILED"
+    return Outcome(recorder.run_id, recorder.uri, result, recorder.status or "FINISHED")
+
+
+def print_summary(outcome: Outcome) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"run {outcome.run_id} ({outcome.status})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in (outcome.result.metrics() if outcome.result else {}).items():
+        table.add_row(key, f"{value:.4g}")
+    console.print(table)
+    console.print(f"logged to {outcome.tracking_uri}")
+    console.print(f"see it with: {ui_hint(outcome.tracking_uri)}")

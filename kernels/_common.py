@@ -1,0 +1,132 @@
+"""What every kernel module shares: input checks, launch sizing, and the Triton helpers for row norms."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import triton
+import triton.language as tl
+
+from diffexp.errors import DiffexpError
+
+# Dtypes every kernel takes; arithmetic is always fp32 inside the kernels.
+SUPPORTED_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
+
+
+class KernelInputError(DiffexpError, ValueError):
+    """A tensor handed to a kernel has a shape, dtype, layout or device the kernel does not take."""
+
+
+def interpreting() -> bool:
+    """True when Triton runs kernels through its CPU interpreter (TRITON_INTERPRET=1, read at import)."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def check_tensor(name: str, t: torch.Tensor, *, ndim: tuple[int, ...] | None = None) -> None:
+    """Reject what the kernels cannot read; the message says how to fix it.
+
+    Layout rule for every kernel: the last dimension must be contiguous (stride 1). Leading dimensions may
+    have any strides (views from `chunk`, slices, fused QKV projections are read in place, without a copy).
+    """
+    if ndim is not None and t.dim() not in ndim:
+        raise KernelInputError(f"{name}: expected {' or '.join(map(str, ndim))} dimensions, got shape {tuple(t.shape)}")
+    if t.dtype not in SUPPORTED_DTYPES:
+        raise KernelInputError(f"{name}: dtype {t.dtype} is not supported; use one of {SUPPORTED_DTYPES}")
+    if t.device.type != "cuda" and not interpreting():
+        raise KernelInputError(
+            f"{name}: the Triton kernels need CUDA tensors (got {t.device}); on CPU, set TRITON_INTERPRET=1 "
+            "before triton is imported to run them through the interpreter (slow, for tests only)"
+        )
+    if t.numel() > 0 and t.stride(-1) != 1:
+        raise KernelInputError(
+            f"{name}: the last dimension must be contiguous (stride 1), got strides {t.stride()}; "
+            "call .contiguous() first"
+        )
+
+
+def check_same_device(**tensors: torch.Tensor | None) -> None:
+    devices = {name: t.device for name, t in tensors.items() if t is not None}
+    if len(set(devices.values())) > 1:
+        raise KernelInputError(f"all tensors must be on one device, got {devices}")
+
+
+def modulation_view(name: str, t: torch.Tensor, batch: int, seq: int, dim: int) -> torch.Tensor:
+    """A per-sample (or per-token) vector as a [B, S, D] view with stride 0 where it broadcasts.
+
+    Takes [B, D], [B, 1, D], [B, S, D], and [1, D] / [1, 1, D] (one vector for the whole batch).
+    """
+    check_tensor(name, t, ndim=(2, 3))
+    view = t[:, None, :] if t.dim() == 2 else t
+    if view.shape[-1] != dim or view.shape[0] not in (1, batch) or view.shape[1] not in (1, seq):
+        raise KernelInputError(
+            f"{name}: shape {tuple(t.shape)} does not broadcast to [B={batch}, S={seq}, D={dim}]; "
+            f"expected [{batch}, {dim}], [{batch}, 1, {dim}] or [{batch}, {seq}, {dim}]"
+        )
+    return view.expand(batch, seq, dim)
+
+
+@dataclass(frozen=True)
+class RowLaunch:
+    """How a row kernel is launched: BLOCK_M rows of BLOCK_D (>= D, a power of two) per program."""
+
+    block_d: int
+    block_m: int
+    num_warps: int
+
+
+def row_launch(dim: int, override: tuple[int, int] | None = None) -> RowLaunch:
+    """Launch shape for kernels that keep whole rows in registers.
+
+    Short rows are packed several to a program so that each moves a few KiB; long rows get more warps so
+    that no thread holds more than ~16 elements per tensor. `override` = (block_m, num_warps), for the
+    benchmark's sweep.
+    """
+    block_d = triton.next_power_of_2(dim)
+    if override is not None:
+        block_m, num_warps = override
+    else:
+        block_m = max(1, min(64, 4096 // block_d))
+        num_warps = max(4, min(16, block_m * block_d // 512))
+    if interpreting():
+        # The interpreter's cost grows with the tile, not with num_warps: keep tiles one row.
+        block_m = 1
+    return RowLaunch(block_d=block_d, block_m=block_m, num_warps=num_warps)
+
+
+@triton.jit
+def layer_norm_fp32(x, mask, dim, eps):
+    """Rows of x (fp32, [BLOCK_M, BLOCK_D], masked lanes hold 0) normalised to zero mean, unit variance."""
+    mean = tl.sum(x, axis=1) / dim
+    centered = tl.where(mask, x - mean[:, None], 0.0)
+    var = tl.sum(centered * centered, axis=1) / dim
+    return centered * tl.rsqrt(var + eps)[:, None]
+
+
+@triton.jit
+def rms_norm_fp32(x, dim, eps):
+    """Rows of x (fp32, [BLOCK_M, BLOCK_D], masked lanes hold 0) divided by their root mean square."""
+    mean_sq = tl.sum(x * x, axis=1) / dim
+    return x * tl.rsqrt(mean_sq + eps)[:, None]
+
+
+@triton.jit
+def row_coords(pid, n_rows, seq, BLOCK_M: tl.constexpr):
+    """Rows handled by program `pid` of a [B, S, D] problem: (row, batch, position) as int64, and the row mask."""
+    rows = (pid * BLOCK_M + tl.arange(0, BLOCK_M)).to(tl.int64)
+    batch = rows // seq
+    return rows, batch, rows - batch * seq, rows < n_rows
+
+
+@triton.jit
+def load_rows(ptr, batch, pos, stride_b, stride_s, cols, mask):
+    """A [BLOCK_M, BLOCK_D] tile of a [B, S, D] tensor (any strides but the last) as fp32; masked lanes are 0."""
+    offsets = (batch * stride_b + pos * stride_s)[:, None] + cols[None, :]
+    return tl.load(ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def store_rows(ptr, rows, dim, cols, value, mask):
+    """Store a tile into a contiguous [B*S, D] output, cast to the output's dtype."""
+    tl.store(ptr + rows[:, None] * dim + cols[None, :], value.to(ptr.dtype.element_ty), mask=mask)

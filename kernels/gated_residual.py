@@ -1,0 +1,204 @@
+"""The gated residual add of adaLN-Zero blocks, alone and fused with the next norm + modulation.
+
+Ops:
+- `torch.ops.diffexp.gated_residual(residual, y, gate)` -> residual + gate · y
+- `torch.ops.diffexp.gated_residual_norm_modulate(residual, y, gate, scale, shift, eps)`
+  -> (new_residual, LN(new_residual) · (1 + scale) + shift); gate may be None (a plain residual add).
+
+residual and y are [B, S, D]; gate, scale and shift are per sample ([B, D] / [B, 1, D]), per token
+([B, S, D]) or shared ([1, D]), in any float dtype. Arithmetic is fp32; outputs are new contiguous tensors
+in residual's dtype. The fused op normalises the residual *after* rounding it to that dtype, exactly as the
+unfused code (which stores the residual, then reads it back) does.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels._common import (
+    KernelInputError,
+    check_same_device,
+    check_tensor,
+    interpreting,
+    layer_norm_fp32,
+    load_rows,
+    modulation_view,
+    row_coords,
+    row_launch,
+    store_rows,
+)
+from kernels.norm_modulate import broadcast_reference, check_modulation, modulate_rows, norm_modulate_reference
+
+
+@triton.jit
+def _gated_residual_kernel(
+    res_ptr, y_ptr, gate_ptr, out_ptr,
+    n_rows, seq, dim,
+    stride_rb, stride_rs, stride_yb, stride_ys, stride_gb, stride_gs,
+    BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    rows, batch, pos, row_mask = row_coords(tl.program_id(0), n_rows, seq, BLOCK_M)
+    cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
+    mask = row_mask[:, None] & (cols < dim)[None, :]
+    res = load_rows(res_ptr, batch, pos, stride_rb, stride_rs, cols, mask)
+    y = load_rows(y_ptr, batch, pos, stride_yb, stride_ys, cols, mask)
+    gate = load_rows(gate_ptr, batch, pos, stride_gb, stride_gs, cols, mask)
+    store_rows(out_ptr, rows, dim, cols, res + gate * y, mask)
+
+
+@triton.jit
+def _gated_residual_norm_modulate_kernel(
+    res_ptr, y_ptr, gate_ptr, scale_ptr, shift_ptr, res_out_ptr, mod_out_ptr,
+    n_rows, seq, dim, eps,
+    stride_rb, stride_rs, stride_yb, stride_ys, stride_gb, stride_gs,
+    stride_cb, stride_cs, stride_tb, stride_ts,
+    HAS_GATE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    rows, batch, pos, row_mask = row_coords(tl.program_id(0), n_rows, seq, BLOCK_M)
+    cols = tl.arange(0, BLOCK_D)
+    mask = row_mask[:, None] & (cols < dim)[None, :]
+    res = load_rows(res_ptr, batch, pos, stride_rb, stride_rs, cols, mask)
+    y = load_rows(y_ptr, batch, pos, stride_yb, stride_ys, cols, mask)
+    if HAS_GATE:
+        y = y * load_rows(gate_ptr, batch, pos, stride_gb, stride_gs, cols, mask)
+    new_res = (res + y).to(res_out_ptr.dtype.element_ty)
+    store_rows(res_out_ptr, rows, dim, cols, new_res, mask)
+    normed = layer_norm_fp32(new_res.to(tl.float32), mask, dim, eps)
+    out = modulate_rows(normed, scale_ptr, shift_ptr, batch, pos, stride_cb, stride_cs, stride_tb, stride_ts, cols, mask)
+    store_rows(mod_out_ptr, rows, dim, cols, out, mask)
+
+
+def _check_pair(residual: torch.Tensor, y: torch.Tensor) -> None:
+    check_tensor("residual", residual, ndim=(3,))
+    check_tensor("y", y, ndim=(3,))
+    if y.shape != residual.shape:
+        raise KernelInputError(f"y: shape {tuple(y.shape)} differs from residual's {tuple(residual.shape)}")
+
+
+def _check_out(name: str, out: torch.Tensor, like: torch.Tensor) -> None:
+    if not out.is_contiguous() or out.shape != like.shape:
+        raise KernelInputError(f"{name}: expected a contiguous tensor of shape {tuple(like.shape)}")
+
+
+def _elementwise_launch(dim: int, override: tuple[int, int] | None) -> tuple[int, int, int]:
+    """(BLOCK_M, BLOCK_D, num_warps): column blocks of 1024 divide the DiT widths (3072, 5120) exactly."""
+    block_d = min(triton.next_power_of_2(dim), 1024)
+    block_m, num_warps = override if override is not None else (max(1, 4096 // block_d), 8)
+    return (1 if interpreting() else block_m), block_d, num_warps
+
+
+def launch_gated_residual(
+    residual: torch.Tensor,
+    y: torch.Tensor,
+    gate: torch.Tensor,
+    out: torch.Tensor,
+    launch_override: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Write residual + gate · y into `out` (contiguous, residual's shape)."""
+    _check_pair(residual, y)
+    batch, seq, dim = residual.shape
+    gate_v = modulation_view("gate", gate, batch, seq, dim)
+    check_same_device(residual=residual, y=y, gate=gate, out=out)
+    _check_out("out", out, residual)
+    n_rows = batch * seq
+    if n_rows == 0 or dim == 0:
+        return out
+    block_m, block_d, num_warps = _elementwise_launch(dim, launch_override)
+    _gated_residual_kernel[(triton.cdiv(n_rows, block_m), triton.cdiv(dim, block_d))](
+        residual, y, gate_v, out,
+        n_rows, seq, dim,
+        residual.stride(0), residual.stride(1), y.stride(0), y.stride(1), gate_v.stride(0), gate_v.stride(1),
+        BLOCK_M=block_m, BLOCK_D=block_d, num_warps=num_warps,
+    )  # fmt: skip
+    return out
+
+
+def launch_gated_residual_norm_modulate(
+    residual: torch.Tensor,
+    y: torch.Tensor,
+    gate: Optional[torch.Tensor],
+    scale: torch.Tensor,
+    shift: torch.Tensor,
+    eps: float,
+    res_out: torch.Tensor,
+    mod_out: torch.Tensor,
+    launch_override: tuple[int, int] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Write the new residual into `res_out` and its modulated LayerNorm into `mod_out`."""
+    _check_pair(residual, y)
+    scale_v, shift_v = check_modulation(residual, scale, shift)
+    batch, seq, dim = residual.shape
+    gate_v = modulation_view("gate", gate, batch, seq, dim) if gate is not None else residual
+    check_same_device(residual=residual, y=y, gate=gate, scale=scale, shift=shift, res_out=res_out, mod_out=mod_out)
+    _check_out("res_out", res_out, residual)
+    _check_out("mod_out", mod_out, residual)
+    n_rows = batch * seq
+    if n_rows == 0 or dim == 0:
+        return res_out, mod_out
+    cfg = row_launch(dim, launch_override)
+    _gated_residual_norm_modulate_kernel[(triton.cdiv(n_rows, cfg.block_m),)](
+        residual, y, gate_v, scale_v, shift_v, res_out, mod_out,
+        n_rows, seq, dim, eps,
+        residual.stride(0), residual.stride(1), y.stride(0), y.stride(1), gate_v.stride(0), gate_v.stride(1),
+        scale_v.stride(0), scale_v.stride(1), shift_v.stride(0), shift_v.stride(1),
+        HAS_GATE=gate is not None, BLOCK_M=cfg.block_m, BLOCK_D=cfg.block_d, num_warps=cfg.num_warps,
+    )  # fmt: skip
+    return res_out, mod_out
+
+
+def _new_like(t: torch.Tensor) -> torch.Tensor:
+    return torch.empty(t.shape, dtype=t.dtype, device=t.device)
+
+
+@torch.library.custom_op("diffexp::gated_residual", mutates_args=())
+def gated_residual(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    """residual + gate · y (Triton); see the module docstring for shapes."""
+    return launch_gated_residual(residual, y, gate, _new_like(residual))
+
+
+@gated_residual.register_fake
+def _gated_residual_fake(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    return residual.new_empty(residual.shape)
+
+
+@torch.library.custom_op("diffexp::gated_residual_norm_modulate", mutates_args=())
+def gated_residual_norm_modulate(
+    residual: torch.Tensor,
+    y: torch.Tensor,
+    gate: Optional[torch.Tensor],
+    scale: torch.Tensor,
+    shift: torch.Tensor,
+    eps: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(residual + gate · y, LN(that) · (1 + scale) + shift) (Triton); see the module docstring."""
+    return launch_gated_residual_norm_modulate(
+        residual, y, gate, scale, shift, eps, _new_like(residual), _new_like(residual)
+    )
+
+
+@gated_residual_norm_modulate.register_fake
+def _gated_residual_norm_modulate_fake(residual, y, gate, scale, shift, eps=1e-6):
+    return residual.new_empty(residual.shape), residual.new_empty(residual.shape)
+
+
+def gated_residual_reference(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    """Plain PyTorch, the same arithmetic: fp32 throughout, one cast at the end."""
+    return (residual.float() + broadcast_reference(gate).float() * y.float()).to(residual.dtype)
+
+
+def gated_residual_norm_modulate_reference(
+    residual: torch.Tensor,
+    y: torch.Tensor,
+    gate: Optional[torch.Tensor],
+    scale: torch.Tensor,
+    shift: torch.Tensor,
+    eps: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain PyTorch, the same arithmetic as the fused kernel."""
+    gated = y.float() if gate is None else broadcast_reference(gate).float() * y.float()
+    new_residual = (residual.float() + gated).to(residual.dtype)
+    return new_residual, norm_modulate_reference(new_residual, scale, shift, eps)

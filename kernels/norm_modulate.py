@@ -1,0 +1,108 @@
+"""LayerNorm without affine, then AdaLN modulation, in one pass: y = LN(x) · (1 + scale) + shift.
+
+Op: `torch.ops.diffexp.norm_modulate(x, scale, shift, eps)`. x is [B, S, D]; scale and shift are per sample
+([B, D] or [B, 1, D]), per token ([B, S, D]) or shared ([1, D]), in any float dtype (FLUX passes bf16, Wan
+fp32). Arithmetic is fp32; the output is a new contiguous tensor in x's dtype. eps defaults to 1e-6, the
+value FLUX's and Wan's norm1 use. Every input needs a contiguous last dimension; other strides are free.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from kernels._common import (
+    KernelInputError,
+    check_same_device,
+    check_tensor,
+    layer_norm_fp32,
+    load_rows,
+    modulation_view,
+    row_coords,
+    row_launch,
+    store_rows,
+)
+
+
+@triton.jit
+def modulate_rows(normed, scale_ptr, shift_ptr, batch, pos, stride_cb, stride_cs, stride_tb, stride_ts, cols, mask):
+    """normed · (1 + scale) + shift for a tile; scale/shift are [B, S, D] views (stride 0 where they broadcast)."""
+    scale = load_rows(scale_ptr, batch, pos, stride_cb, stride_cs, cols, mask)
+    shift = load_rows(shift_ptr, batch, pos, stride_tb, stride_ts, cols, mask)
+    return normed * (1.0 + scale) + shift
+
+
+@triton.jit
+def _norm_modulate_kernel(
+    x_ptr, scale_ptr, shift_ptr, out_ptr,
+    n_rows, seq, dim, eps,
+    stride_xb, stride_xs, stride_cb, stride_cs, stride_tb, stride_ts,
+    BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+):  # fmt: skip
+    rows, batch, pos, row_mask = row_coords(tl.program_id(0), n_rows, seq, BLOCK_M)
+    cols = tl.arange(0, BLOCK_D)
+    mask = row_mask[:, None] & (cols < dim)[None, :]
+    x = load_rows(x_ptr, batch, pos, stride_xb, stride_xs, cols, mask)
+    normed = layer_norm_fp32(x, mask, dim, eps)
+    y = modulate_rows(normed, scale_ptr, shift_ptr, batch, pos, stride_cb, stride_cs, stride_tb, stride_ts, cols, mask)
+    store_rows(out_ptr, rows, dim, cols, y, mask)
+
+
+def check_modulation(
+    x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """x must be [B, S, D]; returns scale and shift as [B, S, D] broadcast views."""
+    check_tensor("x", x, ndim=(3,))
+    batch, seq, dim = x.shape
+    return modulation_view("scale", scale, batch, seq, dim), modulation_view("shift", shift, batch, seq, dim)
+
+
+def launch_norm_modulate(
+    x: torch.Tensor,
+    scale: torch.Tensor,
+    shift: torch.Tensor,
+    eps: float,
+    out: torch.Tensor,
+    launch_override: tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Write norm_modulate(x) into `out` (contiguous, x's shape); the op below and the tests call this."""
+    scale_v, shift_v = check_modulation(x, scale, shift)
+    check_same_device(x=x, scale=scale, shift=shift, out=out)
+    if not out.is_contiguous() or out.shape != x.shape:
+        raise KernelInputError(f"out: expected a contiguous tensor of shape {tuple(x.shape)}")
+    batch, seq, dim = x.shape
+    n_rows = batch * seq
+    if n_rows == 0 or dim == 0:
+        return out
+    cfg = row_launch(dim, launch_override)
+    _norm_modulate_kernel[(triton.cdiv(n_rows, cfg.block_m),)](
+        x, scale_v, shift_v, out,
+        n_rows, seq, dim, eps,
+        x.stride(0), x.stride(1), scale_v.stride(0), scale_v.stride(1), shift_v.stride(0), shift_v.stride(1),
+        BLOCK_M=cfg.block_m, BLOCK_D=cfg.block_d, num_warps=cfg.num_warps,
+    )  # fmt: skip
+    return out
+
+
+@torch.library.custom_op("diffexp::norm_modulate", mutates_args=())
+def norm_modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """LayerNorm(x, no affine) · (1 + scale) + shift (Triton); see the module docstring for shapes."""
+    return launch_norm_modulate(x, scale, shift, eps, torch.empty(x.shape, dtype=x.dtype, device=x.device))
+
+
+@norm_modulate.register_fake
+def _norm_modulate_fake(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    return x.new_empty(x.shape)
+
+
+def broadcast_reference(t: torch.Tensor) -> torch.Tensor:
+    """[B, D] -> [B, 1, D]; 3-D modulation tensors broadcast as they are."""
+    return t[:, None, :] if t.dim() == 2 else t
+
+
+def norm_modulate_reference(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """Plain PyTorch, the same arithmetic: fp32 throughout, one cast at the end."""
+    normed = torch.nn.functional.layer_norm(x.float(), (x.shape[-1],), eps=eps)
+    y = normed * (1 + broadcast_reference(scale).float()) + broadcast_reference(shift).float()
+    return y.to(x.dtype)

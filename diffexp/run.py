@@ -141,5 +141,6 @@ def print_summary(outcome: Outcome) -> None:
     for key, value in (outcome.result.metrics() if outcome.result else {}).items():
         table.add_row(key, f"{value:.4g}")
     console.print(table)
-    console.print(f"logged to {outcome.tracking_uri}")
-    console.print(f"see it with: {ui_hint(outcome.tracking_uri)}")
+    # Plain prints: paths must not be wrapped, so they can be copied.
+    print(f"logged to {outcome.tracking_uri} (run {outcome.run_id})")
+    print(f"see it with: {ui_hint(outcome.tracking_uri)}")

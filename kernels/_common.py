@@ -90,8 +90,8 @@ def row_launch(dim: int, override: tuple[int, int] | None = None) -> RowLaunch:
         block_m = max(1, min(64, 4096 // block_d))
         num_warps = max(4, min(16, block_m * block_d // 512))
     if interpreting():
-        # The interpreter's cost grows with the tile, not with num_warps: keep tiles one row.
-        block_m = 1
+        # The interpreter pays per program, not per element: pack many rows into each.
+        block_m = max(1, 8192 // block_d)
     return RowLaunch(block_d=block_d, block_m=block_m, num_warps=num_warps)
 
 

@@ -88,7 +88,7 @@ def _elementwise_launch(dim: int, override: tuple[int, int] | None) -> tuple[int
     """(BLOCK_M, BLOCK_D, num_warps): column blocks of 1024 divide the DiT widths (3072, 5120) exactly."""
     block_d = min(triton.next_power_of_2(dim), 1024)
     block_m, num_warps = override if override is not None else (max(1, 4096 // block_d), 8)
-    return (1 if interpreting() else block_m), block_d, num_warps
+    return (max(1, 8192 // block_d) if interpreting() else block_m), block_d, num_warps
 
 
 def launch_gated_residual(

@@ -38,6 +38,12 @@ class ModelConfig:
     pipeline: Optional[str] = None
     # SGLang --pipeline-class-name, when the recipe pins one.
     sglang_pipeline: Optional[str] = None
+    # Options SGLang reads from a --config file (e.g. Hunyuan3D's paint_enable); the SGLang engine
+    # writes them to <run_dir>/sglang_config.json and passes that file.
+    sglang_config: dict[str, Any] = field(default_factory=dict)
+    # SGLang --model-id: the registry name that selects the native pipeline config when `path` is a
+    # local directory SGLang cannot identify (e.g. "FLUX.1-dev" for the built-in tiny FLUX).
+    sglang_model_id: Optional[str] = None
     # pretrained: load the checkpoint at `path`; random: real architecture, seeded random weights;
     # tiny: the built-in small model, built locally and cached.
     weights: str = "pretrained"
@@ -137,6 +143,8 @@ class EngineConfig:
     executable: str = "sglang"
     # Path to a JSON config file passed as --config (e.g. Hunyuan3D shape).
     config_file: Optional[str] = None
+    # SGLang --save-output (true) / --no-save-output (false) / neither (null; SGLang saves by default).
+    save_output: Optional[bool] = True
 
 
 @dataclass
@@ -168,6 +176,11 @@ class ReviewConfig:
     lossy_min_ssim: float = 0.80
     # Lossy runs are only reported, never failed, when this is false.
     judge_lossy: bool = True
+    # Declares this run's change lossy (Cache-DiT, fp8, ...) so the looser bounds apply; attention.lossy
+    # and fp8/fp4 engine precisions count as lossy without it.
+    lossy: bool = False
+    # Marks this sweep point as the reference for the others (with review.reference=sweep:baseline).
+    baseline: bool = False
 
 
 @dataclass

@@ -24,12 +24,17 @@ PROFILE_MODES = ("off", "torch", "nsys")
 KERNEL_IMPLS = ("torch", "triton")
 DEVICES = ("auto", "cpu", "cuda")
 
-# Attention backends each engine accepts (SGLang 0.5.23 names; the in-process engine maps
-# its supported subset onto diffusers' attention dispatcher).
+# Attention backends each engine accepts. SGLang 0.5.23: the lower-cased names of
+# AttentionBackendEnum (runtime/platforms/interface.py) plus the aliases
+# ServerArgs._normalize_attention_backend_name maps (fa3, fa4 → fa; cudnn_sdpa → torch_cudnn_sdpa).
+# The in-process engine maps its supported subset onto diffusers' attention dispatcher.
 SGLANG_ATTENTION = (
-    "fa", "fa3", "fa4", "torch_sdpa", "sage_attn", "sage_attn_3", "sliding_tile_attn",
-    "video_sparse_attn", "sparse_video_gen_2_attn", "vmoba_attn", "sla_attn", "sage_sla_attn",
-    "aiter", "xformers",
+    "fa", "fa2", "fa3", "fa4", "torch_sdpa", "torch_cudnn_sdpa", "cudnn_sdpa", "dynamic_cudnn_sdpa",
+    "sage_attn", "sage_attn_3", "sparge_attn", "sliding_tile_attn", "video_sparse_attn",
+    "video_sparse_attn_h3", "hybrid_window_attn_h3", "sparse_video_gen_2_attn", "vmoba_attn",
+    "aiter", "aiter_sage", "sla_attn", "sage_sla_attn", "laser_attn", "block_sparse_attn",
+    "rain_fusion_attn", "sol_attn", "subblock_sparse_attn", "cube_sparse_attn", "fp8_fa_sm120",
+    "no_attention",
 )
 DIFFUSERS_ATTENTION = {"torch_sdpa": "native", "fa": "flash", "fa3": "_flash_3", "sage_attn": "sage"}
 
@@ -73,6 +78,9 @@ def _check_model(cfg: Config) -> list[str]:
 
 
 def _check_parallel(cfg: Config) -> list[str]:
+    """SGLang 0.5.23's own topology rules (ServerArgs._adjust_parallelism / _validate_parallelism):
+    --cfg-parallel-size supersedes --enable-cfg-parallel (degree 2); the GPUs left per group after
+    tp × cfg form the sequence-parallel degree, which must equal ulysses × ring when either is set."""
     p, out = cfg.parallel, []
     if p.num_gpus < 1:
         return [f"parallel.num_gpus={p.num_gpus}: must be >= 1"]
@@ -82,27 +90,34 @@ def _check_parallel(cfg: Config) -> list[str]:
             out.append(f"parallel.{name}={value}: must be >= 1")
     if out:
         return out
-    cfg_factor = 2 if (p.cfg_parallel or (p.cfg_parallel_size or 1) > 1) else 1
-    if p.cfg_parallel_size not in (None, 1, 2):
-        out.append(f"parallel.cfg_parallel_size={p.cfg_parallel_size}: allowed values are 1, 2")
+    if p.cfg_parallel and p.cfg_parallel_size == 1:
+        out.append(
+            "parallel.cfg_parallel=true with parallel.cfg_parallel_size=1: the size supersedes the switch and "
+            "turns CFG-parallel off; drop one of them"
+        )
+    cfg_degree = p.cfg_parallel_size if p.cfg_parallel_size is not None else (2 if p.cfg_parallel else 1)
     tp = p.tp_degree or 1
-    if p.ulysses_degree is not None or p.ring_degree is not None:
-        sp = (p.ulysses_degree or 1) * (p.ring_degree or 1)
-        if sp * cfg_factor * tp != p.num_gpus:
-            terms = f"ulysses_degree ({p.ulysses_degree or 1}) × ring_degree ({p.ring_degree or 1})"
-            if cfg_factor == 2:
-                terms += " × 2 (CFG-parallel)"
+    group = tp * cfg_degree
+    if cfg_degree > 1 and p.num_gpus == 1:
+        out.append(f"parallel.num_gpus=1 with CFG-parallel (degree {cfg_degree}): CFG-parallel needs at least 2 GPUs")
+    elif p.ulysses_degree is not None or p.ring_degree is not None:
+        ulysses, ring = p.ulysses_degree or 1, p.ring_degree or 1
+        if ulysses * ring * group != p.num_gpus:
+            terms = f"ulysses_degree ({ulysses}) × ring_degree ({ring})"
+            if cfg_degree > 1:
+                terms += f" × {cfg_degree} (CFG-parallel)"
             if tp > 1:
                 terms += f" × tp_degree ({tp})"
             out.append(
-                f"parallel.num_gpus={p.num_gpus}: must equal {terms} = {sp * cfg_factor * tp}; "
-                "the sequence-parallel degree is ulysses × ring, and CFG-parallel doubles it"
+                f"parallel.num_gpus={p.num_gpus}: must equal {terms} = {ulysses * ring * group}; SGLang gives "
+                "sequence parallelism the GPUs left after tp × CFG-parallel, and that degree must be ulysses × ring"
             )
-    elif p.num_gpus % (cfg_factor * tp):
-        out.append(f"parallel.num_gpus={p.num_gpus}: CFG-parallel needs an even GPU count (two branch groups)")
-    if cfg_factor == 2:
-        if p.num_gpus < 2:
-            out.append(f"parallel.cfg_parallel=true with parallel.num_gpus={p.num_gpus}: CFG-parallel needs at least 2 GPUs")
+    elif p.num_gpus % group:
+        out.append(
+            f"parallel.num_gpus={p.num_gpus}: must be divisible by tp_degree ({tp}) × CFG-parallel degree "
+            f"({cfg_degree}) = {group}"
+        )
+    if cfg_degree > 1:
         g = cfg.model.sampling.guidance_scale
         if g is not None and g <= 1.0:
             out.append(

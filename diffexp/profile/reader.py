@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import codecs
 import gzip
-import io
 import json
 import logging
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -47,10 +47,10 @@ _CATEGORY_RE = re.compile(
 
 @dataclass(frozen=True)
 class ReadStats:
-    """How a trace was read: which parser, how many raw (uncompressed) characters, how many events kept."""
+    """How a trace was read: which parser, how many raw (uncompressed) bytes, how many events kept."""
 
     parser: str
-    raw_chars: int
+    raw_bytes: int
     events_kept: int
 
 
@@ -83,7 +83,7 @@ def _read_with(source: Path, parser: str, progress: ProgressCallback | None) -> 
     collector = EventCollector()
     add = collector.add
     kept = 0
-    with _open_binary(source, progress) as (stream, counter):
+    with _open_counting(source, progress) as stream:
         events = _fast_events(stream) if parser == "fast" else _ijson_events(stream, _ijson_prefix(source))
         try:
             for event in events:
@@ -91,21 +91,18 @@ def _read_with(source: Path, parser: str, progress: ProgressCallback | None) -> 
                 kept += 1
         except (ijson.JSONError, ijson.IncompleteJSONError, json.JSONDecodeError, EOFError, OSError) as err:
             raise DiffexpError(f"{source} is not a readable Chrome trace: {err}") from err
-        raw_chars = counter.raw_bytes
-    if raw_chars == 0:
+        raw_bytes = stream.raw_bytes
+    if raw_bytes == 0:
         raise DiffexpError(f"trace file {source} is empty")
-    return collector.finish(), ReadStats(parser=parser, raw_chars=raw_chars, events_kept=kept)
+    return collector.finish(), ReadStats(parser=parser, raw_bytes=raw_bytes, events_kept=kept)
 
 
-class _CountingStream(io.RawIOBase):
-    """Wraps the decompressed stream: counts raw bytes and reports progress on the file on disk."""
+class _CountingStream:
+    """The decompressed byte stream; counts raw bytes and reports progress on the file on disk."""
 
     def __init__(self, inner: IO[bytes], disk: IO[bytes], size: int, progress: ProgressCallback | None):
         self._inner, self._disk, self._size, self._progress = inner, disk, size, progress
         self.raw_bytes = 0
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:
         data = self._inner.read(size)
@@ -114,38 +111,25 @@ class _CountingStream(io.RawIOBase):
             self._progress(self._disk.tell(), self._size)
         return data
 
-    def readinto(self, buffer: Any) -> int:
-        data = self.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
 
-
-class _open_binary:
-    """Context manager: (counting stream of the uncompressed bytes, counter); gzip is found by its magic."""
-
-    def __init__(self, source: Path, progress: ProgressCallback | None):
-        self._source, self._progress = source, progress
-
-    def __enter__(self) -> tuple[_CountingStream, _CountingStream]:
-        self._disk = open(self._source, "rb")
-        compressed = self._disk.read(2) == b"\x1f\x8b"
-        self._disk.seek(0)
-        inner: IO[bytes] = gzip.GzipFile(fileobj=self._disk, mode="rb") if compressed else self._disk
-        counter = _CountingStream(inner, self._disk, self._source.stat().st_size, self._progress)
-        return counter, counter
-
-    def __exit__(self, *exc: object) -> None:
-        self._disk.close()
+@contextmanager
+def _open_counting(source: Path, progress: ProgressCallback | None) -> Iterator[_CountingStream]:
+    """Open a trace for reading its uncompressed bytes; gzip is recognised by its magic number, not its name."""
+    with open(source, "rb") as disk:
+        compressed = disk.read(2) == b"\x1f\x8b"
+        disk.seek(0)
+        inner: IO[bytes] = gzip.GzipFile(fileobj=disk, mode="rb") if compressed else disk
+        yield _CountingStream(inner, disk, source.stat().st_size, progress)
 
 
 def _ijson_prefix(source: Path) -> str:
     """`traceEvents.item` for the object form of the Chrome trace format, `item` for the bare-array form."""
-    with _open_binary(source, None) as (stream, _):
+    with _open_counting(source, None) as stream:
         head = stream.read(4096).lstrip()
     return "item" if head.startswith(b"[") else "traceEvents.item"
 
 
-def _ijson_events(stream: IO[bytes], prefix: str) -> Iterator[dict[str, Any]]:
+def _ijson_events(stream: _CountingStream, prefix: str) -> Iterator[dict[str, Any]]:
     if ijson.backend != "yajl2_c":
         log.warning("ijson is using its %s backend; install ijson's C extension for speed", ijson.backend)
     for event in ijson.items(stream, prefix, use_float=True):
@@ -166,7 +150,7 @@ class _Utf8Blocks:
         return self._decoder.decode(data, final)
 
 
-def _fast_events(stream: IO[bytes], block_bytes: int = BLOCK_BYTES) -> Iterator[dict[str, Any]]:
+def _fast_events(stream: _CountingStream, block_bytes: int = BLOCK_BYTES) -> Iterator[dict[str, Any]]:
     raw_decode = json.JSONDecoder().raw_decode
     decode = _Utf8Blocks()
     text = ""

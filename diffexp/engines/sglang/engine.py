@@ -1,0 +1,148 @@
+"""The SGLang engine: `sglang generate` as a subprocess, measured from its own perf dump and log."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from diffexp.config.schema import Config
+from diffexp.engines.sglang import env as run_env
+from diffexp.engines.sglang import flags, harvest
+from diffexp.engines.sglang.process import run_streaming
+from diffexp.errors import ConfigError, DiffexpError
+from diffexp.results import RunResult
+
+log = logging.getLogger(__name__)
+
+OUTPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".mp4", ".webm", ".mov", ".wav", ".glb", ".obj", ".ply")
+BUILTIN_PREFIX = "builtin://"
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Everything a run needs, decided before anything starts (the dry run prints exactly this)."""
+
+    command: list[str]
+    env: dict[str, str]  # set on top of the inherited environment
+    paths: flags.RunPaths
+    gpu_reason: str
+    config_payload: Optional[dict]
+    warnings: list[str]
+
+
+def resolve_model_path(cfg: Config) -> str:
+    path = cfg.model.path
+    if cfg.model.weights == "tiny" or path.startswith(BUILTIN_PREFIX):
+        from diffexp.models.tiny import ensure_tiny_checkpoint
+
+        name = path[len(BUILTIN_PREFIX):] if path.startswith(BUILTIN_PREFIX) else (cfg.model.arch or cfg.model.name)
+        return str(ensure_tiny_checkpoint(name))
+    return path
+
+
+def prepare(cfg: Config, run_dir: Path, gpus=None) -> Launch:
+    problems = flags.problems(cfg)
+    if problems:
+        raise ConfigError(problems)
+    paths = flags.RunPaths(run_dir=Path(run_dir).resolve(), model_path=resolve_model_path(cfg))
+    cuda_visible, gpu_reason = run_env.choose_gpus(cfg, gpus)
+    warnings = [w for w in (run_env.gated_warning(cfg),) if w]
+    if cfg.compile.mode:
+        warnings.append(f"compile.mode={cfg.compile.mode!r}: sglang generate has no flag for it; ignored")
+    payload = dict(cfg.model.sglang_config) if cfg.model.sglang_config and not cfg.engine.config_file else None
+    return Launch(
+        command=flags.command(cfg, paths),
+        env=run_env.run_env(cfg, paths, cuda_visible),
+        paths=paths,
+        gpu_reason=gpu_reason,
+        config_payload=payload,
+        warnings=warnings,
+    )
+
+
+def script_text(launch: Launch) -> str:
+    """A copy-pastable shell script: environment, the generated --config file, the command."""
+    lines = ["# sglang engine" + (f"; GPUs: {launch.gpu_reason}" if launch.gpu_reason else "")]
+    lines += [f"# WARNING: {w}" for w in launch.warnings]
+    lines += [f"export {key}={shlex.quote(value)}" for key, value in launch.env.items()]
+    if launch.config_payload is not None:
+        target = launch.paths.generated_config
+        lines.append(
+            f"mkdir -p {shlex.quote(str(target.parent))} && printf '%s\\n' "
+            f"{shlex.quote(json.dumps(launch.config_payload))} > {shlex.quote(str(target))}"
+        )
+    lines.append(shlex.join(launch.command))
+    return "\n".join(lines) + "\n"
+
+
+def collect_outputs(outputs_dir: Path, logged: list[str]) -> list[str]:
+    found = sorted(str(p) for p in outputs_dir.rglob("*") if p.is_file() and p.suffix.lower() in OUTPUT_SUFFIXES) \
+        if outputs_dir.is_dir() else []
+    found += [p for p in logged if p not in found and Path(p).is_file()]
+    return found
+
+
+def failure_message(returncode: int, tail: list[str], figures: harvest.LogFigures, log_path: Path) -> str:
+    head = f"sglang generate exited with code {returncode} (log: {log_path})"
+    if figures.oom_lines:
+        head = (f"sglang generate ran out of GPU memory: {figures.oom_lines[-1][:300]}\n"
+                "Try CPU/layerwise offload (offload=layerwise or low_vram), more GPUs (parallel=...), "
+                f"or a smaller resolution/frame count. Log: {log_path}")
+    return head + "\nlast lines:\n" + "\n".join(f"  {line}" for line in tail[-25:])
+
+
+class SGLangEngine:
+    def dry_run_text(self, cfg: Config) -> str:
+        return script_text(prepare(cfg, Path(cfg.output_dir)))
+
+    def run(self, cfg: Config, run_dir: Path) -> RunResult:
+        launch = prepare(cfg, run_dir)
+        paths = launch.paths
+        for folder in (paths.run_dir, paths.outputs, paths.traces):
+            folder.mkdir(parents=True, exist_ok=True)
+        for warning in launch.warnings:
+            log.warning(warning)
+        if launch.config_payload is not None:
+            paths.generated_config.write_text(json.dumps(launch.config_payload, indent=2) + "\n")
+        (paths.run_dir / "command.sh").write_text(script_text(launch))
+        log.info("GPUs: CUDA_VISIBLE_DEVICES=%s (%s)", launch.env.get("CUDA_VISIBLE_DEVICES", "<inherited>"), launch.gpu_reason)
+        log.info("running: %s", shlex.join(launch.command))
+
+        returncode, tail = run_streaming(launch.command, {**os.environ, **launch.env}, paths.log, cfg.engine.timeout_s)
+        figures = harvest.parse_log(paths.log.read_text(errors="replace") if paths.log.is_file() else "")
+        if returncode != 0:
+            raise DiffexpError(failure_message(returncode, tail, figures, paths.log))
+
+        dump = harvest.read_perf_dump(paths.perf_dump) if paths.perf_dump.is_file() else None
+        if dump is None:
+            log.warning("no perf dump at %s; figures come from the log's timing lines", paths.perf_dump)
+        result = harvest.build_result(
+            dump, figures, diffusers_baseline=cfg.engine.backend == "diffusers", profiled=cfg.profile.mode != "off"
+        )
+        result.outputs = collect_outputs(paths.outputs, figures.saved_outputs)
+        result.artifacts.update(self._artifacts(launch, figures))
+        result.tags["engine"] = "sglang"
+        if "CUDA_VISIBLE_DEVICES" in launch.env:
+            result.tags["cuda_visible_devices"] = launch.env["CUDA_VISIBLE_DEVICES"]
+        if not result.valid:
+            log.error("run invalid: %s", result.invalid_reason)
+        return result
+
+    @staticmethod
+    def _artifacts(launch: Launch, figures: harvest.LogFigures) -> dict[str, str]:
+        paths = launch.paths
+        found = {"sglang_log": paths.log, "command": paths.run_dir / "command.sh", "perf_dump": paths.perf_dump,
+                 "sglang_config": paths.generated_config, "nsys_report": paths.nsys_report.with_suffix(".nsys-rep")}
+        if figures.residency_lines:
+            advice = paths.run_dir / "residency_advice.txt"
+            advice.write_text("\n".join(figures.residency_lines) + "\n")
+            found["residency_advice"] = advice
+        artifacts = {name: str(path) for name, path in found.items() if path.is_file()}
+        if paths.traces.is_dir() and any(paths.traces.iterdir()):
+            artifacts["traces"] = str(paths.traces)
+        return artifacts

@@ -1,0 +1,234 @@
+"""Turn what `sglang generate` left behind (perf dump JSON, console log) into a RunResult.
+
+The perf dump schema is PerformanceLogger.dump_benchmark_report in SGLang 0.5.23
+(runtime/utils/perf_logger.py): total_duration_ms, steps = [{name, duration_ms}] (one per pipeline
+stage), denoise_steps_ms = [{step, duration_ms}], memory_checkpoints = {name: {allocated_mb,
+reserved_mb, peak_allocated_mb, peak_reserved_mb, peak_host_anon_mb}}, meta = {prompt, model},
+plus timestamp, request_id, commit_hash, tag. Denoise latency follows SGLang's own benchmark skill:
+the sum of stages ending in DenoisingStage or RefinementStage (not BeforeDenoisingStage), else the
+sum of per-step times.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from diffexp.errors import DiffexpError
+from diffexp.results import RunResult
+
+FALLBACK_MARKERS = ("Falling back to diffusers backend", "Using diffusers backend", "Loaded diffusers pipeline")
+# The guide's wording, and the 0.5.23 source's (gpu_worker.do_mem_analysis, logged at debug level).
+RESIDENCY_MARKERS = ("Components that could stay resident", "Components that can remain on GPU")
+OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "out of memory")
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_NUM = r"([0-9]+(?:\.[0-9]+)?)"
+_STAGE = re.compile(r"\[([A-Za-z0-9_]+)\] finished in " + _NUM + " seconds")
+_WARMED = re.compile(r"processed in " + _NUM + r" seconds \(with warmup excluded\)")
+_WARMUP_FAILED = re.compile(r"Warmup failed, so this request ran cold: " + _NUM + " seconds")
+_GENERATED = re.compile(r"Pixel data generated successfully in " + _NUM + " seconds")
+_MEM_PEAK = re.compile(r"Memory usage - Max peak: " + _NUM + " MB")
+_SAVED = re.compile(r"Output saved to (\S+)")
+_TRACE = re.compile(r"Saved profiler traces to: (\S+)")
+
+
+@dataclass
+class PerfDump:
+    total_duration_ms: Optional[float]
+    stages_ms: dict[str, float]
+    steps_ms: list[float]
+    memory_mb: dict[str, dict[str, float]]
+    meta: dict
+    commit_hash: Optional[str] = None
+    request_id: Optional[str] = None
+    tag: Optional[str] = None
+
+
+def read_perf_dump(path: Path) -> PerfDump:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise DiffexpError(f"cannot read perf dump {path}: {exc}") from exc
+    if not isinstance(data, dict) or not ({"steps", "total_duration_ms"} & data.keys()):
+        raise DiffexpError(f"{path}: not an SGLang perf dump (no 'steps' / 'total_duration_ms')")
+    stages: dict[str, float] = {}
+    steps: list[tuple[int, float]] = []
+    for item in data.get("steps") or []:
+        name, ms = item.get("name"), item.get("duration_ms")
+        if name is None or ms is None:
+            continue
+        found = re.fullmatch(r"denoising_step_(\d+)", name)
+        if found:  # older dumps listed per-step timings among the stages
+            steps.append((int(found.group(1)), float(ms)))
+        else:
+            stages[name] = stages.get(name, 0.0) + float(ms)
+    for item in data.get("denoise_steps_ms") or []:
+        if item.get("duration_ms") is not None:
+            steps.append((int(item.get("step", len(steps))), float(item["duration_ms"])))
+    total = data.get("total_duration_ms")
+    return PerfDump(
+        total_duration_ms=float(total) if total is not None else None,
+        stages_ms=stages,
+        steps_ms=[ms for _, ms in sorted(steps, key=lambda s: s[0])],
+        memory_mb={k: {f: float(v) for f, v in snap.items() if isinstance(v, (int, float))}
+                   for k, snap in (data.get("memory_checkpoints") or {}).items()},
+        meta=data.get("meta") or {},
+        commit_hash=data.get("commit_hash"),
+        request_id=data.get("request_id"),
+        tag=data.get("tag"),
+    )
+
+
+@dataclass
+class LogFigures:
+    stages_s: dict[str, float] = field(default_factory=dict)
+    warmup_excluded_s: Optional[float] = None
+    warmup_failed: bool = False
+    generated_s: Optional[float] = None
+    max_peak_mem_mb: Optional[float] = None
+    fallback_lines: list[str] = field(default_factory=list)
+    residency_lines: list[str] = field(default_factory=list)
+    oom_lines: list[str] = field(default_factory=list)
+    saved_outputs: list[str] = field(default_factory=list)
+    traces: list[str] = field(default_factory=list)
+
+
+def parse_log(text: str) -> LogFigures:
+    figures = LogFigures()
+    for raw in text.splitlines():
+        line = _ANSI.sub("", raw)
+        if m := _STAGE.search(line):
+            figures.stages_s[m.group(1)] = float(m.group(2))  # the last (non-warmup) request wins
+        if m := _WARMED.search(line):
+            figures.warmup_excluded_s = float(m.group(1))
+        if m := _WARMUP_FAILED.search(line):
+            figures.warmup_failed = True
+        if m := _GENERATED.search(line):
+            figures.generated_s = float(m.group(1))
+        if m := _MEM_PEAK.search(line):
+            figures.max_peak_mem_mb = float(m.group(1))
+        if m := _SAVED.search(line):
+            figures.saved_outputs.append(m.group(1))
+        if m := _TRACE.search(line):
+            figures.traces.append(m.group(1))
+        if any(marker in line for marker in FALLBACK_MARKERS):
+            figures.fallback_lines.append(line.strip())
+        if any(marker in line for marker in RESIDENCY_MARKERS):
+            figures.residency_lines.append(line.strip())
+        if any(marker in line for marker in OOM_MARKERS):
+            figures.oom_lines.append(line.strip())
+    return figures
+
+
+def is_denoise_stage(name: str) -> bool:
+    return name.endswith(("DenoisingStage", "RefinementStage")) and "BeforeDenoisingStage" not in name
+
+
+def _sum(values) -> Optional[float]:
+    values = list(values)
+    return sum(values) if values else None
+
+
+def denoise_seconds(stages_s: dict[str, float], steps_ms: list[float]) -> Optional[float]:
+    total = _sum(v for k, v in stages_s.items() if is_denoise_stage(k))
+    if total:
+        return total
+    return sum(steps_ms) / 1000.0 if steps_ms else None
+
+
+def text_encode_seconds(stages_s: dict[str, float]) -> Optional[float]:
+    return _sum(v for k, v in stages_s.items() if "TextEncod" in k)
+
+
+def vae_decode_seconds(stages_s: dict[str, float]) -> Optional[float]:
+    return _sum(v for k, v in stages_s.items() if k.endswith("DecodingStage") and "Denois" not in k)
+
+
+def residency_advice(lines: list[str]) -> Optional[str]:
+    """The component list after the marker, e.g. "['text_encoder', 'vae']"."""
+    for line in reversed(lines):
+        for marker in RESIDENCY_MARKERS:
+            if marker in line:
+                rest = line.split(marker, 1)[1].lstrip(": ")
+                return rest.split("]", 1)[0] + "]" if "[" in rest else rest
+    return None
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= max(0.01 * max(abs(a), abs(b)), 0.002)
+
+
+def build_result(dump: Optional[PerfDump], log: LogFigures, *, diffusers_baseline: bool = False,
+                 profiled: bool = False) -> RunResult:
+    """Dump figures first; log figures as the cross-check, or as the figures when no dump exists."""
+    result = RunResult(profiled=profiled)
+    if dump is not None:
+        result.stages_s = {k: ms / 1000.0 for k, ms in dump.stages_ms.items()}
+        result.denoise_step_ms = list(dump.steps_ms)
+        result.e2e_s = dump.total_duration_ms / 1000.0 if dump.total_duration_ms is not None else None
+        peaks = [snap["peak_reserved_mb"] for snap in dump.memory_mb.values() if "peak_reserved_mb" in snap]
+        if peaks and max(peaks) > 0:
+            result.peak_mem_gib = max(peaks) / 1024.0
+            result.peak_mem_gib_per_device = {"rank0": result.peak_mem_gib}
+        for checkpoint, snap in dump.memory_mb.items():
+            for name in ("peak_reserved_mb", "peak_allocated_mb", "peak_host_anon_mb"):
+                if name in snap:
+                    result.extra_metrics[f"mem.{checkpoint}.{name[:-3]}_gib"] = snap[name] / 1024.0
+        if dump.commit_hash:
+            result.tags["sglang.commit"] = dump.commit_hash
+    else:
+        result.stages_s = dict(log.stages_s)
+        result.e2e_s = log.warmup_excluded_s if log.warmup_excluded_s is not None else log.generated_s
+        if log.max_peak_mem_mb:
+            result.peak_mem_gib = log.max_peak_mem_mb / 1024.0
+        result.tags["figures_from"] = "log"
+    result.denoise_s = denoise_seconds(result.stages_s, result.denoise_step_ms)
+    result.text_encode_s = text_encode_seconds(result.stages_s)
+    result.vae_decode_s = vae_decode_seconds(result.stages_s)
+    if result.denoise_step_ms:
+        result.extra_metrics["denoise_steps_sum_s"] = sum(result.denoise_step_ms) / 1000.0
+    _cross_check(result, dump, log)
+    result.warmup_excluded = log.warmup_excluded_s is not None and not log.warmup_failed
+    if log.warmup_failed:
+        result.tags["warmup_failed"] = "true"
+    advice = residency_advice(log.residency_lines)
+    if advice:
+        result.tags["resident_components"] = advice[:250]
+    _gate(result, log, diffusers_baseline)
+    if result.valid and result.denoise_s is None and result.e2e_s is None:
+        result.valid, result.invalid_reason = False, "no timing figures: no perf dump and no timing lines in the log"
+    return result
+
+
+def _cross_check(result: RunResult, dump: Optional[PerfDump], log: LogFigures) -> None:
+    log_denoise = denoise_seconds(log.stages_s, [])
+    for name, value in (("log.warmup_excluded_s", log.warmup_excluded_s), ("log.generated_s", log.generated_s),
+                        ("log.denoise_s", log_denoise)):
+        if value is not None:
+            result.extra_metrics[name] = value
+    if dump is None:
+        return
+    pairs = [("denoise", result.denoise_s, log_denoise)]
+    if log.warmup_excluded_s is not None:
+        pairs.append(("e2e", result.e2e_s, log.warmup_excluded_s))
+    mismatches = [f"{n}: dump {d:.4f}s vs log {lg:.4f}s" for n, d, lg in pairs
+                  if d is not None and lg is not None and not _close(d, lg)]
+    if any(d is not None and lg is not None for _, d, lg in pairs):
+        result.tags["log_crosscheck"] = "mismatch: " + "; ".join(mismatches) if mismatches else "ok"
+
+
+def _gate(result: RunResult, log: LogFigures, diffusers_baseline: bool) -> None:
+    """The native-backend gate: a run that fell back to diffusers is not an SGLang number."""
+    if diffusers_baseline:
+        result.tags["backend"] = "diffusers-baseline"
+    elif log.fallback_lines:
+        result.tags["backend"] = "diffusers-fallback"
+        result.tags["backend_fallback"] = "true"
+        result.valid = False
+        result.invalid_reason = f"SGLang fell back to the diffusers backend: {log.fallback_lines[0][:300]}"
+    else:
+        result.tags["backend"] = "sglang"

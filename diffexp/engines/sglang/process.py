@@ -1,0 +1,122 @@
+"""Run a command in its own process group, stream its output to the console and a log file,
+and never leave a member of that group behind (timeout, crash, Ctrl-C or normal exit)."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Optional, TextIO
+
+from diffexp.errors import DiffexpError
+
+log = logging.getLogger(__name__)
+
+# SIGTERM first so workers can release the GPU and NCCL cleanly; SIGKILL after this long.
+GRACE_S = 10.0
+POLL_S = 0.2
+
+
+class EngineTimeout(DiffexpError):
+    """The engine process ran past engine.timeout_s and was killed with its whole group."""
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # a member we cannot signal still exists
+        return True
+    return True
+
+
+def kill_group(pgid: int, grace_s: float = GRACE_S) -> None:
+    """SIGTERM the group, wait up to grace_s for it to empty, then SIGKILL what is left."""
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, grace_s)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            if not _group_alive(pgid):
+                return
+            time.sleep(POLL_S)
+    log.warning("process group %d still has members after SIGKILL (zombies awaiting their parent?)", pgid)
+
+
+class _Pump(threading.Thread):
+    """Copies the child's merged stdout/stderr line by line to the log file and the console."""
+
+    def __init__(self, stream: TextIO, log_file: TextIO, echo: Optional[TextIO], tail_lines: int):
+        super().__init__(daemon=True)
+        self.stream, self.log_file, self.echo = stream, log_file, echo
+        self.tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
+
+    def run(self) -> None:
+        for line in self.stream:
+            self.log_file.write(line)
+            self.log_file.flush()
+            self.tail.append(line.rstrip("\n"))
+            if self.echo is not None:
+                self.echo.write(line)
+                self.echo.flush()
+
+
+def run_streaming(
+    cmd: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    timeout_s: float,
+    echo: Optional[TextIO] = sys.stdout,
+    grace_s: float = GRACE_S,
+    tail_lines: int = 60,
+) -> tuple[int, list[str]]:
+    """(exit code, last lines of output). Raises EngineTimeout past timeout_s; re-raises
+    KeyboardInterrupt / RunInterrupted after killing the group. The group is always emptied."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a", encoding="utf-8") as log_file:
+        try:
+            proc = subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                start_new_session=True, text=True, bufsize=1, errors="replace",
+            )
+        except FileNotFoundError as exc:
+            raise DiffexpError(f"cannot start {cmd[0]!r}: not found on PATH (install the sglang extra or set engine.executable)") from exc
+        pgid = proc.pid  # start_new_session: the child leads its own group
+        log.info("started pid %d (process group %d)", proc.pid, pgid)
+        pump = _Pump(proc.stdout, log_file, echo, tail_lines)
+        pump.start()
+        deadline = time.monotonic() + timeout_s
+        try:
+            # Short waits keep the main thread responsive to Ctrl-C / SIGTERM handlers.
+            while True:
+                try:
+                    proc.wait(timeout=POLL_S)
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() > deadline:
+                        log.error("timed out after %.0f s; killing process group %d", timeout_s, pgid)
+                        raise EngineTimeout(
+                            f"sglang generate ran past engine.timeout_s={timeout_s:g} s and was killed "
+                            f"(log: {log_path})"
+                        ) from None
+        except BaseException:
+            # Ctrl-C, RunInterrupted, or the timeout above: nothing of the group may outlive us.
+            kill_group(pgid, grace_s)
+            proc.wait()
+            pump.join(timeout=5)
+            raise
+        # The leader exited; workers it left in the group (e.g. stuck GPU ranks) go too.
+        if _group_alive(pgid):
+            log.warning("process %d exited but left members in its group; killing them", proc.pid)
+            kill_group(pgid, grace_s)
+        pump.join(timeout=5)
+        return proc.returncode, list(pump.tail)

@@ -1,0 +1,194 @@
+"""What a run is compared against: `review.reference` resolved to a logged run or to files, and the
+check that both were generated with the same sampling parameters.
+
+Accepted references:
+  <run id>          a logged MLflow run
+  latest:<model>    the newest FINISHED, valid, lossless run of that model with the same sampling
+                    parameters and no failed review (the run itself excluded)
+  sweep:first       in a sweep: the earliest point with the same model and sampling parameters
+  sweep:baseline    in a sweep: the point marked review.baseline=true (same model and sampling)
+  <path>            an image/video file, a folder of them, or a diffexp run folder (outputs/ + config.yaml)
+  off               no review
+Unset (null) means sweep:first inside a sweep and no review outside one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional, Union
+
+from diffexp.errors import DiffexpError
+from diffexp.review.verdict import FAIL, TAG, lossy_reasons, settings_from_params
+from diffexp.tracking_queries import LoggedRun, get_run, runs_of_model, sweep_points
+
+log = logging.getLogger(__name__)
+
+# What must match for two runs' outputs to be comparable (fps only affects the MP4's playback).
+SAMPLING_FIELDS = (
+    "prompt", "negative_prompt", "seed", "width", "height", "resolution",
+    "num_frames", "num_inference_steps", "guidance_scale", "image_path",
+)
+SAMPLING_KEYS = tuple(f"model.sampling.{f}" for f in SAMPLING_FIELDS)
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+OFF = ("off", "none", "false")
+SWEEP_MODES = ("first", "baseline")
+
+
+@dataclass
+class Reference:
+    label: str  # as asked for: a run id, latest:<model>, sweep:first, a path
+    run: Optional[LoggedRun] = None  # when the reference is a logged run
+    path: Optional[Path] = None  # when the reference is files
+    # Its logged config (flattened), when known; None for bare files (sampling parameters not checked).
+    params: Optional[dict[str, str]] = None
+
+
+@dataclass
+class NoReference:
+    """Nothing to compare with; `is_sweep_reference` when this run is itself the sweep's reference."""
+
+    note: str
+    is_sweep_reference: bool = False
+
+
+def _same(a: Optional[str], b: Optional[str], key: str) -> bool:
+    a = None if a in (None, "None") else a
+    b = None if b in (None, "None") else b
+    if a == b:
+        return True
+    if a is None or b is None:
+        return False
+    try:
+        return float(a) == float(b)
+    except ValueError:
+        pass
+    if key.endswith(".image_path") and Path(a).is_file() and Path(b).is_file():
+        # The same input image at two locations (e.g. another machine's asset folder) is the same input.
+        return hashlib.sha256(Path(a).read_bytes()).digest() == hashlib.sha256(Path(b).read_bytes()).digest()
+    return False
+
+
+def sampling_mismatches(run_params: Mapping[str, str], reference_params: Mapping[str, str]) -> list[str]:
+    """Each differing sampling parameter with both values; empty when the outputs are comparable."""
+    out = []
+    for key in SAMPLING_KEYS:
+        mine, theirs = run_params.get(key), reference_params.get(key)
+        if not _same(mine, theirs, key):
+            out.append(f"{key}: run {mine!r}, reference {theirs!r}")
+    return out
+
+
+def check_sampling(run_params: Mapping[str, str], reference: Reference) -> None:
+    if reference.params is None:
+        log.warning("reference %s has no recorded config: sampling parameters not checked", reference.label)
+        return
+    problems = sampling_mismatches(run_params, reference.params)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise DiffexpError(
+            f"reference {reference.label} was generated with other sampling parameters, so its outputs are not "
+            f"comparable ({len(problems)} difference(s)):\n{lines}\n"
+            "Use a reference generated with the same parameters (e.g. review.reference=latest:<model>)."
+        )
+
+
+def _usable(candidate: LoggedRun, run: LoggedRun) -> bool:
+    """A run that may serve as a reference for `run`: another finished, valid, lossless run, same sampling."""
+    return (
+        candidate.run_id != run.run_id
+        and candidate.status == "FINISHED"
+        and candidate.tags.get("valid", "true") == "true"
+        and not lossy_reasons(candidate.params)
+        and not sampling_mismatches(run.params, candidate.params)
+    )
+
+
+def latest_of_model(client, model: str, run: LoggedRun) -> LoggedRun:
+    candidates = runs_of_model(client, model)
+    for candidate in candidates:
+        if _usable(candidate, run) and candidate.tags.get(TAG) != FAIL:
+            return candidate
+    hint = ""
+    others = [c for c in candidates if c.run_id != run.run_id]
+    if others:
+        diffs = sampling_mismatches(run.params, others[0].params)
+        hint = f"; the newest, {others[0].run_id}, differs in " + ("; ".join(diffs) if diffs else "validity, lossiness or a failed review")
+    raise DiffexpError(
+        f"review.reference=latest:{model}: no FINISHED, valid, lossless run of model {model!r} with this run's "
+        f"sampling parameters ({len(others)} run(s) of that model found{hint})"
+    )
+
+
+def reference_for_sweep(client, parent_run_id: str, run: LoggedRun, which: str = "first") -> Optional[LoggedRun]:
+    """The sweep point `run` is compared with, or None when `run` is itself the reference.
+
+    first: the earliest-started point with the same model and sampling parameters, started before `run`.
+    baseline: the point with review.baseline=true and the same model and sampling parameters.
+    """
+    if which not in SWEEP_MODES:
+        raise DiffexpError(f"review.reference=sweep:{which}: allowed are sweep:first, sweep:baseline")
+    points = [p for p in sweep_points(client, parent_run_id) if p.params.get("model.name") == run.params.get("model.name")]
+    if which == "baseline":
+        if settings_from_params(run.params).baseline:
+            return None
+        for point in points:
+            if settings_from_params(point.params).baseline and _usable(point, run):
+                return point
+        raise DiffexpError(
+            f"review.reference=sweep:baseline: no finished sweep point of sweep {parent_run_id} is marked "
+            "review.baseline=true with this run's model and sampling parameters; run the baseline point "
+            "first, or review afterwards with `python -m diffexp.review RUN`"
+        )
+    for point in points:
+        if point.start_time_ms < run.start_time_ms and _usable(point, run):
+            return point
+    return None
+
+
+def _params_of_run_folder(path: Path) -> Optional[dict[str, str]]:
+    config = path / "config.yaml"
+    if not (path.is_dir() and config.is_file()):
+        return None
+    from omegaconf import OmegaConf
+
+    from diffexp.tracking import flatten
+
+    return flatten(OmegaConf.to_container(OmegaConf.load(config), resolve=True))
+
+
+def resolve_reference(client, spec: Optional[str], run: LoggedRun) -> Union[Reference, NoReference]:
+    """`review.reference` (or the CLI's --reference) for `run`, resolved; raises DiffexpError when it cannot be."""
+    spec = (spec or "").strip()
+    if spec.lower() in OFF:
+        return NoReference("review.reference=off")
+    if not spec:
+        if not run.parent_run_id:
+            return NoReference("no reference (set review.reference)")
+        spec = "sweep:first"
+    if spec == "sweep" or spec.startswith("sweep:"):
+        if not run.parent_run_id:
+            raise DiffexpError(f"review.reference={spec}: this run is not part of a sweep (it has no parent run)")
+        which = spec.partition(":")[2] or "first"
+        found = reference_for_sweep(client, run.parent_run_id, run, which)
+        if found is None:
+            if lossy_reasons(run.params):
+                return NoReference("a lossy run cannot be its sweep's reference, and no earlier point matches")
+            return NoReference(f"this run is the reference of sweep {run.parent_run_id}", is_sweep_reference=True)
+        return Reference(spec, run=found, params=found.params)
+    if spec.startswith("latest:"):
+        found = latest_of_model(client, spec.partition(":")[2], run)
+        return Reference(spec, run=found, params=found.params)
+    path = Path(spec).expanduser()
+    if path.exists():
+        return Reference(str(path), path=path, params=_params_of_run_folder(path))
+    if RUN_ID.match(spec):
+        found = get_run(client, spec)
+        return Reference(spec, run=found, params=found.params)
+    raise DiffexpError(
+        f"review.reference={spec!r}: not an MLflow run id (32 hex digits), latest:<model>, sweep:first, "
+        "sweep:baseline, off, or an existing file or folder"
+    )

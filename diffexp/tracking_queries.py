@@ -1,0 +1,150 @@
+"""Read-side MLflow queries (find runs, download their outputs) and writes onto runs that already exist.
+
+The companion of `tracking.py` for consumers of logged runs (the correctness review, and anything
+else that looks runs up after the fact); like it, the only other place that imports MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, RunTag, ViewType
+from mlflow.exceptions import MlflowException
+from mlflow.utils.time import get_current_time_millis
+
+from diffexp.config.schema import TrackingConfig
+from diffexp.errors import DiffexpError
+from diffexp.tracking import BATCH, client_for
+
+log = logging.getLogger(__name__)
+
+PARENT_TAG = "mlflow.parentRunId"
+# Enough for any store we search by model or sweep; beyond this the newest runs win.
+MAX_SEARCHED_RUNS = 5000
+
+
+@dataclass
+class LoggedRun:
+    """What consumers need to know about a logged run, without MLflow's entity types."""
+
+    run_id: str
+    experiment_id: str
+    status: str
+    start_time_ms: int
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def parent_run_id(self) -> Optional[str]:
+        return self.tags.get(PARENT_TAG)
+
+
+def client_for_uri(uri: Optional[str]) -> MlflowClient:
+    """A client for `uri`, or for the default local store (`./mlruns/mlflow.db`) when None."""
+    return client_for(TrackingConfig(uri=uri))
+
+
+def _logged(run) -> LoggedRun:
+    return LoggedRun(
+        run_id=run.info.run_id,
+        experiment_id=run.info.experiment_id,
+        status=run.info.status,
+        start_time_ms=run.info.start_time or 0,
+        params=dict(run.data.params),
+        tags=dict(run.data.tags),
+        metrics=dict(run.data.metrics),
+    )
+
+
+def get_run(client: MlflowClient, run_id: str) -> LoggedRun:
+    try:
+        return _logged(client.get_run(run_id))
+    except MlflowException as exc:
+        raise DiffexpError(f"MLflow run {run_id!r} not found in {client.tracking_uri}: {exc.message}") from exc
+
+
+def search_runs(
+    client: MlflowClient,
+    filter_string: str,
+    order_by: Optional[list[str]] = None,
+    experiment_ids: Optional[Iterable[str]] = None,
+) -> list[LoggedRun]:
+    """Active runs matching an MLflow filter, in every active experiment unless `experiment_ids` is given."""
+    if experiment_ids is None:
+        experiment_ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=None)]
+    ids = list(experiment_ids)
+    if not ids:
+        return []
+    found: list[LoggedRun] = []
+    token = None
+    while len(found) < MAX_SEARCHED_RUNS:
+        page = client.search_runs(ids, filter_string, ViewType.ACTIVE_ONLY, 1000, order_by, token)
+        found += [_logged(r) for r in page]
+        token = page.token
+        if not token:
+            break
+    return found
+
+
+def sweep_points(client: MlflowClient, parent_run_id: str) -> list[LoggedRun]:
+    """The runs of a sweep (children of its parent run), oldest first."""
+    return search_runs(client, f"tags.`{PARENT_TAG}` = '{parent_run_id}'", order_by=["attributes.start_time ASC"])
+
+
+def runs_of_model(client: MlflowClient, model: str) -> list[LoggedRun]:
+    """FINISHED runs tagged with this model, newest first."""
+    quoted = model.replace("'", "\\'")
+    return search_runs(
+        client, f"tags.model = '{quoted}' and attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"]
+    )
+
+
+def download_outputs(client: MlflowClient, run_id: str, dst: Path) -> list[Path]:
+    """The run's generated outputs (artifact folder `outputs/`), downloaded under `dst`."""
+    try:
+        items = client.list_artifacts(run_id, "outputs")
+        if not items:
+            raise DiffexpError(f"run {run_id} has no logged outputs (no artifacts under outputs/)")
+        dst.mkdir(parents=True, exist_ok=True)
+        local = Path(client.download_artifacts(run_id, "outputs", str(dst)))
+    except MlflowException as exc:
+        raise DiffexpError(f"cannot download the outputs of run {run_id}: {exc.message}") from exc
+    return sorted(local.iterdir())
+
+
+class RunWriter:
+    """Tags, metrics and artifacts onto an existing run (the live run of `execute`, or one logged earlier)."""
+
+    def __init__(self, client: MlflowClient, run_id: str):
+        self.client = client
+        self.run_id = run_id
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        items = [RunTag(k, str(v)) for k, v in tags.items()]
+        for i in range(0, len(items), BATCH):
+            self.client.log_batch(self.run_id, tags=items[i : i + BATCH])
+
+    def delete_tags(self, keys: Iterable[str]) -> None:
+        for key in keys:
+            self.client.delete_tag(self.run_id, key)
+
+    def log_metrics(self, metrics: dict[str, float]) -> None:
+        now = get_current_time_millis()
+        items = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
+        for i in range(0, len(items), BATCH):
+            self.client.log_batch(self.run_id, metrics=items[i : i + BATCH])
+
+    def log_series(self, key: str, values: list[float]) -> None:
+        """One value per step (e.g. per video frame), step = index."""
+        now = get_current_time_millis()
+        items = [Metric(key, float(v), now, step) for step, v in enumerate(values)]
+        for i in range(0, len(items), BATCH):
+            self.client.log_batch(self.run_id, metrics=items[i : i + BATCH])
+
+    def log_artifacts(self, local_dir: Path, artifact_path: str) -> None:
+        self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)

@@ -1,0 +1,272 @@
+"""`python -m kernels.bench`: time every kernel against its PyTorch contenders at DiT shapes.
+
+Configured by conf/kernel_bench.yaml (Hydra). For each kernel, shape and dtype: median time (CUDA events via
+triton.testing.do_bench, L2 flushed between runs), effective bandwidth (least bytes read + written over the
+time) and its share of the copy bandwidth measured in the same run. Results go to results.json / results.md
+in the output directory, a table on stdout, and MLflow when it is importable and tracking is on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+
+from diffexp.errors import ConfigError
+from kernels.bench_cases import CASES, HEAD_DIM, BenchCase, bytes_moved, max_rel_error
+
+log = logging.getLogger(__name__)
+
+IMPLS = ("triton", "eager", "builtin", "compile")
+DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+
+
+@dataclass
+class KernelBenchConfig:
+    shapes: list[Any] = field(default_factory=lambda: [[1, 4096, 3072], [1, 32760, 5120], [2, 4608, 3072]])
+    dtypes: list[str] = field(default_factory=lambda: ["bfloat16"])
+    kernels: list[str] = field(default_factory=lambda: list(CASES))
+    # Contenders besides triton: eager (the module's reference), builtin, compile (torch.compile of the reference).
+    baselines: list[str] = field(default_factory=lambda: ["eager", "builtin", "compile"])
+    warmup_ms: float = 25.0
+    repeat_ms: float = 100.0
+    copy_gib: float = 1.0
+    # Also time a grid of (block_m, num_warps) launch configs for the Triton kernels.
+    sweep: bool = False
+    sweep_configs: list[Any] = field(
+        default_factory=lambda: [[1, 4], [1, 8], [1, 16], [1, 32], [2, 8], [2, 16], [4, 8], [4, 16]]
+    )
+    seed: int = 0
+    # None: Hydra's run directory.
+    output_dir: Optional[str] = None
+    tracking: bool = True
+    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    experiment: str = "kernel_bench"
+
+
+@dataclass
+class Timing:
+    kernel: str
+    shape: str
+    dtype: str
+    impl: str
+    median_us: float
+    gbps: float
+    pct_of_copy: float
+    max_rel_err: Optional[float] = None
+
+
+def validate(cfg: KernelBenchConfig) -> None:
+    problems = [f"kernels: unknown {k!r}; choose from {sorted(CASES)}" for k in cfg.kernels if k not in CASES]
+    problems += [f"dtypes: unknown {d!r}; choose from {sorted(DTYPES)}" for d in cfg.dtypes if d not in DTYPES]
+    problems += [f"baselines: unknown {b!r}; choose from {IMPLS[1:]}" for b in cfg.baselines if b not in IMPLS[1:]]
+    problems += [
+        f"shapes: {s!r} is not [batch, seq, hidden] of positive ints"
+        for s in cfg.shapes
+        if len(s) != 3 or any(int(v) <= 0 for v in s)
+    ]
+    if "qk_norm_rope" in cfg.kernels:
+        problems += [
+            f"shapes: hidden {s[2]} is not a multiple of head_dim {HEAD_DIM} (needed by qk_norm_rope)"
+            for s in cfg.shapes
+            if len(s) == 3 and int(s[2]) % HEAD_DIM
+        ]
+    if problems:
+        raise ConfigError(problems)
+
+
+def make_timer(device: torch.device, warmup_ms: float, repeat_ms: float) -> Callable[[Callable], float]:
+    """Median milliseconds of fn(): CUDA events through do_bench on a GPU, a host clock on CPU (synchronous)."""
+    if device.type == "cuda":
+        from triton.testing import do_bench
+
+        return lambda fn: float(do_bench(fn, warmup=warmup_ms, rep=repeat_ms, return_mode="median"))
+
+    def cpu_median_ms(fn: Callable) -> float:
+        fn()
+        samples = []
+        for _ in range(3):
+            start = time.perf_counter()
+            fn()
+            samples.append((time.perf_counter() - start) * 1e3)
+        return statistics.median(samples)
+
+    return cpu_median_ms
+
+
+def copy_bandwidth_gbps(device: torch.device, gib: float, timer: Callable[[Callable], float]) -> float:
+    """Device-to-device copy of `gib` GiB: bytes read + written over the median time."""
+    n = int(gib * 2**30) // 2
+    src = torch.randn(n, device=device, dtype=torch.float32).to(torch.bfloat16)
+    dst = torch.empty_like(src)
+    ms = timer(lambda: dst.copy_(src))
+    return 2 * n * 2 / (ms * 1e-3) / 1e9
+
+
+def _contenders(case: BenchCase, baselines: list[str], compiled: dict[str, Callable]) -> dict[str, Callable]:
+    table = {"triton": case.triton, "eager": case.reference, "builtin": case.builtin}
+    if "compile" in baselines:
+        table["compile"] = compiled.setdefault(case.name, torch.compile(case.reference, dynamic=False))
+    return {impl: fn for impl, fn in table.items() if impl == "triton" or impl in baselines}
+
+
+def bench_case(
+    case: BenchCase, shape: list[int], dtype_name: str, cfg: KernelBenchConfig, device: torch.device,
+    timer: Callable[[Callable], float], copy_gbps: float, compiled: dict[str, Callable],
+) -> list[Timing]:  # fmt: skip
+    batch, seq, hidden = (int(v) for v in shape)
+    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    inputs = case.make_inputs(batch, seq, hidden, DTYPES[dtype_name], device, gen)
+    nbytes = bytes_moved(case, inputs)
+    reference = case.reference(inputs)
+    shape_name = f"{batch}x{seq}x{hidden}"
+    timings = []
+
+    def record(impl: str, fn: Callable, err: Optional[float]) -> None:
+        ms = timer(fn)
+        gbps = nbytes / (ms * 1e-3) / 1e9
+        timings.append(Timing(case.name, shape_name, dtype_name, impl, ms * 1e3, gbps, 100 * gbps / copy_gbps, err))
+
+    for impl, fn in _contenders(case, cfg.baselines, compiled).items():
+        record(impl, lambda fn=fn: fn(inputs), max_rel_error(fn(inputs), reference))
+    if cfg.sweep:
+        configs = [tuple(c) for c in cfg.sweep_configs]
+        if not case.sweeps_rows:  # only num_warps matters
+            configs = list(dict.fromkeys((1, w) for _, w in configs))
+        for block_m, num_warps in configs:
+            record(f"triton[m{block_m},w{num_warps}]", lambda o=(block_m, num_warps): case.launch(inputs, o), None)
+    del inputs, reference
+    return timings
+
+
+def run_bench(cfg: KernelBenchConfig) -> tuple[list[Timing], dict[str, Any]]:
+    """Time every (kernel, shape, dtype, contender); returns the timings and the run's environment."""
+    import triton
+
+    validate(cfg)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.type == "cuda":
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
+    timer = make_timer(device, cfg.warmup_ms, cfg.repeat_ms)
+    copy_gbps = copy_bandwidth_gbps(device, cfg.copy_gib, timer)
+    env = {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu (Triton interpreter; times are not GPU times)",
+        "copy_gbps": copy_gbps,
+        "torch": torch.__version__,
+        "triton": triton.__version__,
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+    log.info("device %s, copy bandwidth %.0f GB/s", env["device"], copy_gbps)
+    compiled: dict[str, Callable] = {}
+    timings: list[Timing] = []
+    for name in cfg.kernels:
+        for shape in cfg.shapes:
+            for dtype_name in cfg.dtypes:
+                timings += bench_case(CASES[name], shape, dtype_name, cfg, device, timer, copy_gbps, compiled)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+    return timings, env
+
+
+def markdown_table(timings: list[Timing], env: dict[str, Any]) -> str:
+    """One row per (kernel, shape, dtype): Triton's time, bandwidth, share of copy, and each contender."""
+    rows: dict[tuple[str, str, str], dict[str, Timing]] = {}
+    for t in timings:
+        rows.setdefault((t.kernel, t.shape, t.dtype), {})[t.impl] = t
+    lines = [
+        f"{env['device']}, copy bandwidth {env['copy_gbps']:.0f} GB/s (read + write); torch {env['torch']}, "
+        f"triton {env['triton']}; {env['date']}",
+        "",
+        "| kernel | shape | dtype | triton µs | GB/s | % copy | eager µs | builtin µs | compile µs | × eager | × builtin | × compile | rel err |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for (kernel, shape, dtype), impls in rows.items():
+        tri = impls["triton"]
+
+        def us(impl: str) -> str:
+            return f"{impls[impl].median_us:.1f}" if impl in impls else "–"
+
+        def speedup(impl: str) -> str:
+            return f"{impls[impl].median_us / tri.median_us:.2f}" if impl in impls else "–"
+
+        lines.append(
+            f"| {kernel} | {shape} | {dtype} | {tri.median_us:.1f} | {tri.gbps:.0f} | {tri.pct_of_copy:.0f} | "
+            f"{us('eager')} | {us('builtin')} | {us('compile')} | {speedup('eager')} | {speedup('builtin')} | {speedup('compile')} | {tri.max_rel_err:.1e} |"
+        )
+    sweeps = [t for t in timings if t.impl.startswith("triton[")]
+    if sweeps:
+        lines += ["", "Launch sweep (block_m, num_warps):", "", "| kernel | shape | config | µs | % copy |", "|---|---|---|---:|---:|"]
+        lines += [f"| {t.kernel} | {t.shape} | {t.impl} | {t.median_us:.1f} | {t.pct_of_copy:.0f} |" for t in sweeps]
+    return "\n".join(lines) + "\n"
+
+
+def write_results(timings: list[Timing], env: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = out_dir / "results.json", out_dir / "results.md"
+    json_path.write_text(json.dumps({"env": env, "timings": [asdict(t) for t in timings]}, indent=1))
+    md_path.write_text(markdown_table(timings, env))
+    return json_path, md_path
+
+
+def log_to_mlflow(cfg: KernelBenchConfig, timings: list[Timing], env: dict[str, Any], files: tuple[Path, ...]) -> Optional[str]:
+    """One MLflow run: config and environment as params, one metric per timing, the files as artifacts."""
+    try:
+        import mlflow
+    except ImportError:
+        log.warning("mlflow is not importable here: results are only in %s", files[0].parent)
+        return None
+    if cfg.tracking_uri.startswith("sqlite:///"):
+        Path(cfg.tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(cfg.tracking_uri)
+    mlflow.set_experiment(cfg.experiment)
+    with mlflow.start_run(run_name=f"kernel_bench {env['date']}") as run:
+        mlflow.log_params({**{k: str(v) for k, v in env.items()}, "kernels": ",".join(cfg.kernels),
+                           "shapes": str(cfg.shapes), "dtypes": ",".join(cfg.dtypes)})  # fmt: skip
+        metrics = {}
+        for t in timings:
+            key = f"{t.kernel}/{t.shape}/{t.dtype}/{t.impl.replace('[', '_').replace(']', '').replace(',', '_')}"
+            metrics[f"{key}/us"] = t.median_us
+            metrics[f"{key}/pct_copy"] = t.pct_of_copy
+        mlflow.log_metrics(metrics)
+        for path in files:
+            mlflow.log_artifact(str(path))
+        return run.info.run_id
+
+
+def main_from_config(cfg: KernelBenchConfig, default_out: Path) -> list[Timing]:
+    timings, env = run_bench(cfg)
+    files = write_results(timings, env, Path(cfg.output_dir) if cfg.output_dir else default_out)
+    print(files[1].read_text())
+    if cfg.tracking:
+        run_id = log_to_mlflow(cfg, timings, env, files)
+        if run_id:
+            print(f"MLflow run {run_id} at {cfg.tracking_uri}")
+    print(f"results: {files[0]} and {files[1]}")
+    return timings
+
+
+def main() -> None:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    conf_dir = str(Path(__file__).resolve().parent.parent / "conf")
+
+    @hydra.main(config_path=conf_dir, config_name="kernel_bench", version_base=None)
+    def _entry(raw) -> None:
+        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(KernelBenchConfig), raw))
+        main_from_config(cfg, Path(HydraConfig.get().runtime.output_dir))
+
+    _entry()
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO)
+    main()

@@ -1,0 +1,78 @@
+"""Swap the Triton kernels into a diffusers transformer: `apply_triton_kernels(pipe.transformer)`.
+
+Written against diffusers 0.42.1; only exact, known module types are touched, and each replacement keeps
+the module's class, parameters and state-dict keys (only `forward` of that instance, or the attention
+processor, changes). What gets replaced:
+
+FluxTransformer2DModel
+- `AdaLayerNormZero.forward` (transformer_blocks.*.norm1, .norm1_context), `AdaLayerNormZeroSingle.forward`
+  (single_transformer_blocks.*.norm) and `AdaLayerNormContinuous.forward` (norm_out): LayerNorm + modulation
+  -> diffexp::norm_modulate (the emb linear stays).
+- `FluxTransformerBlock.forward`: residual + gate·attn, norm2 and modulation -> diffexp::gated_residual_norm_modulate;
+  residual + gate·ff -> diffexp::gated_residual (both streams).
+- `FluxSingleTransformerBlock.forward`: residual + gate·proj_out -> diffexp::gated_residual.
+- `FluxAttention.processor` (when it is the stock FluxAttnProcessor): norm_q/norm_k, norm_added_q/k and
+  apply_rotary_emb -> diffexp::qk_norm_rope (single blocks) / qk_norm_rope_out (double blocks, which also
+  writes text and image tokens straight into the joint q/k, removing the torch.cat of q and k).
+
+WanTransformer3DModel
+- `WanTransformerBlock.forward`: norm1 + modulation -> diffexp::norm_modulate; residual + gate·attn1 fused with
+  norm2 (cross_attn_norm=True: an affine LayerNorm, run as modulation with scale = weight - 1, shift = bias)
+  -> diffexp::gated_residual_norm_modulate; residual + attn2 fused with norm3 + modulation -> the same op with
+  no gate; residual + gate·ffn -> diffexp::gated_residual.
+- `WanAttention.processor` (when it is the stock WanAttnProcessor): norm_q/norm_k (RMSNorm across heads) +
+  rotary -> diffexp::qk_norm_rope in self-attention; norm_q/norm_k/norm_added_k -> diffexp::rms_norm in
+  cross-attention.
+- Not replaced: the model-level forward (Wan's final norm_out + modulation runs once per step).
+
+Call it before torch.compile, offloading or cache hooks (a forward already replaced by a hook is refused,
+not silently dropped). Inference only: the ops have no backward. A second call patches nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from diffexp.errors import DiffexpError
+from kernels._common import interpreting
+
+log = logging.getLogger(__name__)
+
+TESTED_DIFFUSERS = "0.42."
+
+
+def apply_triton_kernels(transformer: torch.nn.Module) -> list[str]:
+    """Patch `transformer` in place; returns what was patched, one line per kind of module with a count."""
+    import diffusers
+    from diffusers import FluxTransformer2DModel, WanTransformer3DModel
+
+    if not diffusers.__version__.startswith(TESTED_DIFFUSERS):
+        log.warning(
+            "kernels.patch mirrors diffusers %s* forwards; this is %s: compare outputs with kernels=torch",
+            TESTED_DIFFUSERS,
+            diffusers.__version__,
+        )
+    param = next(transformer.parameters(), None)
+    if param is not None and param.device.type != "cuda" and not interpreting():
+        raise DiffexpError(
+            f"kernels=triton needs the transformer on a CUDA device (it is on {param.device}); "
+            "use kernels=torch, or TRITON_INTERPRET=1 for a (slow) CPU check"
+        )
+    if isinstance(transformer, FluxTransformer2DModel):
+        from kernels.patch_flux import patch_flux
+
+        patched = patch_flux(transformer)
+    elif isinstance(transformer, WanTransformer3DModel):
+        from kernels.patch_wan import patch_wan
+
+        patched = patch_wan(transformer)
+    else:
+        raise DiffexpError(
+            f"kernels=triton has no patch for {type(transformer).__name__}; "
+            "supported: FluxTransformer2DModel, WanTransformer3DModel (use kernels=torch for other models)"
+        )
+    for line in patched:
+        log.info("triton kernels: %s", line)
+    return patched

@@ -1,0 +1,80 @@
+"""Each semantic rule: an error that names the field, the value and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from diffexp.config import check_launch, compose, to_config, validate
+from diffexp.errors import ConfigError
+
+
+def problems(*overrides: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        cfg = to_config(compose(list(overrides)))
+        validate(cfg)
+        check_launch(cfg)
+    return info.value.problems
+
+
+def test_degrees_must_multiply_to_gpu_count():
+    [p] = problems("parallel=ulysses4", "parallel.num_gpus=3")
+    assert "parallel.num_gpus=3" in p and "ulysses_degree (4)" in p and "= 4" in p
+
+
+def test_cfg_parallel_doubles_the_sequence_parallel_degree():
+    [p] = problems("model=wan22_t2v", "parallel=cfg_ulysses4", "parallel.num_gpus=4")
+    assert "parallel.num_gpus=4" in p and "× 2 (CFG-parallel) = 8" in p
+
+
+def test_cfg_parallel_needs_guidance_above_one():
+    [p] = problems("model=zimage_turbo", "parallel=cfg2")
+    assert "guidance_scale=0.0" in p and "guidance_scale > 1" in p
+
+
+def test_prefetch_size_must_be_non_negative():
+    [p] = problems("offload=layerwise", "offload.prefetch_size=-0.5")
+    assert "offload.prefetch_size=-0.5" in p and ">= 0" in p
+
+
+@pytest.mark.parametrize("backend", ["sliding_tile_attn", "video_sparse_attn", "vmoba_attn"])
+def test_attention_backend_must_be_supported_by_the_engine(backend):
+    [p] = problems(f"attention={backend}")
+    assert f"attention.backend='{backend}'" in p and "engine diffusers supports" in p
+    validate(to_config(compose(["model=wan22_t2v", f"attention={backend}"])))  # fine on sglang
+
+
+def test_task_that_needs_an_image_requires_one():
+    [p] = problems("model=qwen_image_edit", "model.sampling.image_path=null")
+    assert "model.sampling.image_path=None" in p and "image_edit" in p
+
+
+def test_input_image_must_exist_at_launch():
+    [p] = problems("model=wan22_ti2v", "engine=diffusers", "model.sampling.image_path=/nonexistent/astronaut.jpg")
+    assert "/nonexistent/astronaut.jpg" in p and "no such file" in p
+
+
+def test_more_gpus_than_visible_is_a_launch_error():
+    # SGLang always runs on GPUs: asking for 8 on a machine with fewer fails before launch.
+    from diffexp.config.validate import visible_gpu_count
+
+    if visible_gpu_count() >= 8:
+        pytest.skip("this machine has 8 GPUs")
+    found = problems("model=flux1_dev", "parallel=ulysses8", "model.sampling.image_path=null")
+    assert any("parallel.num_gpus=8: only" in p and "visible" in p for p in found)
+
+
+def test_unknown_values_list_what_is_allowed():
+    found = problems("model.weights=fake", "engine.device=tpu", "profile.mode=perf")
+    assert any("model.weights='fake': allowed values are pretrained, random, tiny" in p for p in found)
+    assert any("engine.device='tpu'" in p for p in found)
+    assert any("profile.mode='perf'" in p for p in found)
+
+
+def test_random_weights_need_an_architecture():
+    [p] = problems("model=qwen_image", "model.weights=random")
+    assert "model.arch" in p
+
+
+def test_all_problems_reported_together():
+    found = problems("parallel=ulysses2", "parallel.num_gpus=3", "offload.prefetch_size=-1", "model.sampling.num_inference_steps=0")
+    assert len(found) >= 3

@@ -1,0 +1,68 @@
+"""`python -m diffexp` as a user runs it: the default job, config errors, Ctrl-C and SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import cli_env
+
+
+def run_cli(args, cwd, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", "diffexp", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=cli_env()
+    )
+
+
+def test_default_job_runs_and_says_where_it_logged(tmp_path):
+    proc = run_cli([], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "logged to sqlite:///" in proc.stdout and "mlflow ui --backend-store-uri" in proc.stdout
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    [run] = client.search_runs([client.get_experiment_by_name("tiny_flux").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.metrics["denoise_s"] > 0
+
+
+def test_config_error_exits_nonzero_before_any_run(tmp_path):
+    proc = run_cli(["parallel=ulysses2", "parallel.num_gpus=3"], tmp_path)
+    assert proc.returncode == 2
+    assert "parallel.num_gpus=3: must equal" in proc.stderr + proc.stdout
+    assert not (tmp_path / "mlruns").exists()
+
+
+def test_composition_error_exits_nonzero(tmp_path):
+    proc = run_cli(["model.sampling.widht=3"], tmp_path)
+    assert proc.returncode != 0 and "widht" in proc.stderr
+    assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_marks_run_killed(tmp_path, sig):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "diffexp", "model.sampling.num_inference_steps=100000", f"tracking.uri={uri}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env(),
+    )
+    client = MlflowClient(tracking_uri=uri)
+    # Interrupt once the run exists and the denoise loop is under way.
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        runs = client.search_runs(["0", "1"]) if (tmp_path / "mlflow.db").exists() else []
+        if runs and (tmp_path / "outputs").exists() and any((tmp_path / "outputs").rglob("run.log")):
+            log = next((tmp_path / "outputs").rglob("run.log")).read_text()
+            if "loading tiny_flux" in log:
+                break
+        time.sleep(0.5)
+    time.sleep(3)
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode != 0, out[-2000:]
+    [run] = client.search_runs([client.get_experiment_by_name("tiny_flux").experiment_id])
+    assert run.info.status == "KILLED", out[-2000:]
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"run.log", "traceback.txt"} <= names

@@ -8,15 +8,18 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from diffexp.config import CONF_DIR, register, to_config
 from diffexp.errors import DiffexpError
 from diffexp.logs import quiet_libraries
+from diffexp.sweeps import use_sweeps_dir
 
 log = logging.getLogger("diffexp")
 
 register()
+use_sweeps_dir()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
@@ -24,6 +27,12 @@ def _main(cfg: DictConfig) -> None:
     from diffexp.run import execute, print_summary
 
     quiet_libraries()
+    if HydraConfig.get().mode == RunMode.MULTIRUN:
+        # A failed point becomes a FAILED child run and the sweep goes on (diffexp.sweeps.job).
+        from diffexp.sweeps.job import run_point
+
+        run_point(cfg)
+        return
     try:
         outcome = execute(to_config(cfg), Path(HydraConfig.get().runtime.output_dir))
     except DiffexpError as exc:

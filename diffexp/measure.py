@@ -7,6 +7,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import torch
 
@@ -22,9 +23,14 @@ class StageClock:
 
     device: torch.device
     totals_s: dict[str, float] = field(default_factory=dict)
+    # Parallel runs: wait for every rank before reading the clock, so a reading covers all ranks.
+    barrier: Optional[Callable[[], None]] = None
 
     def now(self) -> float:
         synchronize(self.device)
+        if self.barrier is not None:
+            self.barrier()
+            synchronize(self.device)
         return time.perf_counter()
 
     @contextmanager
@@ -44,10 +50,13 @@ class StepClock:
     starts: list[float] = field(default_factory=list)
     ends: list[float] = field(default_factory=list)
 
-    def on_transformer_call(self, *_args, **_kwargs) -> None:
+    def on_transformer_call(self, *_args, **_kwargs) -> bool:
+        """Returns True when this call opened a new step."""
         # CFG models call the transformer twice per step: only the first call opens the step.
         if len(self.starts) == len(self.ends):
             self.starts.append(self.clock.now())
+            return True
+        return False
 
     def on_step_end(self, pipe, step, timestep, callback_kwargs):
         self.ends.append(self.clock.now())

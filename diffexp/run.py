@@ -17,7 +17,6 @@ from diffexp.engines import get_engine
 from diffexp.environment import environment_tags
 from diffexp.errors import RunInterrupted
 from diffexp.results import RunResult
-from diffexp.tracking import RunRecorder, flatten, ui_hint
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +107,11 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
     run_dir.mkdir(parents=True, exist_ok=True)
     config_yaml = run_dir / "config.yaml"
     config_yaml.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    if not cfg.tracking.enabled:
+        return _execute_untracked(cfg, engine, run_dir)
+    # MLflow is imported only when a run is tracked (GPU boxes may run untracked without it).
+    from diffexp.tracking import RunRecorder, flatten
+
     params = flatten(dataclasses.asdict(cfg))
     with _run_log(run_dir / "run.log") as log_file, _terminate_as_interrupt():
         recorder = RunRecorder(
@@ -124,10 +128,24 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
             recorder.log_artifact(config_yaml)
             result = engine.run(cfg, run_dir)
             recorder.log_result(result, run_dir)
+            from diffexp.review import review_run  # imports MLflow, like the tracking import above
+
+            # After log_result, so a review that cannot be done never loses the run's measurements.
+            review_run(cfg, result, recorder, run_dir)
             if not result.valid:
                 log.error("run is not valid: %s", result.invalid_reason)
                 recorder.status = "FAILED"
     return Outcome(recorder.run_id, recorder.uri, result, recorder.status or "FINISHED")
+
+
+def _execute_untracked(cfg: Config, engine, run_dir: Path) -> Outcome:
+    """tracking.enabled=false: the same run, figures only in <run_dir>/metrics.json (ingest them later)."""
+    with _run_log(run_dir / "run.log"), _terminate_as_interrupt():
+        result = engine.run(cfg, run_dir)
+        # Keep the machine's description with the figures: they may be uploaded from elsewhere.
+        result.tags = {**environment_tags(), **run_tags(cfg), **result.tags}
+        result.write_json(run_dir / "metrics.json")
+    return Outcome("untracked", str(run_dir / "metrics.json"), result, "FINISHED" if result.valid else "FAILED")
 
 
 def print_summary(outcome: Outcome) -> None:
@@ -142,5 +160,10 @@ def print_summary(outcome: Outcome) -> None:
         table.add_row(key, f"{value:.4g}")
     console.print(table)
     # Plain prints: paths must not be wrapped, so they can be copied.
+    if outcome.run_id == "untracked":
+        print(f"not tracked; figures in {outcome.tracking_uri}")
+        return
+    from diffexp.tracking import ui_hint
+
     print(f"logged to {outcome.tracking_uri} (run {outcome.run_id})")
     print(f"see it with: {ui_hint(outcome.tracking_uri)}")

@@ -68,6 +68,17 @@ def get_run(client: MlflowClient, run_id: str) -> LoggedRun:
         raise DiffexpError(f"MLflow run {run_id!r} not found in {client.tracking_uri}: {exc.message}") from exc
 
 
+def _active_experiment_ids(client: MlflowClient) -> list[str]:
+    ids: list[str] = []
+    token = None
+    while True:
+        page = client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=1000, page_token=token)
+        ids += [e.experiment_id for e in page]
+        token = page.token
+        if not token:
+            return ids
+
+
 def search_runs(
     client: MlflowClient,
     filter_string: str,
@@ -75,9 +86,7 @@ def search_runs(
     experiment_ids: Optional[Iterable[str]] = None,
 ) -> list[LoggedRun]:
     """Active runs matching an MLflow filter, in every active experiment unless `experiment_ids` is given."""
-    if experiment_ids is None:
-        experiment_ids = [e.experiment_id for e in client.search_experiments(view_type=ViewType.ACTIVE_ONLY, max_results=None)]
-    ids = list(experiment_ids)
+    ids = list(experiment_ids) if experiment_ids is not None else _active_experiment_ids(client)
     if not ids:
         return []
     found: list[LoggedRun] = []

@@ -24,7 +24,9 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") == "1"
 
 
-def check_tensor(name: str, t: torch.Tensor, *, ndim: tuple[int, ...] | None = None) -> None:
+def check_tensor(
+    name: str, t: torch.Tensor, *, ndim: tuple[int, ...] | None = None, dtypes: tuple[torch.dtype, ...] = SUPPORTED_DTYPES
+) -> None:
     """Reject what the kernels cannot read; the message says how to fix it.
 
     Layout rule for every kernel: the last dimension must be contiguous (stride 1). Leading dimensions may
@@ -32,8 +34,8 @@ def check_tensor(name: str, t: torch.Tensor, *, ndim: tuple[int, ...] | None = N
     """
     if ndim is not None and t.dim() not in ndim:
         raise KernelInputError(f"{name}: expected {' or '.join(map(str, ndim))} dimensions, got shape {tuple(t.shape)}")
-    if t.dtype not in SUPPORTED_DTYPES:
-        raise KernelInputError(f"{name}: dtype {t.dtype} is not supported; use one of {SUPPORTED_DTYPES}")
+    if t.dtype not in dtypes:
+        raise KernelInputError(f"{name}: dtype {t.dtype} is not supported; use one of {dtypes}")
     if t.device.type != "cuda" and not interpreting():
         raise KernelInputError(
             f"{name}: the Triton kernels need CUDA tensors (got {t.device}); on CPU, set TRITON_INTERPRET=1 "

@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._common import KernelInputError, check_same_device, check_tensor, interpreting
+from kernels._common import SUPPORTED_DTYPES, KernelInputError, check_same_device, check_tensor, interpreting
 
 
 @triton.jit
@@ -106,7 +106,7 @@ def _check_weight(name: str, w: Optional[torch.Tensor], heads: int, head_dim: in
 
 
 def _rope_table(name: str, t: torch.Tensor, seq: int, head_dim: int) -> torch.Tensor:
-    check_tensor(name, t)
+    check_tensor(name, t, dtypes=SUPPORTED_DTYPES + (torch.float64,))
     if t.shape[-1] != head_dim or t.numel() != seq * head_dim:
         raise KernelInputError(f"{name}: expected [S={seq}, Dh={head_dim}] (or a reshape of it), got {tuple(t.shape)}")
     return t.reshape(seq, head_dim)

@@ -103,6 +103,9 @@ class CompileConfig:
     warmup: bool = False
     # Untimed full generations before the measured one (in-process engine).
     warmup_runs: int = 1
+    # Denoise steps in each warmup generation; None = as many as the measured run. Compiled graphs
+    # depend on shapes, not on the step count, so a short warmup compiles the same graphs.
+    warmup_steps: Optional[int] = None
     mode: Optional[str] = None  # torch.compile mode, e.g. "max-autotune-no-cudagraphs"
     fullgraph: bool = False
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 import torch
 from tqdm.auto import tqdm
 
 from diffexp.config.schema import Config
-from diffexp.engines import outputs, pipeline_setup
+from diffexp.engines import outputs, pipeline_setup, profiling
 from diffexp.errors import DiffexpError
 from diffexp.measure import StageClock, StepClock, peak_memory_gib, reset_peak_memory
 from diffexp.models import load_pipeline
@@ -72,71 +73,125 @@ class DiffusersEngine:
 
     def run(self, cfg: Config, run_dir: Path) -> RunResult:
         if cfg.parallel.num_gpus > 1:
-            raise DiffexpError(
-                f"parallel.num_gpus={cfg.parallel.num_gpus}: the in-process engine runs one process; "
-                "use engine=sglang for multi-GPU layouts"
-            )
-        device = resolve_device(cfg)
-        clock = StageClock(device)
-        with clock.stage("load"):
-            pipe = load_pipeline(cfg.model, device)
-            placement = pipeline_setup.apply_offload(pipe, cfg.offload, device)
-            pipeline_setup.apply_attention(pipe, cfg.attention.backend)
-            patched = pipeline_setup.apply_kernels(pipe, cfg.kernels.impl)
-            pipeline_setup.apply_compile(pipe, cfg)
-        pipe.set_progress_bar_config(disable=True)
-        kwargs = call_kwargs(cfg, pipe)
-        seed = cfg.model.sampling.seed if cfg.model.sampling.seed is not None else DEFAULT_SEED
+            from diffexp.engines.distributed.launch import run_ranks
 
-        warmup_runs = cfg.compile.warmup_runs if (cfg.compile.enabled or cfg.compile.warmup) else 0
-        with clock.stage("warmup"):
-            for _ in range(warmup_runs):
-                pipe(**kwargs, generator=torch.Generator("cpu").manual_seed(seed))
+            return run_ranks(cfg, run_dir)
+        return generate(cfg, run_dir, resolve_device(cfg))
 
-        reset_peak_memory(device)
-        measured = StageClock(device)
-        steps = StepClock(measured)
-        with ExitStack() as stack:
-            stack.enter_context(_timed_method(pipe, "encode_prompt", measured, "text_encode"))
-            stack.enter_context(_timed_method(pipe.vae, "decode", measured, "vae_decode"))
+
+def generate(
+    cfg: Config,
+    run_dir: Path,
+    device: torch.device,
+    parallelize: Optional[Callable[[Any], None]] = None,
+    barrier: Optional[Callable[[], None]] = None,
+    save_outputs: bool = True,
+) -> RunResult:
+    """Load, set up, warm up and time one generation: a single-process run, or one rank's part of a parallel run.
+
+    A rank passes `parallelize` (shards the loaded pipeline, before compile), `barrier` (every clock reading
+    waits for all ranks) and `save_outputs=False` on all ranks but rank 0.
+    """
+    clock = StageClock(device, barrier=barrier)
+    with clock.stage("load"):
+        pipe = load_pipeline(cfg.model, device)
+        placement = pipeline_setup.apply_offload(pipe, cfg.offload, device)
+        pipeline_setup.apply_attention(pipe, cfg.attention.backend)
+        patched = pipeline_setup.apply_kernels(pipe, cfg.kernels.impl)
+        if parallelize is not None:
+            parallelize(pipe)
+        pipeline_setup.apply_compile(pipe, cfg)
+    pipe.set_progress_bar_config(disable=True)
+    kwargs = call_kwargs(cfg, pipe)
+    seed = cfg.model.sampling.seed if cfg.model.sampling.seed is not None else DEFAULT_SEED
+
+    warmup_runs = cfg.compile.warmup_runs if (cfg.compile.enabled or cfg.compile.warmup) else 0
+    warmup_kwargs = dict(kwargs)
+    if cfg.compile.warmup_steps and "num_inference_steps" in warmup_kwargs:
+        warmup_kwargs["num_inference_steps"] = cfg.compile.warmup_steps
+    with clock.stage("warmup"):
+        for _ in range(warmup_runs):
+            pipe(**warmup_kwargs, generator=torch.Generator("cpu").manual_seed(seed))
+
+    reset_peak_memory(device)
+    measured = StageClock(device, barrier=barrier)
+    steps = StepClock(measured)
+    profiler = _profiler_for(cfg, device, run_dir)
+    with ExitStack() as stack:
+        if profiler is not None:
             for name in pipeline_setup.denoisers(pipe):
-                handle = getattr(pipe, name).register_forward_pre_hook(lambda *a: steps.on_transformer_call())
-                stack.callback(handle.remove)
-            bar = stack.enter_context(tqdm(total=cfg.model.sampling.num_inference_steps, desc="denoise", unit="step", leave=False))
+                profiling.annotate_blocks(getattr(pipe, name), stack)
+            stack.callback(profiler.stop)
+            if cfg.profile.all_stages:
+                profiler.start()
+        stack.enter_context(_timed_method(pipe, "encode_prompt", measured, "text_encode"))
+        stack.enter_context(_timed_method(pipe.vae, "decode", measured, "vae_decode"))
+        def on_transformer_call(*_):
+            if steps.on_transformer_call() and profiler is not None:
+                profiler.on_step_start()
 
-            def on_step_end(p, i, t, kw):
-                bar.update(1)
-                return steps.on_step_end(p, i, t, kw)
+        for name in pipeline_setup.denoisers(pipe):
+            handle = getattr(pipe, name).register_forward_pre_hook(on_transformer_call)
+            stack.callback(handle.remove)
+        bar = stack.enter_context(tqdm(total=cfg.model.sampling.num_inference_steps, desc="denoise", unit="step", leave=False))
 
-            with measured.stage("e2e"):
-                output = pipe(**kwargs, generator=torch.Generator("cpu").manual_seed(seed), callback_on_step_end=on_step_end)
-        peaks = peak_memory_gib(device)
+        def on_step_end(p, i, t, kw):
+            bar.update(1)
+            out = steps.on_step_end(p, i, t, kw)
+            if profiler is not None:
+                profiler.on_step_end()
+            return out
 
-        frames = getattr(output, "frames", None)
-        if frames is not None:
-            saved = outputs.save_videos(frames, run_dir / "outputs", fps=cfg.model.sampling.fps or 16)
-        else:
-            saved = outputs.save_images(output.images, run_dir / "outputs")
+        with measured.stage("e2e"):
+            output = pipe(**kwargs, generator=torch.Generator("cpu").manual_seed(seed), callback_on_step_end=on_step_end)
+    peaks = peak_memory_gib(device)
 
-        return RunResult(
-            denoise_s=steps.denoise_s,
-            denoise_step_ms=steps.step_ms,
-            text_encode_s=measured.totals_s.get("text_encode"),
-            vae_decode_s=measured.totals_s.get("vae_decode"),
-            e2e_s=measured.totals_s["e2e"],
-            peak_mem_gib=max(peaks.values()) if peaks else None,
-            peak_mem_gib_per_device=peaks,
-            stages_s={**measured.totals_s, "load": clock.totals_s["load"]},
-            extra_metrics={"warmup_s": clock.totals_s["warmup"]} if warmup_runs else {},
-            outputs=saved,
-            tags={
-                "device": str(device),
-                "offload.placement": ", ".join(f"{k}={v}" for k, v in placement.items()),
-                "kernels.patched": ", ".join(patched) or "none",
-                "warmup_runs": str(warmup_runs),
-            },
-            warmup_excluded=warmup_runs > 0,
+    frames = getattr(output, "frames", None)
+    if not save_outputs:
+        saved = []
+    elif frames is not None:
+        saved = outputs.save_videos(frames, run_dir / "outputs", fps=cfg.model.sampling.fps or 16)
+    else:
+        saved = outputs.save_images(output.images, run_dir / "outputs")
+
+    profile_metrics, profile_artifacts = {}, {}
+    if profiler is not None:
+        trace = profiler.export(f"{cfg.model.name}-rank0")
+        profile_metrics = profiling.analyze_into(trace, run_dir / "profile", cfg.profile.categories)
+        profile_artifacts = {"traces": str(trace.parent), "profile": str(run_dir / "profile")}
+
+    return RunResult(
+        denoise_s=steps.denoise_s,
+        denoise_step_ms=steps.step_ms,
+        text_encode_s=measured.totals_s.get("text_encode"),
+        vae_decode_s=measured.totals_s.get("vae_decode"),
+        e2e_s=measured.totals_s["e2e"],
+        peak_mem_gib=max(peaks.values()) if peaks else None,
+        peak_mem_gib_per_device=peaks,
+        stages_s={**measured.totals_s, "load": clock.totals_s["load"]},
+        extra_metrics={**({"warmup_s": clock.totals_s["warmup"]} if warmup_runs else {}), **profile_metrics},
+        outputs=saved,
+        artifacts=profile_artifacts,
+        profiled=profiler is not None,
+        tags={
+            "device": str(device),
+            "offload.placement": ", ".join(f"{k}={v}" for k, v in placement.items()),
+            "kernels.patched": ", ".join(patched) or "none",
+            "warmup_runs": str(warmup_runs),
+        },
+        warmup_excluded=warmup_runs > 0,
+    )
+
+
+def _profiler_for(cfg: Config, device: torch.device, run_dir: Path) -> profiling.StepProfiler | None:
+    if cfg.profile.mode == "off":
+        return None
+    if cfg.profile.mode != "torch":
+        raise DiffexpError(
+            f"profile.mode={cfg.profile.mode!r}: the in-process engine captures profile=torch; "
+            "nsys wraps a subprocess engine (engine=sglang)"
         )
+    return profiling.StepProfiler(device, cfg.profile.num_steps, cfg.profile.all_stages, run_dir / "traces")
 
 
 class _timed_method:

@@ -56,16 +56,25 @@ def format_cell(value: object, digits: int = 3) -> str:
     return str(value)
 
 
-def markdown_table(table: pd.DataFrame, digits: int = 3) -> str:
-    """GitHub markdown for a DataFrame (pandas' to_markdown needs tabulate, which we do not depend on)."""
+def markdown_table(table: pd.DataFrame, digits: int = 3, code_columns: tuple[str, ...] = ("name", "scope")) -> str:
+    """GitHub markdown for a DataFrame (pandas' to_markdown needs tabulate, which we do not depend on).
+
+    Kernel and scope names go in code spans, so C++ template brackets are not read as HTML.
+    """
     header = "| " + " | ".join(str(c) for c in table.columns) + " |"
     numeric = [pd.api.types.is_numeric_dtype(table[c]) for c in table.columns]
     rule = "|" + "|".join("---:" if is_number else "---" for is_number in numeric) + "|"
+    as_code = [c in code_columns for c in table.columns]
     rows = [
-        "| " + " | ".join(format_cell(v, digits).replace("|", "\\|") for v in row) + " |"
+        "| " + " | ".join(_markdown_cell(v, digits, code) for v, code in zip(row, as_code)) + " |"
         for row in table.itertuples(index=False)
     ]
     return "\n".join([header, rule, *rows])
+
+
+def _markdown_cell(value: object, digits: int, code: bool) -> str:
+    text = format_cell(value, digits).replace("|", "\\|")
+    return f"`{text.replace('`', '')}`" if code and text else text
 
 
 def with_short_names(table: pd.DataFrame, column: str = "name", width: int = 90) -> pd.DataFrame:

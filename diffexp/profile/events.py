@@ -9,6 +9,7 @@ traces of DiT runs that is about 1 byte kept per 40 bytes of raw JSON.
 from __future__ import annotations
 
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,47 +61,65 @@ class EventCollector:
         self._gpu = {key: array(code) for key, code in _GPU_COLUMNS.items()}
         self._launch = {key: array(code) for key, code in _LAUNCH_COLUMNS.items()}
         self._scope = {key: array(code) for key, code in _SCOPE_COLUMNS.items()}
+        # Bound appends, looked up once: this is the per-event hot path of a several-hundred-MB read.
+        self._gpu_append = tuple(column.append for column in self._gpu.values())
+        self._launch_append = tuple(column.append for column in self._launch.values())
+        self._scope_append = tuple(column.append for column in self._scope.values())
+        self.handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+            **{cat: self._gpu_handler(_CANONICAL_GPU_CATEGORY.get(cat, cat)) for cat in GPU_TRACE_CATEGORIES},
+            **dict.fromkeys(LAUNCH_TRACE_CATEGORIES, self._add_launch),
+            **dict.fromkeys(SCOPE_TRACE_CATEGORIES, self._add_scope),
+        }
 
     def add(self, event: dict[str, Any]) -> None:
         """Keep one event if it is a complete ("X") GPU activity, launch or user scope."""
+        handler = self.handlers.get(event.get("cat"))  # type: ignore[arg-type]
+        if handler is not None:
+            handler(event)
+
+    def _gpu_handler(self, trace_category: str) -> Callable[[dict[str, Any]], None]:
+        ids = self._gpu_ids
+        name_id_, device_, stream_, start_, dur_, correlation_ = self._gpu_append
+
+        def add_gpu(event: dict[str, Any]) -> None:
+            dur = event.get("dur")
+            if dur is None or event.get("ph") != "X":
+                return
+            args = event.get("args") or {}
+            key = (event.get("name", ""), trace_category)
+            name_id = ids.get(key)
+            if name_id is None:
+                name_id = ids[key] = len(ids)
+            device = args.get("device", event.get("pid"))
+            stream = args.get("stream", event.get("tid"))
+            name_id_(name_id)
+            device_(device if type(device) is int else -1)
+            stream_(stream if type(stream) is int else -1)
+            start_(event["ts"])
+            dur_(dur)
+            correlation_(args.get("correlation", -1))
+
+        return add_gpu
+
+    def _add_launch(self, event: dict[str, Any]) -> None:
+        args = event.get("args")
+        correlation = args.get("correlation") if args else None
+        if correlation is None or event.get("ph") != "X":
+            return
+        thread_, start_, correlation_ = self._launch_append
+        thread_(self._thread(event))
+        start_(event["ts"])
+        correlation_(correlation)
+
+    def _add_scope(self, event: dict[str, Any]) -> None:
         if event.get("ph") != "X":
             return
-        category = event.get("cat")
-        if category in GPU_TRACE_CATEGORIES:
-            self._add_gpu(event, _CANONICAL_GPU_CATEGORY.get(category, category))
-        elif category in LAUNCH_TRACE_CATEGORIES:
-            correlation = (event.get("args") or {}).get("correlation")
-            if correlation is not None:
-                self._launch["thread"].append(self._thread(event))
-                self._launch["start_us"].append(event["ts"])
-                self._launch["correlation"].append(correlation)
-        elif category in SCOPE_TRACE_CATEGORIES:
-            name = event.get("name", "")
-            name_id = self._scope_ids.setdefault(name, len(self._scope_ids))
-            start_us = event["ts"]
-            self._scope["name_id"].append(name_id)
-            self._scope["thread"].append(self._thread(event))
-            self._scope["start_us"].append(start_us)
-            self._scope["end_us"].append(start_us + event.get("dur", 0.0))
-
-    def _add_gpu(self, event: dict[str, Any], trace_category: str) -> None:
-        dur = event.get("dur")
-        if dur is None:
-            return
-        args = event.get("args") or {}
-        key = (event.get("name", ""), trace_category)
-        name_id = self._gpu_ids.get(key)
-        if name_id is None:
-            name_id = self._gpu_ids[key] = len(self._gpu_ids)
-        device = args.get("device", event.get("pid"))
-        stream = args.get("stream", event.get("tid"))
-        columns = self._gpu
-        columns["name_id"].append(name_id)
-        columns["device"].append(device if isinstance(device, int) else -1)
-        columns["stream"].append(stream if isinstance(stream, int) else -1)
-        columns["start_us"].append(event["ts"])
-        columns["dur_us"].append(dur)
-        columns["correlation"].append(args.get("correlation", -1))
+        name_id_, thread_, start_, end_ = self._scope_append
+        start_us = event["ts"]
+        name_id_(self._scope_ids.setdefault(event.get("name", ""), len(self._scope_ids)))
+        thread_(self._thread(event))
+        start_(start_us)
+        end_(start_us + event.get("dur", 0.0))
 
     def _thread(self, event: dict[str, Any]) -> int:
         key = (event.get("pid"), event.get("tid"))

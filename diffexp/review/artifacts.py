@@ -15,6 +15,7 @@ MIN_TILE_PX = 192
 MAX_TILE_PX = 512
 MAX_VIDEO_FRAMES_SHOWN = 6
 LABEL_PX = 14
+GUTTER_PX = 4
 # An "inferno"-like ramp: black (no difference) through purple and orange to pale yellow (the largest).
 _RAMP = np.array([(0, 0, 4), (87, 16, 110), (188, 55, 84), (249, 142, 9), (252, 255, 164)], dtype=np.float64)
 
@@ -41,7 +42,8 @@ def _enlarge(frame: np.ndarray) -> Image.Image:
 
 
 def _labelled(image: Image.Image, text: str) -> Image.Image:
-    out = Image.new("RGB", (image.width, image.height + LABEL_PX + 4), "white")
+    """The tile under a caption, with a white gutter so neighbouring tiles stay apart."""
+    out = Image.new("RGB", (image.width + GUTTER_PX, image.height + LABEL_PX + 4 + GUTTER_PX), "white")
     out.paste(image, (0, LABEL_PX + 4))
     ImageDraw.Draw(out).text((2, 2), text, fill="black")
     return out

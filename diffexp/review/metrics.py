@@ -6,7 +6,6 @@ that as 1.8e308, so logged PSNRs are capped at PSNR_CAP_DB (100 dB: far above an
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -126,7 +125,3 @@ def frame_series(comparisons: list[OutputComparison]) -> dict[str, list[float]]:
         "review.frame_mean_abs_diff": [f.mean_abs_diff for f in frames],
         "review.frame_max_abs_diff": [f.max_abs_diff for f in frames],
     }
-
-
-def finite(figures: dict[str, float]) -> dict[str, float]:
-    return {k: v for k, v in figures.items() if math.isfinite(v)}

@@ -184,7 +184,7 @@ def resolve_reference(client, spec: Optional[str], run: LoggedRun) -> Union[Refe
         return Reference(spec, run=found, params=found.params)
     path = Path(spec).expanduser()
     if path.exists():
-        return Reference(str(path), path=path, params=_params_of_run_folder(path))
+        return Reference(str(path.resolve()), path=path, params=_params_of_run_folder(path))
     if RUN_ID.match(spec):
         found = get_run(client, spec)
         return Reference(spec, run=found, params=found.params)

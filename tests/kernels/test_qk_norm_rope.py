@@ -21,6 +21,10 @@ def _wan_freqs(frames, height, width, head_dim, device):
     return rope(torch.empty(1, 16, frames, 2 * height, 2 * width, device=device))  # ([1, S, 1, Dh]) * 2
 
 
+def _rms(x, eps=1e-6):
+    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+
+
 def _wan_inline_rope(hidden_states, freqs_cos, freqs_sin):
     """Copied from diffusers 0.42.1 WanAttnProcessor.__call__ (a nested function there, not importable)."""
     x1, x2 = hidden_states.unflatten(-1, (-1, 2)).unbind(-1)
@@ -38,23 +42,16 @@ def test_flux_layout_matches_diffusers(batch, seq, heads, dtype, randn, check, d
     """Per-head RMSNorm (torch.nn.RMSNorm) + diffusers' apply_rotary_emb, on FluxPosEmbed's tables."""
     q, k = randn(batch, seq, heads, 128, dtype=dtype), randn(batch, seq, heads, 128, dtype=dtype)
     norm_q, norm_k = torch.nn.RMSNorm(128, eps=1e-6).to(device), torch.nn.RMSNorm(128, eps=1e-6).to(device)
-    with torch.no_grad():
-        norm_q.weight.copy_(randn(128, scale=0.2) + 1)
-        norm_k.weight.copy_(randn(128, scale=0.2) + 1)
-    cos, sin = _flux_freqs(seq, device)
-    got = qk_norm_rope(q, k, norm_q.weight.to(dtype), norm_k.weight.to(dtype), cos, sin, 1e-6)
-    with torch.no_grad():  # the diffusers path, in fp32 so that the only rounding is the final cast
-        want_q = apply_rotary_emb(norm_q(q.float()) * 1, (cos, sin), sequence_dim=1).to(dtype)
+    with torch.no_grad():  # weights representable in the test dtype, so both sides see the same values
+        norm_q.weight.copy_((randn(128, scale=0.2) + 1).to(dtype))
+        norm_k.weight.copy_((randn(128, scale=0.2) + 1).to(dtype))
+        cos, sin = _flux_freqs(seq, device)
+        got = qk_norm_rope(q, k, norm_q.weight.to(dtype), norm_k.weight.to(dtype), cos, sin, 1e-6)
+        # The diffusers path in fp32, so that the only rounding on that side is the final cast.
+        want_q = apply_rotary_emb(norm_q(q.float()), (cos, sin), sequence_dim=1).to(dtype)
         want_k = apply_rotary_emb(norm_k(k.float()), (cos, sin), sequence_dim=1).to(dtype)
-    w_q, w_k = norm_q.weight.to(dtype).float(), norm_k.weight.to(dtype).float()
-    want_q = apply_rotary_emb(_rms(q.float()) * w_q, (cos, sin), sequence_dim=1).to(dtype)
-    want_k = apply_rotary_emb(_rms(k.float()) * w_k, (cos, sin), sequence_dim=1).to(dtype)
     check(got[0], want_q, dtype)
     check(got[1], want_k, dtype)
-
-
-def _rms(x, eps=1e-6):
-    return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -124,9 +121,9 @@ def test_without_weights(randn, check):
 
 
 def test_rejects_unpacked_heads(randn):
-    q = randn(1, 4, 32, 2).transpose(2, 3).contiguous().transpose(2, 3)  # last dim contiguous? no: rejected
-    with pytest.raises(KernelInputError):
-        qk_norm_rope(q, q, None, None, randn(4, 2), randn(4, 2), 1e-6)
+    q = randn(1, 4, 32, 2).transpose(2, 3)  # last dim not contiguous
+    with pytest.raises(KernelInputError, match="last dimension must be contiguous"):
+        qk_norm_rope(q, q, None, None, randn(4, 32), randn(4, 32), 1e-6)
     heads_strided = randn(1, 4, 2, 64)[..., :32]  # stride(-2) == 64 != head_dim
     angles = randn(4, 32)
     with pytest.raises(KernelInputError, match="heads must be packed"):

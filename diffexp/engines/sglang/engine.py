@@ -89,6 +89,8 @@ def collect_outputs(outputs_dir: Path, logged: list[str]) -> list[str]:
 
 def failure_message(returncode: int, tail: list[str], figures: harvest.LogFigures, log_path: Path) -> str:
     head = f"sglang generate exited with code {returncode} (log: {log_path})"
+    if returncode == 0 and figures.failure_lines:
+        head = f"sglang generate exited 0 but the request failed: {figures.failure_lines[-1][:300]} (log: {log_path})"
     if figures.oom_lines:
         head = (f"sglang generate ran out of GPU memory: {figures.oom_lines[-1][:300]}\n"
                 "Try CPU/layerwise offload (offload=layerwise or low_vram), more GPUs (parallel=...), "
@@ -115,7 +117,7 @@ class SGLangEngine:
 
         returncode, tail = run_streaming(launch.command, {**os.environ, **launch.env}, paths.log, cfg.engine.timeout_s)
         figures = harvest.parse_log(paths.log.read_text(errors="replace") if paths.log.is_file() else "")
-        if returncode != 0:
+        if returncode != 0 or (figures.failure_lines and not paths.perf_dump.is_file()):
             raise DiffexpError(failure_message(returncode, tail, figures, paths.log))
 
         dump = harvest.read_perf_dump(paths.perf_dump) if paths.perf_dump.is_file() else None

@@ -24,6 +24,8 @@ FALLBACK_MARKERS = ("Falling back to diffusers backend", "Using diffusers backen
 # The guide's wording, and the 0.5.23 source's (gpu_worker.do_mem_analysis, logged at debug level).
 RESIDENCY_MARKERS = ("Components that could stay resident", "Components that can remain on GPU")
 OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "out of memory")
+# 0.5.23's CLI logs these and still exits 0 when a request fails (diffusion_generator / logging_utils).
+FAILURE_MARKERS = ("Generation failed:", "Failed to generate output")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _NUM = r"([0-9]+(?:\.[0-9]+)?)"
@@ -93,6 +95,7 @@ class LogFigures:
     fallback_lines: list[str] = field(default_factory=list)
     residency_lines: list[str] = field(default_factory=list)
     oom_lines: list[str] = field(default_factory=list)
+    failure_lines: list[str] = field(default_factory=list)
     saved_outputs: list[str] = field(default_factory=list)
     traces: list[str] = field(default_factory=list)
 
@@ -121,6 +124,8 @@ def parse_log(text: str) -> LogFigures:
             figures.residency_lines.append(line.strip())
         if any(marker in line for marker in OOM_MARKERS):
             figures.oom_lines.append(line.strip())
+        if any(marker in line for marker in FAILURE_MARKERS):
+            figures.failure_lines.append(line.strip())
     return figures
 
 

@@ -1,0 +1,1 @@
+"""GPU benchmark drivers whose recorded figures live in the repo (diffexp/bench/RESULTS.md, kernels/RESULTS.md)."""

@@ -1,0 +1,157 @@
+"""Review one run: resolve its reference, compare outputs, judge, and record the verdict on the run.
+
+A review that cannot be done (reference missing or not comparable, unreadable artifact, shape
+mismatch) records `correctness=unchecked` and `review.error` and leaves the run's status and
+measurements as they are: a run is FINISHED or FAILED for what it measured, not for its review.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from diffexp.errors import DiffexpError
+from diffexp.review import artifacts, media, metrics
+from diffexp.review.reference import NoReference, check_sampling, resolve_reference
+from diffexp.review.verdict import (
+    FAIL, PASS, ROLE_REFERENCE, ROLE_TAG, TAG, UNCHECKED, judge, lossy_reasons, settings_from_params,
+)
+from diffexp.tracking_queries import LoggedRun, RunWriter, download_outputs, get_run
+
+log = logging.getLogger(__name__)
+
+# Every tag a review may set besides `correctness`; a new review replaces all of them.
+REVIEW_TAGS = (
+    "review.reference", "review.reference_run_id", "review.bounds", "review.failed", "review.note",
+    "review.error", ROLE_TAG, "review.params_checked", "review.lossy", "review.baseline",
+)
+
+
+@dataclass
+class ReviewOutcome:
+    verdict: str  # pass | fail | unchecked
+    reference: Optional[str] = None  # as asked for (run id, latest:<model>, sweep:first, path)
+    reference_run_id: Optional[str] = None
+    figures: dict[str, float] = field(default_factory=dict)
+    series: dict[str, list[float]] = field(default_factory=dict)
+    bounds: Optional[str] = None
+    failed: list[str] = field(default_factory=list)
+    note: Optional[str] = None
+    error: Optional[str] = None
+    is_sweep_reference: bool = False
+    params_checked: bool = True
+    lossy: list[str] = field(default_factory=list)
+
+    def tags(self, baseline: bool) -> dict[str, str]:
+        tags = {TAG: self.verdict}
+        optional = {
+            "review.reference": self.reference,
+            "review.reference_run_id": self.reference_run_id,
+            "review.bounds": self.bounds,
+            "review.failed": "; ".join(self.failed) or None,
+            "review.note": self.note,
+            "review.error": self.error[:5000] if self.error else None,
+            ROLE_TAG: ROLE_REFERENCE if self.is_sweep_reference else None,
+            "review.params_checked": None if self.params_checked else "false",
+            "review.lossy": ", ".join(self.lossy) or None,
+            "review.baseline": "true" if baseline else None,
+        }
+        tags.update({k: v for k, v in optional.items() if v is not None})
+        return tags
+
+
+def _compare(client, run: LoggedRun, run_outputs: Optional[list[Path]], spec: Optional[str], work_dir: Path) -> ReviewOutcome:
+    reference = resolve_reference(client, spec, run)
+    if isinstance(reference, NoReference):
+        return ReviewOutcome(UNCHECKED, reference=spec or None, note=reference.note, is_sweep_reference=reference.is_sweep_reference)
+    outcome = ReviewOutcome(
+        UNCHECKED,
+        reference=reference.label,
+        reference_run_id=reference.run.run_id if reference.run else None,
+        params_checked=reference.params is not None,
+        lossy=lossy_reasons(run.params),
+    )
+    try:
+        check_sampling(run.params, reference)
+        with tempfile.TemporaryDirectory(prefix="diffexp-review-") as tmp:
+            if run_outputs is None:
+                run_outputs = download_outputs(client, run.run_id, Path(tmp) / "run")
+            if reference.run is not None:
+                theirs = media.find_outputs(download_outputs(client, reference.run.run_id, Path(tmp) / "reference"))
+            else:
+                theirs = media.outputs_at(reference.path)
+            comparisons = [
+                metrics.compare_frames(mine.name, mine.kind, media.read_frames(mine), media.read_frames(ref))
+                for mine, ref in media.pair(media.find_outputs(run_outputs), theirs)
+            ]
+    except DiffexpError as exc:
+        outcome.error = str(exc)
+        return outcome
+    worst_psnr, worst_ssim = metrics.worst(comparisons)
+    judgement = judge(worst_psnr, worst_ssim, settings_from_params(run.params), outcome.lossy)
+    outcome.verdict, outcome.bounds, outcome.failed, outcome.note = (
+        judgement.verdict, judgement.bounds, judgement.failed, judgement.note,
+    )
+    outcome.figures = metrics.summarize(comparisons)
+    outcome.series = metrics.frame_series(comparisons)
+    artifacts.write_pictures(comparisons, work_dir)
+    return outcome
+
+
+def review(client, run: LoggedRun, run_outputs: Optional[list[Path]], spec: Optional[str], work_dir: Path) -> ReviewOutcome:
+    """Review `run` (its outputs given, or downloaded when None) against `spec` and record the result on it."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        outcome = _compare(client, run, run_outputs, spec, work_dir)
+    except DiffexpError as exc:  # the reference could not be resolved
+        outcome = ReviewOutcome(UNCHECKED, reference=spec or None, error=str(exc))
+    _record(RunWriter(client, run.run_id), run, outcome, work_dir)
+    _log(run, outcome)
+    return outcome
+
+
+def _record(writer: RunWriter, run: LoggedRun, outcome: ReviewOutcome, pictures: Path) -> None:
+    tags = outcome.tags(baseline=settings_from_params(run.params).baseline)
+    writer.delete_tags([k for k in REVIEW_TAGS if k in run.tags and k not in tags])
+    writer.set_tags(tags)
+    if outcome.figures:
+        writer.log_metrics(outcome.figures)
+    for key, values in outcome.series.items():
+        writer.log_series(key, values)
+    if any(pictures.glob("*.png")):
+        writer.log_artifacts(pictures, "review")
+
+
+def _log(run: LoggedRun, outcome: ReviewOutcome) -> None:
+    against = f" against {outcome.reference}" if outcome.reference else ""
+    if outcome.error:
+        log.error("correctness unchecked for run %s%s: %s", run.run_id, against, outcome.error)
+    elif outcome.verdict == UNCHECKED:
+        log.info("correctness unchecked for run %s: %s", run.run_id, outcome.note)
+    else:
+        f = outcome.figures
+        level = logging.INFO if outcome.verdict == PASS else logging.WARNING
+        log.log(
+            level,
+            "correctness %s for run %s%s (%s): PSNR %.2f dB, SSIM %.4f, max |diff| %g%s",
+            outcome.verdict, run.run_id, against, outcome.bounds, f["review.psnr_db"], f["review.ssim"],
+            f["review.max_abs_diff"], f"; {'; '.join(outcome.failed)}" if outcome.verdict == FAIL else "",
+        )
+
+
+def review_run(cfg, result, recorder, run_dir: Path) -> ReviewOutcome:
+    """The review step of `diffexp.run.execute`, right after the run's measurements are logged."""
+    run = get_run(recorder.client, recorder.run_id)
+    outputs = [Path(p) for p in result.outputs]
+    return review(recorder.client, run, outputs, cfg.review.reference, Path(run_dir) / "review")
+
+
+def review_logged_run(client, run_id: str, reference: Optional[str] = None) -> ReviewOutcome:
+    """After the fact: review a logged run against `reference` (default: its own review.reference)."""
+    run = get_run(client, run_id)
+    spec = reference if reference is not None else settings_from_params(run.params).reference
+    with tempfile.TemporaryDirectory(prefix="diffexp-review-") as tmp:
+        return review(client, run, None, spec, Path(tmp) / "review")

@@ -1,0 +1,115 @@
+"""One sweep point: a child run of the sweep's parent. A failed point is recorded, never raised,
+so Hydra's launcher goes on to the next point."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Optional
+
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from diffexp.config import Config, to_config
+from diffexp.errors import RunInterrupted
+from diffexp.sweeps.handoff import TAG_BASELINE, TAG_OVERRIDES, TAG_POINT, TAG_ROLE, SweepInfo, point_overrides
+
+log = logging.getLogger(__name__)
+
+
+def attach(cfg: Config, info: SweepInfo, point: int, overrides: list[str]) -> None:
+    """Make the run a child of the parent: same store, same experiment, tags that find the point."""
+    cfg.tracking.uri = cfg.tracking.uri or info.tracking_uri
+    cfg.tracking.experiment = cfg.tracking.experiment or info.experiment
+    cfg.sweep = cfg.sweep or info.name
+    baseline = info.is_baseline(point, overrides)
+    # The correctness review finds the sweep's reference by review.baseline (review.reference=sweep:baseline).
+    cfg.review.baseline = cfg.review.baseline or baseline
+    cfg.tracking.tags.update(
+        {
+            TAG_ROLE: "point",
+            TAG_POINT: str(point),
+            TAG_BASELINE: str(baseline).lower(),
+            TAG_OVERRIDES: json.dumps(overrides),
+        }
+    )
+
+
+def gpu_lease_for(cfg: Config):
+    """Lease GPUs for this point when the engine would otherwise pick them itself."""
+    from diffexp.sweeps.gpu_lease import lease, needs_lease, visible_gpu_ids
+
+    if not needs_lease(cfg.engine.name, cfg.engine.device, cfg.engine.gpus, cfg.engine.dry_run):
+        return nullcontext(None)
+    return lease(cfg.parallel.num_gpus, visible_gpu_ids(), timeout_s=cfg.engine.timeout_s)
+
+
+def run_point(cfg: DictConfig) -> Optional[str]:
+    """Run this Hydra job as a sweep point; returns the run's status (None for a dry run)."""
+    from diffexp.run import execute, print_summary
+
+    hydra_cfg = HydraConfig.get()
+    point = int(hydra_cfg.job.num)
+    info = SweepInfo.read(hydra_cfg.sweep.dir)
+    overrides = point_overrides(hydra_cfg.overrides.task, info.swept_keys if info else [])
+    label = " ".join(overrides) or f"point {point}"
+    config: Optional[Config] = None
+    try:
+        config = to_config(cfg)
+        if info is not None:
+            attach(config, info, point, overrides)
+        with gpu_lease_for(config) as gpus:
+            if gpus:
+                config.engine.gpus = ",".join(gpus)
+            outcome = execute(config, Path(hydra_cfg.runtime.output_dir), parent_run_id=info.run_id if info else None)
+    except (KeyboardInterrupt, RunInterrupted):
+        raise  # stop the whole sweep; the run (if any) is already KILLED
+    except Exception as exc:
+        log.error("sweep point %d (%s) failed: %s", point, label, exc)
+        if info is not None:
+            _record_failure(config, info, point, overrides, exc)
+        return "FAILED"
+    if outcome is None:
+        return None
+    print_summary(outcome)
+    if outcome.status != "FINISHED":
+        log.error("sweep point %d (%s) ended %s", point, label, outcome.status)
+    return outcome.status
+
+
+def _record_failure(config: Optional[Config], info: SweepInfo, point: int, overrides: list[str], exc: Exception) -> None:
+    """A point that failed before its run existed (bad input file, no GPUs, …) still becomes a FAILED child."""
+    from diffexp.sweeps.queries import client, has_point
+
+    try:
+        store = client(info.tracking_uri)
+        if has_point(store, info.experiment, info.run_id, point):
+            return  # execute() created the run and already marked it FAILED
+        _failed_child(config, info, point, overrides, exc)
+    except Exception as record_exc:  # the store itself is unreachable: the log is all we have
+        log.error("could not record failed point %d in MLflow: %s", point, record_exc)
+
+
+def _failed_child(config: Optional[Config], info: SweepInfo, point: int, overrides: list[str], exc: Exception) -> None:
+    from diffexp.config.schema import TrackingConfig
+    from diffexp.run import run_name, run_tags
+    from diffexp.tracking import RunRecorder, flatten
+
+    if config is not None:
+        tracking, params, tags, name = config.tracking, flatten(dataclasses.asdict(config)), run_tags(config), run_name(config)
+    else:  # the config did not even convert: keep what identifies the point
+        tracking = TrackingConfig(uri=info.tracking_uri, experiment=info.experiment)
+        params, name = {}, f"point {point}"
+        tags = {
+            "sweep": info.name, TAG_ROLE: "point", TAG_POINT: str(point),
+            TAG_BASELINE: str(info.is_baseline(point, overrides)).lower(), TAG_OVERRIDES: json.dumps(overrides),
+        }
+    recorder = RunRecorder(tracking, experiment=info.experiment, run_name=name, params=params, tags=tags, parent_run_id=info.run_id)
+    try:
+        with recorder:
+            raise exc
+    except Exception:
+        pass  # recorded: FAILED, with traceback.txt and the `error` tag

@@ -1,0 +1,180 @@
+"""The guide's result-recording table, for a sweep's points (and the standard suite), as CSV and markdown.
+
+Built only from what MLflow holds, so the table logged when a sweep ends and the one rebuilt later
+by `python -m diffexp.report sweep=…` are the same table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from diffexp.sweeps.handoff import TAG_BASELINE, TAG_OVERRIDES, parse_point_overrides
+from diffexp.sweeps.queries import RecordedRun
+
+# The guide's "Result Recording Format" columns, in its order.
+GUIDE_COLUMNS = ["Model", "Task", "Steps", "Resolution", "Denoise (s) ★", "E2E (s)", "Peak Mem (GB)", "SGLang Ver", "GPU"]
+FASTEST = "★ fastest"
+MISSING = "-"
+
+
+def _num(value: Optional[float]) -> str:
+    # Full precision in the CSV: the table must give back exactly what the runs logged.
+    return MISSING if value is None else repr(float(value))
+
+
+def resolution(params: dict[str, str]) -> str:
+    """"1024×1024", "720P 81fr", "32×32 9fr" — the guide's spelling."""
+    get = lambda k: params.get(f"model.sampling.{k}", "None")  # noqa: E731
+    width, height, preset, frames = get("width"), get("height"), get("resolution"), get("num_frames")
+    if width != "None" and height != "None":
+        text = f"{width}×{height}"
+    elif preset != "None":
+        text = preset.upper()
+    else:
+        text = MISSING
+    if frames != "None" and params.get("model.task") in ("t2v", "ti2v", "i2v"):
+        text += f" {frames}fr"
+    return text
+
+
+def gpu_label(run: RecordedRun) -> str:
+    names = run.tags.get("gpu.names", "none")
+    if names in ("none", ""):
+        return "CPU"
+    count = run.params.get("parallel.num_gpus", "1")
+    first = names.split("; ")[0]
+    return first if count == "1" else f"{count}× {first}"
+
+
+def guide_row(run: RecordedRun) -> dict[str, str]:
+    """One run as a row of the guide's table (numbers unrounded; markdown rounds them)."""
+    p, r = run.params, run.result
+    label = p.get("model.label") or p.get("model.name", MISSING)
+    if label == "None":
+        label = p.get("model.name", MISSING)
+    if run.tags.get("weights.random") == "true" and p.get("model.weights") == "random":
+        label += " (random weights)"
+    steps = p.get("model.sampling.num_inference_steps", "None")
+    engine = run.tags.get("engine", p.get("engine.name", ""))
+    version = run.tags.get("version.sglang", MISSING) if engine == "sglang" else f"n/a (diffusers {run.tags.get('version.diffusers', '?')})"
+    task = p.get("model.task_label", "None")
+    return {
+        "Model": label,
+        "Task": task if task != "None" else p.get("model.task", MISSING),
+        "Steps": steps if steps != "None" else MISSING,
+        "Resolution": resolution(p),
+        "Denoise (s) ★": _num(r.denoise_s),
+        "E2E (s)": _num(r.e2e_s),
+        "Peak Mem (GB)": _num(r.peak_mem_gib),
+        "SGLang Ver": version,
+        "GPU": gpu_label(run),
+    }
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes (lower is better on both)."""
+    front = []
+    for i, (x, y) in enumerate(points):
+        dominated = any(
+            (ox <= x and oy <= y) and (ox < x or oy < y) for j, (ox, oy) in enumerate(points) if j != i
+        )
+        if not dominated:
+            front.append(i)
+    return front
+
+
+@dataclass
+class SweepSummary:
+    """One row per point: swept overrides, the guide's columns, correctness, status, marks."""
+
+    columns: list[str]
+    rows: list[dict[str, str]]
+    passed: int
+    failed: int
+    fastest: Optional[RecordedRun]
+    pareto: list[RecordedRun]
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=self.columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self.rows)
+        return out.getvalue()
+
+    def to_markdown(self) -> str:
+        return markdown_table(self.columns, [_rounded(row) for row in self.rows])
+
+    def write(self, directory: Path) -> dict[str, Path]:
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = {"csv": directory / "summary.csv", "md": directory / "summary.md"}
+        paths["csv"].write_text(self.to_csv())
+        paths["md"].write_text(self.to_markdown())
+        return paths
+
+
+def _rounded(row: dict[str, str]) -> dict[str, str]:
+    out = dict(row)
+    for column, digits in (("Denoise (s) ★", 3), ("E2E (s)", 3), ("Peak Mem (GB)", 2)):
+        if out.get(column, MISSING) != MISSING:
+            out[column] = f"{float(out[column]):.{digits}f}"
+    if out.get("Fastest") == FASTEST and out.get("Denoise (s) ★", MISSING) != MISSING:
+        out["Denoise (s) ★"] = f"**{out['Denoise (s) ★']}**"
+    return out
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[dict[str, str]]) -> str:
+    def cell(value: str) -> str:
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _key_label(key: str) -> str:
+    return key.lstrip("+~")
+
+
+def summarize(points: Sequence[RecordedRun], swept_keys: Sequence[str]) -> SweepSummary:
+    """The sweep's table; the fastest point is the lowest denoise among finished, not-incorrect points."""
+    finished = [p for p in points if p.status == "FINISHED" and p.result.denoise_s is not None]
+    # Faster but incorrect output is not an improvement: a failed review never wins.
+    eligible = [p for p in finished if p.correctness != "fail"]
+    fastest = min(eligible, key=lambda p: p.result.denoise_s) if eligible else None
+    measured = [p for p in finished if p.result.peak_mem_gib is not None]
+    front_idx = pareto_front([(p.result.denoise_s, p.result.peak_mem_gib) for p in measured])
+    pareto = [measured[i] for i in front_idx]
+
+    key_columns = [_key_label(k) for k in swept_keys]
+    columns = ["Point", *key_columns, *GUIDE_COLUMNS, "Correctness", "Status", "Fastest", "Pareto", "Baseline", "Run ID"]
+    rows = []
+    for run in points:
+        chosen = parse_point_overrides(run.tags.get(TAG_OVERRIDES))
+        row = {"Point": str(run.point) if run.point is not None else MISSING}
+        row.update({_key_label(k): chosen.get(k, MISSING) for k in swept_keys})
+        row.update(guide_row(run))
+        row.update(
+            {
+                "Correctness": run.correctness,
+                "Status": run.status,
+                "Fastest": FASTEST if fastest is not None and run.run_id == fastest.run_id else "",
+                "Pareto": "yes" if run in pareto else "",
+                "Baseline": "yes" if run.tags.get(TAG_BASELINE) == "true" else "",
+                "Run ID": run.run_id,
+            }
+        )
+        rows.append(row)
+    passed = sum(1 for p in points if p.status == "FINISHED")
+    return SweepSummary(columns, rows, passed, len(points) - passed, fastest, pareto)
+
+
+def point_label(run: RecordedRun) -> str:
+    """Short name of a point for charts: its swept overrides, else its run name."""
+    chosen = parse_point_overrides(run.tags.get(TAG_OVERRIDES))
+    text = " ".join(f"{_key_label(k)}={v}" for k, v in chosen.items())
+    prefix = f"#{run.point} " if run.point is not None else ""
+    return prefix + (text or run.name)

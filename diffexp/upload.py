@@ -1,0 +1,62 @@
+"""`python -m diffexp.upload RUN_DIR…`: log runs made with tracking.enabled=false (e.g. on a GPU box
+without MLflow) into an MLflow store, as if they had been tracked live."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from diffexp.config.schema import Config, TrackingConfig
+from diffexp.errors import DiffexpError
+from diffexp.results import RunResult
+from diffexp.run import run_name, run_tags
+
+log = logging.getLogger(__name__)
+
+
+def upload_run_dir(run_dir: Path, tracking: TrackingConfig, extra_tags: dict[str, str] | None = None) -> str:
+    from diffexp.tracking import RunRecorder, flatten
+
+    config_yaml, metrics_json = run_dir / "config.yaml", run_dir / "metrics.json"
+    if not (config_yaml.is_file() and metrics_json.is_file()):
+        raise DiffexpError(f"{run_dir}: not a run directory (needs config.yaml and metrics.json)")
+    cfg: Config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(config_yaml)))  # type: ignore[assignment]
+    result = RunResult.read_json(metrics_json)
+    # Outputs were recorded with the paths of the machine that ran them: find them here.
+    result.outputs = [str(run_dir / "outputs" / Path(p).name) for p in result.outputs if (run_dir / "outputs" / Path(p).name).exists()]
+    result.artifacts = {k: str(run_dir / Path(v).name) for k, v in result.artifacts.items() if (run_dir / Path(v).name).exists()}
+    # Environment tags describe the machine that ran it, which the result carries; ours would be wrong.
+    tags = {k: v for k, v in run_tags(cfg).items() if not k.startswith(("gpu.", "host", "cuda", "version.", "git."))}
+    recorder = RunRecorder(
+        tracking, experiment=tracking.experiment or cfg.model.name, run_name=run_name(cfg),
+        params=flatten(dataclasses.asdict(cfg)), tags={**tags, **(extra_tags or {}), "uploaded_from": str(run_dir)},
+        log_file=run_dir / "run.log" if (run_dir / "run.log").is_file() else None,
+    )
+    with recorder:
+        recorder.log_artifact(config_yaml)
+        recorder.log_result(result)
+        recorder.log_artifact(metrics_json)
+        if not result.valid:
+            recorder.status = "FAILED"
+    return recorder.run_id
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("run_dirs", nargs="+", type=Path)
+    parser.add_argument("--tracking-uri", default=None, help="default: the local store ./mlruns/mlflow.db")
+    parser.add_argument("--experiment", default=None)
+    parser.add_argument("--tag", action="append", default=[], help="KEY=VALUE, repeatable")
+    args = parser.parse_args(argv)
+    tracking = TrackingConfig(uri=args.tracking_uri, experiment=args.experiment)
+    tags = dict(t.split("=", 1) for t in args.tag)
+    for run_dir in args.run_dirs:
+        print(f"{run_dir} -> run {upload_run_dir(run_dir, tracking, tags)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Every kernel is a torch custom op: schema, fake (meta) implementation, and no graph break under compile."""
+
+import pytest
+import torch
+
+import kernels  # noqa: F401  (registers torch.ops.diffexp.*)
+
+from kernel_testing import ON_GPU
+
+
+def _op_args(randn):
+    b, s, heads, head_dim = 2, 3, 2, 32
+    d = heads * head_dim
+    x, y = randn(b, s, d), randn(b, s, d)
+    scale, shift, gate = randn(b, d), randn(b, d), randn(b, 1, d)
+    q, k = randn(b, s, heads, head_dim), randn(b, s, heads, head_dim)
+    angles = randn(s, head_dim // 2).repeat_interleave(2, -1)
+    rope = (q, k, randn(head_dim), randn(head_dim), angles.cos(), angles.sin(), 1e-6)
+    return {
+        "rms_norm": (x, randn(d), 1e-6),
+        "norm_modulate": (x, scale, shift, 1e-6),
+        "gated_residual": (x, y, gate),
+        "gated_residual_norm_modulate": (x, y, gate, scale, shift, 1e-6),
+        "qk_norm_rope": rope,
+        "qk_norm_rope_out": (*rope, torch.empty_like(q), torch.empty_like(k)),
+    }
+
+
+OPS = ["rms_norm", "norm_modulate", "gated_residual", "gated_residual_norm_modulate", "qk_norm_rope", "qk_norm_rope_out"]
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_opcheck(name, randn):
+    torch.library.opcheck(getattr(torch.ops.diffexp, name).default, _op_args(randn)[name])
+
+
+def _block(x, y, gate, scale, shift, q, k, w, cos, sin):
+    """A DiT block's worth of the ops, with torch code between them."""
+    ops = torch.ops.diffexp
+    h = ops.norm_modulate(x, scale, shift, 1e-6) * 2
+    x, h = ops.gated_residual_norm_modulate(x, h + y, gate, scale, shift, 1e-6)
+    x = ops.gated_residual(x, torch.tanh(h), gate)
+    q, k = ops.qk_norm_rope(q, k, w, w, cos, sin, 1e-6)
+    q2, k2 = q.clone(), k.clone()
+    ops.qk_norm_rope_out(q, k, w, w, cos, sin, 1e-6, q2, k2)
+    return ops.rms_norm(x, None, 1e-6) + 1, q2 - q, k2 * 2
+
+
+def _block_args(randn):
+    a = _op_args(randn)
+    x, y, gate, scale, shift, _ = a["gated_residual_norm_modulate"]
+    q, k, w, _, cos, sin, _ = a["qk_norm_rope"]
+    return x, y, gate, scale, shift, q, k, w, cos, sin
+
+
+def _compiled_matches_eager(backend, randn, dtype=torch.float32):
+    args = _block_args(randn)
+    eager = _block(*args)
+    torch._dynamo.reset()
+    compiled = torch.compile(_block, fullgraph=True, backend=backend)(*args)
+    for got, want in zip(compiled, eager):
+        torch.testing.assert_close(got, want)
+
+
+def test_compile_fullgraph_cpu(randn):
+    """aot_eager: Dynamo tracing + functionalization + fake tensors, without a C++ toolchain."""
+    _compiled_matches_eager("aot_eager", randn)
+
+
+@pytest.mark.gpu
+def test_compile_fullgraph_inductor(randn):
+    _compiled_matches_eager("inductor", randn)

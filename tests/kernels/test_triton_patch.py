@@ -1,0 +1,153 @@
+"""apply_triton_kernels on tiny random FLUX and Wan transformers: same outputs as the unpatched model."""
+
+import copy
+
+import pytest
+import torch
+from diffusers import FluxTransformer2DModel, WanTransformer3DModel
+from diffusers.hooks import HookRegistry, ModelHook
+
+from diffexp.errors import DiffexpError
+from kernels.patch import apply_triton_kernels
+
+from kernel_testing import ON_GPU
+
+
+def _tiny_flux():
+    return FluxTransformer2DModel(
+        patch_size=1, in_channels=4, num_layers=1, num_single_layers=1, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=32, pooled_projection_dim=32, axes_dims_rope=[4, 4, 8],
+    )  # fmt: skip
+
+
+def _flux_inputs(randn, device, batch=2, image=16, text=5):
+    return dict(
+        hidden_states=randn(batch, image, 4),
+        encoder_hidden_states=randn(batch, text, 32),
+        pooled_projections=randn(batch, 32),
+        timestep=randn(batch).abs().clamp(max=1),
+        img_ids=torch.randint(0, 8, (image, 3), device=device).float(),
+        txt_ids=torch.zeros(text, 3, device=device),
+        return_dict=False,
+    )
+
+
+def _tiny_wan(cross_attn_norm=True):
+    return WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=4, out_channels=4,
+        text_dim=16, freq_dim=16, ffn_dim=32, num_layers=2, cross_attn_norm=cross_attn_norm, rope_max_seq_len=32,
+    )  # fmt: skip
+
+
+def _wan_inputs(randn, per_token_timestep=False, batch=1):
+    frames, height, width = 2, 6, 8
+    seq = frames * (height // 2) * (width // 2)
+    timestep = (randn(batch, seq).abs() * 500) if per_token_timestep else (randn(batch).abs() * 500)
+    return dict(
+        hidden_states=randn(batch, 4, frames, height, width),
+        timestep=timestep,
+        encoder_hidden_states=randn(batch, 7, 16),
+        return_dict=False,
+    )
+
+
+def _randomize(model, randn, device):
+    """Random weights everywhere (diffusers zero-inits some), so that every patched path matters."""
+    model = model.to(device).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(randn(*p.shape, scale=0.1))
+    return model
+
+
+def _patched_vs_unpatched(model, inputs, dtype=torch.float32):
+    model = model.to(dtype)
+    patched = copy.deepcopy(model)
+    lines = apply_triton_kernels(patched)
+    inputs = {k: v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
+    with torch.no_grad():
+        return model(**inputs)[0], patched(**inputs)[0], lines, patched
+
+
+def _assert_bf16_close(got, want, rel_norm):
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got.float(), want.float(), atol=2e-2, rtol=1.6e-2)
+    rel = (got.double() - want.double()).norm() / want.double().norm()
+    assert rel < rel_norm, f"relative error {rel:.2e}"
+
+
+def test_flux_patched_matches_unpatched(randn, device):
+    want, got, lines, _ = _patched_vs_unpatched(_randomize(_tiny_flux(), randn, device), _flux_inputs(randn, device))
+    _assert_bf16_close(got, want, rel_norm=1e-5)
+    text = "\n".join(lines)
+    for what in ("AdaLayerNormZero.forward", "AdaLayerNormZeroSingle.forward", "AdaLayerNormContinuous.forward",
+                 "FluxTransformerBlock.forward", "FluxSingleTransformerBlock.forward", "TritonFluxAttnProcessor"):  # fmt: skip
+        assert what in text
+
+
+@pytest.mark.parametrize("cross_attn_norm", [True, False])
+@pytest.mark.parametrize("per_token_timestep", [False, True])
+def test_wan_patched_matches_unpatched(cross_attn_norm, per_token_timestep, randn, device):
+    model = _randomize(_tiny_wan(cross_attn_norm), randn, device)
+    want, got, lines, _ = _patched_vs_unpatched(model, _wan_inputs(randn, per_token_timestep))
+    _assert_bf16_close(got, want, rel_norm=1e-5)
+    assert any("WanTransformerBlock.forward" in line and "(x2)" in line for line in lines)
+    assert any("attn1.processor" in line for line in lines) and any("attn2.processor" in line for line in lines)
+
+
+def test_second_apply_patches_nothing(randn, device):
+    model = _randomize(_tiny_flux(), randn, device)
+    assert apply_triton_kernels(model)
+    assert apply_triton_kernels(model) == []
+
+
+def test_refuses_a_forward_replaced_by_a_hook(randn, device):
+    model = _randomize(_tiny_flux(), randn, device)
+    HookRegistry.check_if_exists_or_initialize(model.transformer_blocks[0]).register_hook(ModelHook(), "probe")
+    with pytest.raises(DiffexpError, match="before enabling hooks"):
+        apply_triton_kernels(model)
+
+
+def test_unsupported_model_is_an_error():
+    with pytest.raises(DiffexpError, match="no patch for Linear"):
+        apply_triton_kernels(torch.nn.Linear(4, 4))
+
+
+@pytest.mark.skipif(ON_GPU, reason="CPU models are only rejected when there is no interpreter")
+def test_cpu_model_without_interpreter_is_an_error(monkeypatch):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(DiffexpError, match="CUDA"):
+        apply_triton_kernels(_tiny_flux())
+
+
+@pytest.mark.gpu
+def test_bf16_on_gpu(randn, device):
+    """bf16 end to end: the patched model differs from diffusers only by rounding (fewer roundings, in fact)."""
+    flux = _randomize(_tiny_flux(), randn, device)
+    want, got, _, patched = _patched_vs_unpatched(flux, _flux_inputs(randn, device, image=256), torch.bfloat16)
+    _assert_bf16_close(got, want, rel_norm=2e-2)
+    wan = _randomize(_tiny_wan(), randn, device)
+    want, got, _, _ = _patched_vs_unpatched(wan, _wan_inputs(randn), torch.bfloat16)
+    _assert_bf16_close(got, want, rel_norm=2e-2)
+    # And under torch.compile(fullgraph=True): no graph break on the custom ops.
+    compiled = torch.compile(patched, fullgraph=True)
+    inputs = {k: v.bfloat16() if torch.is_tensor(v) and v.is_floating_point() else v
+              for k, v in _flux_inputs(randn, device, image=256).items()}  # fmt: skip
+    with torch.no_grad():
+        _assert_bf16_close(compiled(**inputs)[0], patched(**inputs)[0], rel_norm=2e-2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["flux", "wan"])
+def test_patched_model_compiles_fullgraph(family, randn, device):
+    """No graph break anywhere in a patched transformer (aot_eager: Dynamo + functionalization, no C++)."""
+    if family == "flux":
+        model, inputs = _randomize(_tiny_flux(), randn, device), _flux_inputs(randn, device)
+    else:
+        model, inputs = _randomize(_tiny_wan(), randn, device), _wan_inputs(randn)
+    apply_triton_kernels(model)
+    torch._dynamo.reset()
+    with torch.no_grad():
+        want = model(**inputs)[0]
+        got = torch.compile(model, fullgraph=True, backend="aot_eager")(**inputs)[0]
+    torch.testing.assert_close(got, want)

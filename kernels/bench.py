@@ -32,7 +32,8 @@ DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch
 class KernelBenchConfig:
     shapes: list[Any] = field(default_factory=lambda: [[1, 4096, 3072], [1, 32760, 5120], [2, 4608, 3072]])
     dtypes: list[str] = field(default_factory=lambda: ["bfloat16"])
-    kernels: list[str] = field(default_factory=lambda: list(CASES))
+    # Named `ops`, not `kernels`: conf/kernels/ is a config group, and Hydra would read kernels=... as a choice of it.
+    ops: list[str] = field(default_factory=lambda: list(CASES))
     # Contenders besides triton: eager (the module's reference), builtin, compile (torch.compile of the reference).
     baselines: list[str] = field(default_factory=lambda: ["eager", "builtin", "compile"])
     warmup_ms: float = 25.0
@@ -46,7 +47,8 @@ class KernelBenchConfig:
     seed: int = 0
     # None: Hydra's run directory.
     output_dir: Optional[str] = None
-    tracking: bool = True
+    # Named `log_mlflow`, not `tracking`, for the same reason (conf/tracking/ is a group).
+    log_mlflow: bool = True
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
     experiment: str = "kernel_bench"
 
@@ -64,7 +66,7 @@ class Timing:
 
 
 def validate(cfg: KernelBenchConfig) -> None:
-    problems = [f"kernels: unknown {k!r}; choose from {sorted(CASES)}" for k in cfg.kernels if k not in CASES]
+    problems = [f"ops: unknown {k!r}; choose from {sorted(CASES)}" for k in cfg.ops if k not in CASES]
     problems += [f"dtypes: unknown {d!r}; choose from {sorted(DTYPES)}" for d in cfg.dtypes if d not in DTYPES]
     problems += [f"baselines: unknown {b!r}; choose from {IMPLS[1:]}" for b in cfg.baselines if b not in IMPLS[1:]]
     problems += [
@@ -72,7 +74,7 @@ def validate(cfg: KernelBenchConfig) -> None:
         for s in cfg.shapes
         if len(s) != 3 or any(int(v) <= 0 for v in s)
     ]
-    if "qk_norm_rope" in cfg.kernels:
+    if "qk_norm_rope" in cfg.ops:
         problems += [
             f"shapes: hidden {s[2]} is not a multiple of head_dim {HEAD_DIM} (needed by qk_norm_rope)"
             for s in cfg.shapes
@@ -166,7 +168,7 @@ def run_bench(cfg: KernelBenchConfig) -> tuple[list[Timing], dict[str, Any]]:
     log.info("device %s, copy bandwidth %.0f GB/s", env["device"], copy_gbps)
     compiled: dict[str, Callable] = {}
     timings: list[Timing] = []
-    for name in cfg.kernels:
+    for name in cfg.ops:
         for shape in cfg.shapes:
             for dtype_name in cfg.dtypes:
                 timings += bench_case(CASES[name], shape, dtype_name, cfg, device, timer, copy_gbps, compiled)
@@ -227,7 +229,7 @@ def log_to_mlflow(cfg: KernelBenchConfig, timings: list[Timing], env: dict[str, 
     mlflow.set_tracking_uri(cfg.tracking_uri)
     mlflow.set_experiment(cfg.experiment)
     with mlflow.start_run(run_name=f"kernel_bench {env['date']}") as run:
-        mlflow.log_params({**{k: str(v) for k, v in env.items()}, "kernels": ",".join(cfg.kernels),
+        mlflow.log_params({**{k: str(v) for k, v in env.items()}, "ops": ",".join(cfg.ops),
                            "shapes": str(cfg.shapes), "dtypes": ",".join(cfg.dtypes)})  # fmt: skip
         metrics = {}
         for t in timings:
@@ -244,7 +246,7 @@ def main_from_config(cfg: KernelBenchConfig, default_out: Path) -> list[Timing]:
     timings, env = run_bench(cfg)
     files = write_results(timings, env, Path(cfg.output_dir) if cfg.output_dir else default_out)
     print(files[1].read_text())
-    if cfg.tracking:
+    if cfg.log_mlflow:
         run_id = log_to_mlflow(cfg, timings, env, files)
         if run_id:
             print(f"MLflow run {run_id} at {cfg.tracking_uri}")

@@ -11,7 +11,8 @@ import yaml
 
 from diffexp.errors import DiffexpError
 
-DEFAULT_CATEGORIES_PATH = Path(__file__).resolve().parents[2] / "conf" / "profile_categories" / "guide.yaml"
+CATEGORIES_DIR = Path(__file__).resolve().parents[2] / "conf" / "profile_categories"
+DEFAULT_CATEGORIES_PATH = CATEGORIES_DIR / "guide.yaml"
 # What an activity is called when no rule matches (a map without a catch-all `.*` rule).
 FALLBACK_CATEGORY = "misc"
 _RULE_KEYS = {"category", "pattern", "trace_categories"}
@@ -59,16 +60,28 @@ class CategoryMap:
 
 
 def load_categories(path: Path | str | None = None) -> CategoryMap:
-    """Read and validate a category file; None means the default guide map."""
-    source = Path(path) if path is not None else DEFAULT_CATEGORIES_PATH
+    """Read and validate a category map: a YAML path, the name of one in conf/profile_categories/, or None (guide)."""
+    source = _resolve(path)
     if not source.is_file():
-        hint = " (pass one with --categories FILE)" if path is None else ""
-        raise DiffexpError(f"category file {source} does not exist{hint}")
+        known = sorted(p.stem for p in CATEGORIES_DIR.glob("*.yaml"))
+        raise DiffexpError(
+            f"category file {source} does not exist; pass a YAML path or one of {known} (--categories)"
+        )
     try:
         document = yaml.safe_load(source.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise DiffexpError(f"category file {source} is not valid YAML: {err}") from err
     return parse_categories(document, origin=str(source))
+
+
+def _resolve(path: Path | str | None) -> Path:
+    if path is None:
+        return DEFAULT_CATEGORIES_PATH
+    given = Path(path)
+    # A bare name such as "guide" (a Hydra-style option) means conf/profile_categories/<name>.yaml.
+    if not given.exists() and given.suffix == "" and given.parent == Path("."):
+        return CATEGORIES_DIR / f"{given.name}.yaml"
+    return given
 
 
 def parse_categories(document: Any, origin: str = "<memory>") -> CategoryMap:

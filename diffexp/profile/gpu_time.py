@@ -18,7 +18,7 @@ def union_length_us(start_us: np.ndarray, end_us: np.ndarray) -> float:
     starts, ends = start_us[order], end_us[order]
     reach = np.maximum.accumulate(ends)  # furthest end seen so far
     # A new busy block begins wherever an interval starts after everything before it has ended.
-    opens = np.concatenate(([True], starts[1:] >= reach[:-1]))
+    opens = np.concatenate(([True], starts[1:] > reach[:-1]))
     block_first = np.flatnonzero(opens)
     block_last = np.concatenate((block_first[1:] - 1, [len(starts) - 1]))
     return float(np.sum(reach[block_last] - starts[block_first]))

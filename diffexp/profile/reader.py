@@ -164,10 +164,12 @@ def _fast_events(stream: _CountingStream, block_bytes: int = BLOCK_BYTES) -> Ite
     decode = _Utf8Blocks()
     text = ""
     at_end = False
+    opening = ""
     while not at_end:
         block = stream.read(block_bytes)
         at_end = not block
         text += decode(block, final=at_end)
+        opening = opening or text.lstrip()[:1]
         decoded_to = 0  # end of the last event decoded from `text`
         resume_at = -1  # start of an event cut by the block's end
         for match in _CATEGORY_RE.finditer(text):
@@ -190,3 +192,32 @@ def _fast_events(stream: _CountingStream, block_bytes: int = BLOCK_BYTES) -> Ite
             decoded_to = end
             yield category, event
         text = text[resume_at:] if resume_at >= 0 else text[max(decoded_to, len(text) - _TAIL_CHARS):]
+    if not _ends_document(text, opening):
+        # Skipped events are never parsed, so a cut inside one would go unnoticed: let ijson judge the file.
+        raise _LayoutMismatch("the text does not end like a complete trace")
+
+
+def _ends_document(tail: str, opening: str) -> bool:
+    """Does `tail` close the event array (after a complete event) and then the document?"""
+    stripped = tail.rstrip()
+    position = len(stripped)
+    for _ in range(64):  # a `]` inside a trailing top-level value is possible, a few dozen are not
+        position = stripped.rfind("]", 0, position)
+        if position < 0:
+            return False
+        if not stripped[:position].rstrip().endswith(("}", "[")):
+            continue
+        rest = stripped[position + 1 :].strip()
+        if opening == "[":
+            return rest == ""
+        if opening != "{" or not rest.endswith("}"):
+            continue
+        members = rest[:-1].strip()
+        if members and not members.startswith(","):
+            continue
+        try:
+            json.loads("{" + members[1:] + "}")
+        except json.JSONDecodeError:
+            continue
+        return True
+    return False

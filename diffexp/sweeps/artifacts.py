@@ -32,5 +32,5 @@ def write_sweep_report(client: MlflowClient, parent: RecordedRun, directory: Pat
     keys = json.loads(parent.tags.get(TAG_KEYS, "[]"))
     summary = summarize(points, keys)
     files = list(summary.write(directory).values())
-    files += write_charts(points, summary, directory / "charts")
+    files += write_charts(points, summary, directory / "charts", title=parent.name)
     return SweepReport(parent, points, summary, files)

@@ -1,6 +1,6 @@
 """Plotly charts of a sweep: denoise per point, memory against latency with the Pareto front, per-step lines.
 
-HTML always (plotly.js embedded, so the files open offline and inside the MLflow UI); PNG only where
+HTML always (plotly.js embedded, so the page opens offline and inside the MLflow UI); PNG only where
 an image exporter (kaleido) is installed.
 """
 
@@ -83,20 +83,30 @@ def step_latency(points: Sequence[RecordedRun]):
     return fig
 
 
-def write_charts(points: Sequence[RecordedRun], summary: SweepSummary, directory: Path) -> list[Path]:
+CHARTS_HTML = "sweep_charts.html"
+
+
+def write_charts(points: Sequence[RecordedRun], summary: SweepSummary, directory: Path, title: str = "sweep") -> list[Path]:
+    """One HTML page with the three charts (plotly.js embedded once: ~5 MB, not 5 MB a chart); PNGs if kaleido."""
     directory.mkdir(parents=True, exist_ok=True)
     figures = {
         "denoise_per_point": denoise_per_point(points, summary),
         "memory_vs_latency": memory_vs_latency(points, summary),
         "step_latency": step_latency(points),
     }
-    png = importlib.util.find_spec("kaleido") is not None
-    written = []
-    for name, fig in figures.items():
-        html = directory / f"{name}.html"
-        fig.write_html(html, include_plotlyjs=True, full_html=True)
-        written.append(html)
-        if png:
+    parts = [
+        fig.to_html(full_html=False, include_plotlyjs=(i == 0), div_id=name)
+        for i, (name, fig) in enumerate(figures.items())
+    ]
+    page = directory / CHARTS_HTML
+    page.write_text(
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{title}</title></head><body>\n"
+        + "\n".join(parts)
+        + "\n</body></html>\n"
+    )
+    written = [page]
+    if importlib.util.find_spec("kaleido") is not None:
+        for name, fig in figures.items():
             try:
                 fig.write_image(directory / f"{name}.png")
                 written.append(directory / f"{name}.png")

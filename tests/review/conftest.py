@@ -15,6 +15,8 @@ class Store:
 
     root: Path
     outcomes: dict = field(default_factory=dict)
+    # Tags of a run as they were at some point, before later tests reviewed it again.
+    snapshots: dict = field(default_factory=dict)
 
     @property
     def uri(self) -> str:

@@ -92,7 +92,7 @@ def failure_message(returncode: int, tail: list[str], figures: harvest.LogFigure
     if returncode == 0 and figures.failure_lines:
         head = f"sglang generate exited 0 but the request failed: {figures.failure_lines[-1][:300]} (log: {log_path})"
     if figures.oom_lines:
-        head = (f"sglang generate ran out of GPU memory: {figures.oom_lines[-1][:300]}\n"
+        head = (f"sglang generate ran out of memory: {figures.oom_lines[-1][:300]}\n"
                 "Try CPU/layerwise offload (offload=layerwise or low_vram), more GPUs (parallel=...), "
                 f"or a smaller resolution/frame count. Log: {log_path}")
     return head + "\nlast lines:\n" + "\n".join(f"  {line}" for line in tail[-25:])

@@ -23,7 +23,7 @@ from diffexp.results import RunResult
 FALLBACK_MARKERS = ("Falling back to diffusers backend", "Using diffusers backend", "Loaded diffusers pipeline")
 # The guide's wording, and the 0.5.23 source's (gpu_worker.do_mem_analysis, logged at debug level).
 RESIDENCY_MARKERS = ("Components that could stay resident", "Components that can remain on GPU")
-OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "out of memory")
+OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "out of memory", "DefaultCPUAllocator: can't allocate memory")
 # 0.5.23's CLI logs these and still exits 0 when a request fails (diffusion_generator / logging_utils).
 FAILURE_MARKERS = ("Generation failed:", "Failed to generate output")
 

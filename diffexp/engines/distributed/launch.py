@@ -1,0 +1,172 @@
+"""Start one process per rank for a parallel in-process run, watch them, and bring them all down together.
+
+The ranks run `python -m diffexp.engines.distributed.worker` in their own session, each writing its log to
+`run_dir/ranks/rankN.log`; they meet through a file store under `run_dir/launch/`, where rank 0 leaves the
+run's RunResult. The first rank to exit non-zero, a timeout, Ctrl-C or SIGTERM ends every rank (SIGTERM, then
+SIGKILL to each rank's process group); a rank whose launcher is killed outright dies with it (PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from omegaconf import OmegaConf
+
+from diffexp.config.schema import Config
+from diffexp.engines.distributed import context_parallel
+from diffexp.engines.distributed.layout import layout_of
+from diffexp.errors import DiffexpError
+from diffexp.results import RunResult
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.1
+# How long a rank gets to exit on SIGTERM before its process group is killed.
+GRACE_S = 3.0
+LOG_TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class LaunchFiles:
+    """Where the launcher and its ranks exchange files, all under the run's directory."""
+
+    run_dir: Path
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.run_dir / "ranks"
+
+    @property
+    def launch_dir(self) -> Path:
+        return self.run_dir / "launch"
+
+    @property
+    def config(self) -> Path:
+        return self.launch_dir / "config.yaml"
+
+    @property
+    def rendezvous(self) -> Path:
+        return self.launch_dir / "rendezvous"
+
+    @property
+    def result(self) -> Path:
+        return self.launch_dir / "result.json"
+
+    def log(self, rank: int) -> Path:
+        return self.logs_dir / f"rank{rank}.log"
+
+    def error(self, rank: int) -> Path:
+        """A rank's DiffexpError message: a problem the user can fix, reported as such by the launcher."""
+        return self.launch_dir / f"rank{rank}.error"
+
+
+def run_ranks(cfg: Config, run_dir: Path) -> RunResult:
+    """Run `cfg` on `parallel.num_gpus` ranks; rank 0's RunResult, or an invalid one naming the failed rank."""
+    from diffexp.engines.diffusers import resolve_device
+
+    layout = layout_of(cfg.parallel)
+    context_parallel.check_ring_attention(layout, cfg.attention.backend, resolve_device(cfg))
+    files = LaunchFiles(Path(run_dir).resolve())
+    files.logs_dir.mkdir(parents=True, exist_ok=True)
+    files.launch_dir.mkdir(parents=True, exist_ok=True)
+    for stale in (files.rendezvous, files.result):  # the file store must start empty
+        stale.unlink(missing_ok=True)
+    files.config.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+
+    ranks: list[subprocess.Popen] = []
+    try:
+        for rank in range(layout.world_size):
+            with open(files.log(rank), "wb") as rank_log:
+                ranks.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "diffexp.engines.distributed.worker", str(files.run_dir), str(rank), str(layout.world_size)],
+                        stdout=rank_log,
+                        stderr=subprocess.STDOUT,
+                        env=_rank_env(cfg, layout.world_size),
+                        start_new_session=True,
+                    )
+                )
+        log.info(
+            "%d ranks (%s; pids %s), logs in %s",
+            layout.world_size, layout.describe(), " ".join(str(p.pid) for p in ranks), files.logs_dir,
+        )
+        failure = _wait(ranks, cfg.engine.timeout_s)
+    finally:
+        _stop(ranks)
+
+    if failure is None:
+        result = RunResult.read_json(files.result)
+        result.artifacts["ranks"] = str(files.logs_dir)
+        return result
+    rank, reason = failure
+    messages = [f"rank {r}: {files.error(r).read_text()}" for r in range(len(ranks)) if files.error(r).is_file()]
+    if messages:
+        raise DiffexpError(messages[0])
+    tail = files.log(rank).read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+    log.error("rank %d %s; the end of %s:\n%s", rank, reason, files.log(rank), "\n".join(tail))
+    return RunResult(
+        valid=False,
+        invalid_reason=f"rank {rank} {reason} (see ranks/rank{rank}.log)",
+        artifacts={"ranks": str(files.logs_dir)},
+    )
+
+
+def _rank_env(cfg: Config, world_size: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONUNBUFFERED"] = "1"
+    env["DIFFEXP_LAUNCHER_PID"] = str(os.getpid())
+    # As torchrun does: N ranks each using every core would oversubscribe the machine.
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world_size)))
+    if cfg.engine.gpus:
+        env["CUDA_VISIBLE_DEVICES"] = cfg.engine.gpus
+    return env
+
+
+def _wait(ranks: list[subprocess.Popen], timeout_s: float) -> Optional[tuple[int, str]]:
+    """None once every rank exited 0; else (rank, what happened) for the first that did not."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        codes = [p.poll() for p in ranks]
+        for rank, code in enumerate(codes):
+            if code not in (None, 0):
+                return rank, _describe_exit(code)
+        if all(code == 0 for code in codes):
+            return None
+        if time.monotonic() > deadline:
+            rank = next(r for r, code in enumerate(codes) if code is None)
+            return rank, f"was still running after engine.timeout_s={timeout_s:g}"
+        time.sleep(POLL_S)
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with code {code}"
+
+
+def _stop(ranks: list[subprocess.Popen]) -> None:
+    """End every rank and whatever it started (each rank leads its own process group)."""
+    for p in ranks:
+        if p.poll() is None:
+            _signal_group(p, signal.SIGTERM)
+    deadline = time.monotonic() + GRACE_S
+    while any(p.poll() is None for p in ranks) and time.monotonic() < deadline:
+        time.sleep(POLL_S)
+    for p in ranks:
+        _signal_group(p, signal.SIGKILL)  # also reaches children of ranks that already exited
+        p.wait()
+
+
+def _signal_group(p: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(p.pid, sig)
+    except ProcessLookupError:
+        pass

@@ -1,0 +1,121 @@
+"""Perf dump and log parsing on real recorded SGLang 0.5.23 runs (tests/fixtures/sglang/, see its README)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from diffexp.engines.sglang import harvest
+from diffexp.errors import DiffexpError
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sglang"
+
+
+def load(case: str):
+    folder = FIXTURES / case
+    dump = harvest.read_perf_dump(folder / "perf_dump.json") if (folder / "perf_dump.json").is_file() else None
+    return dump, harvest.parse_log((folder / "sglang.log").read_text()), folder
+
+
+def raw(case: str) -> dict:
+    return json.loads((FIXTURES / case / "perf_dump.json").read_text())
+
+
+def test_native_dump_gives_stages_steps_and_denoise_total():
+    dump, log, _ = load("cpu_flux_native")
+    data = raw("cpu_flux_native")
+    result = harvest.build_result(dump, log)
+    stages = {s["name"]: s["duration_ms"] / 1000 for s in data["steps"]}
+    assert result.stages_s == pytest.approx(stages)
+    assert result.denoise_s == pytest.approx(stages["DenoisingStage"])
+    assert result.text_encode_s == pytest.approx(stages["TextEncodingStage"])
+    assert result.vae_decode_s == pytest.approx(stages["DecodingStage"])
+    assert result.denoise_step_ms == [s["duration_ms"] for s in data["denoise_steps_ms"]]
+    assert len(result.denoise_step_ms) == 4
+    assert result.e2e_s == pytest.approx(data["total_duration_ms"] / 1000)
+    assert result.valid and result.tags["backend"] == "sglang"
+    # The log's "[DenoisingStage] finished in …" line agrees with the dump.
+    assert result.tags["log_crosscheck"] == "ok"
+    assert result.extra_metrics["log.denoise_s"] == pytest.approx(result.denoise_s, abs=1e-3)
+    # CPU run: no device memory was sampled, so no memory figure is invented.
+    assert result.peak_mem_gib is None and not result.peak_mem_gib_per_device
+
+
+def test_warmup_excluded_figure_is_read_and_cross_checked():
+    dump, log, _ = load("cpu_flux_warmup")
+    assert log.warmup_excluded_s == 0.07
+    result = harvest.build_result(dump, log)
+    assert result.warmup_excluded
+    assert result.extra_metrics["log.warmup_excluded_s"] == 0.07
+    assert result.tags["log_crosscheck"] == "ok"  # dump total 70.29 ms vs log 0.07 s
+
+
+def test_log_alone_is_the_fallback_when_no_dump_was_written():
+    _, log, _ = load("cpu_flux_warmup")
+    dump, _, _ = load("cpu_flux_warmup")
+    result = harvest.build_result(None, log)
+    assert result.tags["figures_from"] == "log"
+    assert result.denoise_s == pytest.approx(dump.stages_ms["DenoisingStage"] / 1000, abs=1e-3)
+    assert result.e2e_s == 0.07
+    assert set(result.stages_s) == {"InputValidationStage", "TextEncodingStage", "LatentPreparationStage",
+                                    "TimestepPreparationStage", "DenoisingStage", "DecodingStage"}
+    assert result.valid
+
+
+def test_ulysses_run_on_two_cpu_ranks_parses_like_any_other():
+    dump, log, _ = load("cpu_flux_ulysses2")
+    result = harvest.build_result(dump, log)
+    assert result.valid and result.denoise_s > 0 and len(result.denoise_step_ms) == 4
+
+
+def test_fallback_to_diffusers_makes_the_run_invalid():
+    dump, log, _ = load("cpu_flux_auto_fallback")
+    assert any("Falling back to diffusers backend" in line for line in log.fallback_lines)
+    result = harvest.build_result(dump, log)
+    assert not result.valid
+    assert "fell back to the diffusers backend" in result.invalid_reason
+    assert result.tags["backend_fallback"] == "true"
+    # The diffusers path reports one opaque stage and no per-step times.
+    assert "DiffusersExecutionStage" in result.stages_s and result.denoise_step_ms == []
+
+
+def test_explicit_diffusers_baseline_stays_valid_and_is_tagged():
+    dump, log, _ = load("cpu_flux_auto_fallback")
+    result = harvest.build_result(dump, log, diffusers_baseline=True)
+    assert result.valid and result.tags["backend"] == "diffusers-baseline"
+    assert "backend_fallback" not in result.tags
+
+
+def test_failed_request_is_found_in_a_log_that_exited_zero():
+    _, log, _ = load("cpu_wan_failure")
+    assert log.failure_lines and "fused_norm_scale_shift_cpu" in log.failure_lines[-1]
+
+
+def test_saved_outputs_and_metrics_lines_are_read():
+    _, log, folder = load("cpu_flux_native")
+    [saved] = log.saved_outputs
+    assert Path(saved).name == next((folder / "outputs").iterdir()).name
+
+
+def test_denoise_stage_rule_matches_sglang_benchmark_skill():
+    assert harvest.is_denoise_stage("DenoisingStage")
+    assert harvest.is_denoise_stage("Hunyuan3DShapeDenoisingStage")
+    assert harvest.is_denoise_stage("LTX2RefinementStage")
+    assert not harvest.is_denoise_stage("QwenImageLayeredBeforeDenoisingStage")
+    assert not harvest.is_denoise_stage("DecodingStage")
+
+
+def test_residency_advice_is_extracted():
+    # The 0.5.23 wording (gpu_worker.do_mem_analysis) and the guide's wording.
+    lines = ["[11-23 16:24:50] GPU memory: peak=30.10 GB, allocated=28.00 GB, pool=2.10 GB (7.0%), headroom=49.90 GB. "
+             "Components that can remain on GPU: ['text_encoder', 'vae']. Make it explicit with --component-residency <name>=resident."]
+    assert harvest.residency_advice(lines) == "['text_encoder', 'vae']"
+
+
+def test_not_a_perf_dump_is_a_clear_error(tmp_path):
+    bad = tmp_path / "x.json"
+    bad.write_text(json.dumps({"hello": 1}))
+    with pytest.raises(DiffexpError, match="not an SGLang perf dump"):
+        harvest.read_perf_dump(bad)

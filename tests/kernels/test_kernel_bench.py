@@ -1,0 +1,63 @@
+"""kernels.bench end to end on CPU: real Hydra composition of conf/kernel_bench.yaml, a real MLflow store."""
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from diffexp.errors import ConfigError
+from kernels.bench import KernelBenchConfig, main_from_config, validate
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+
+
+def _compose(*overrides: str) -> KernelBenchConfig:
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        raw = compose(config_name="kernel_bench", overrides=list(overrides))
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(KernelBenchConfig), raw))
+
+
+def test_default_config_is_the_dit_shapes():
+    cfg = _compose()
+    validate(cfg)
+    assert cfg.shapes == [[1, 4096, 3072], [1, 32760, 5120], [2, 4608, 3072]]
+    assert cfg.dtypes == ["bfloat16"] and "compile" in cfg.baselines
+    assert cfg.tracking_uri == "sqlite:///mlruns/mlflow.db"
+
+
+def test_bench_writes_results_and_logs_to_mlflow(tmp_path, mlflow_uri, capsys):
+    import mlflow
+
+    cfg = _compose(
+        "shapes=[[1,3,128]]", "baselines=[eager,builtin]", "copy_gib=0.001", "sweep=true", "sweep_configs=[[1,4]]",
+        f"tracking_uri={mlflow_uri}", f"output_dir={tmp_path}",
+    )  # fmt: skip
+    timings = main_from_config(cfg, tmp_path / "unused")
+    impls = {(t.kernel, t.impl) for t in timings}
+    for kernel in cfg.ops:
+        assert {(kernel, "triton"), (kernel, "eager"), (kernel, "builtin"), (kernel, "triton[m1,w4]")} <= impls
+    assert all(t.max_rel_err is None or t.max_rel_err < 1e-2 for t in timings)
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["env"]["copy_gbps"] > 0 and len(results["timings"]) == len(timings)
+    table = (tmp_path / "results.md").read_text()
+    assert "| qk_norm_rope | 1x3x128 | bfloat16 |" in table and table in capsys.readouterr().out
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    (run,) = mlflow.search_runs(experiment_names=["kernel_bench"], output_format="list")
+    assert run.data.metrics["rms_norm/1x3x128/bfloat16/triton/us"] > 0
+    assert "results.md" in [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)]
+
+
+def test_config_errors_name_the_field():
+    cfg = _compose("ops=[rms_norm,softmax]", "dtypes=[int8]", "shapes=[[1,8,100]]")
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    assert "ops: unknown 'softmax'" in str(err.value)
+
+
+def test_kernels_config_group(make_config):
+    assert make_config().kernels.impl == "torch"
+    assert make_config("kernels=triton").kernels.impl == "triton"

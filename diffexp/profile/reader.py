@@ -6,8 +6,10 @@ Two parsers feed the same EventCollector:
   and decodes only those with the stdlib's C JSON scanner (`raw_decode`). CPU ops, flow events and
   metadata, which are most of a trace, are skipped without being parsed. It relies on two facts of
   kineto's writer: an event's `"cat"` key comes before any nested object in it, and no event is
-  larger than 1 MiB. Each decoded event is checked against its match; on any surprise the read is
-  restarted with ijson, so a trace from another writer is still read correctly, only slower.
+  larger than 1 MiB. Each decoded event is checked against its match, and the text must end by
+  closing the event array and the document (a cut inside a skipped event would otherwise pass). On
+  any surprise the read restarts with ijson, so a trace from another writer is still read
+  correctly, only slower, and a damaged one fails with ijson's parse error.
 * ijson: the generic streaming parser (C backend yajl2_c when installed) over `traceEvents.item`.
   It parses every event into a dict, so it runs at about the speed of json.load on one core.
 """

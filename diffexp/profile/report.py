@@ -36,6 +36,7 @@ def write_report(result: TraceAnalysis | TraceComparison, out_dir: Path | str, t
 
 
 def _write_analysis(analysis: TraceAnalysis, directory: Path, top: int) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
     frames = {
         "kernels": analysis.kernels,
         "categories": analysis.categories,

@@ -4,6 +4,7 @@ side-by-side, one pair of PNGs per output (for a video: a few frames, the worst 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -14,6 +15,8 @@ from diffexp.review.metrics import OutputComparison, capped
 MIN_TILE_PX = 192
 MAX_TILE_PX = 512
 MAX_VIDEO_FRAMES_SHOWN = 6
+# Video rows are an overview (the heat-map keeps full resolution): frames larger than this are shrunk.
+MAX_VIDEO_TILE_PX = 640
 LABEL_PX = 14
 GUTTER_PX = 4
 # An "inferno"-like ramp: black (no difference) through purple and orange to pale yellow (the largest).
@@ -34,10 +37,14 @@ def _heat(run: np.ndarray, reference: np.ndarray, scale: float) -> np.ndarray:
     return _colormap(diff / scale if scale > 0 else np.zeros(diff.shape))
 
 
-def _enlarge(frame: np.ndarray) -> Image.Image:
+def _enlarge(frame: np.ndarray, max_side: Optional[int] = None) -> Image.Image:
+    """Small frames enlarged to stay visible; with `max_side`, large ones shrunk to keep the PNG small."""
     h, w = frame.shape[:2]
-    factor = max(1, min(-(-MIN_TILE_PX // min(h, w)), MAX_TILE_PX // max(h, w) or 1))
     image = Image.fromarray(frame)
+    if max_side is not None and max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.BOX)
+    factor = max(1, min(-(-MIN_TILE_PX // min(h, w)), MAX_TILE_PX // max(h, w) or 1))
     return image.resize((w * factor, h * factor), Image.NEAREST) if factor > 1 else image
 
 
@@ -97,16 +104,17 @@ def write_heatmap(comparison: OutputComparison, path: Path) -> Path:
 def write_side_by_side(comparison: OutputComparison, path: Path) -> Path:
     """Rows of reference | run | difference, one row per shown frame, each labelled with its PSNR."""
     scale = max(f.max_abs_diff for f in comparison.frames)
+    fit = MAX_VIDEO_TILE_PX if comparison.kind == "video" else None
     rows = []
     for i in _shown_frames(comparison):
         figures = comparison.frames[i]
         where = f"frame {i}: " if comparison.kind == "video" else ""
         rows.append(
             [
-                _labelled(_enlarge(comparison.reference_frames[i]), f"{where}reference"),
-                _labelled(_enlarge(comparison.run_frames[i]), f"run, PSNR {capped(figures.psnr_db):.1f} dB"),
+                _labelled(_enlarge(comparison.reference_frames[i], fit), f"{where}reference"),
+                _labelled(_enlarge(comparison.run_frames[i], fit), f"run, PSNR {capped(figures.psnr_db):.1f} dB"),
                 _labelled(
-                    _enlarge(_heat(comparison.run_frames[i], comparison.reference_frames[i], scale)),
+                    _enlarge(_heat(comparison.run_frames[i], comparison.reference_frames[i], scale), fit),
                     f"|diff| (0-{scale:g})",
                 ),
             ]

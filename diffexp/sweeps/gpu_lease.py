@@ -37,12 +37,14 @@ def lease_dir() -> Path:
 
 def visible_gpu_ids() -> list[str]:
     """The GPU ids this process may use: CUDA_VISIBLE_DEVICES when set, else every GPU torch sees."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return [g.strip() for g in env.split(",") if g.strip()]
     from diffexp.config.validate import visible_gpu_count
 
-    return [str(i) for i in range(visible_gpu_count())]
+    count = visible_gpu_count()
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        # CUDA stops at the first id that does not exist: only the leading `count` ids are real.
+        return [g.strip() for g in env.split(",") if g.strip()][:count]
+    return [str(i) for i in range(count)]
 
 
 def _try_lock(path: Path):

@@ -101,3 +101,9 @@ class TraceBuilder:
 @pytest.fixture
 def trace_builder() -> TraceBuilder:
     return TraceBuilder()
+
+
+@pytest.fixture
+def trace_builder_factory() -> type[TraceBuilder]:
+    """For tests that build several traces."""
+    return TraceBuilder

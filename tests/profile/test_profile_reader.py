@@ -79,6 +79,11 @@ def test_unreadable_traces_are_user_errors(small_trace, tmp_path):
     truncated.write_bytes(whole[: len(whole) // 2])
     with pytest.raises(DiffexpError, match="not a readable Chrome trace"):
         read_trace(truncated)
+    # Cut just after an event's closing brace: every remaining event looks complete.
+    cut_at_brace = tmp_path / "cut_at_brace.json"
+    cut_at_brace.write_bytes(whole[: whole.index(b"}}", len(whole) // 2) + 1])
+    with pytest.raises(DiffexpError, match="not a readable Chrome trace"):
+        read_trace(cut_at_brace)
     broken_gzip = tmp_path / "broken.json.gz"
     broken_gzip.write_bytes(gzip.compress(whole)[:-40])
     with pytest.raises(DiffexpError, match="not a readable Chrome trace"):

@@ -80,11 +80,11 @@ def script_text(launch: Launch) -> str:
     return "\n".join(lines) + "\n"
 
 
-def collect_outputs(outputs_dir: Path, logged: list[str]) -> list[str]:
-    found = sorted(str(p) for p in outputs_dir.rglob("*") if p.is_file() and p.suffix.lower() in OUTPUT_SUFFIXES) \
-        if outputs_dir.is_dir() else []
-    found += [p for p in logged if p not in found and Path(p).is_file()]
-    return found
+def collect_outputs(outputs_dir: Path) -> list[str]:
+    """Generated images/videos/meshes under the output dir (the CLI was told --output-path there)."""
+    if not outputs_dir.is_dir():
+        return []
+    return sorted(str(p) for p in outputs_dir.rglob("*") if p.is_file() and p.suffix.lower() in OUTPUT_SUFFIXES)
 
 
 def failure_message(returncode: int, tail: list[str], figures: harvest.LogFigures, log_path: Path) -> str:
@@ -126,7 +126,7 @@ class SGLangEngine:
         result = harvest.build_result(
             dump, figures, diffusers_baseline=cfg.engine.backend == "diffusers", profiled=cfg.profile.mode != "off"
         )
-        result.outputs = collect_outputs(paths.outputs, figures.saved_outputs)
+        result.outputs = collect_outputs(paths.outputs)
         result.artifacts.update(self._artifacts(launch, figures))
         result.tags["engine"] = "sglang"
         if "CUDA_VISIBLE_DEVICES" in launch.env:

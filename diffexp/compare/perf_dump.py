@@ -1,0 +1,82 @@
+"""SGLang perf dumps (`--perf-dump-path`, sglang 0.5.23 PerformanceLogger.dump_benchmark_report) as stage figures.
+
+Stages are read the way SGLang's own benchmarks/compare_perf.py reads them, so that both agree on
+the same files: `steps` in file order, `denoising_step_<i>` entries (older dumps) summed into one
+"Denoising Loop" row, a stage repeated in the file summed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from diffexp.errors import DiffexpError
+
+DENOISING_LOOP = "Denoising Loop"
+_DENOISE_STEP = re.compile(r"^denoising_step_(\d+)$")
+
+
+@dataclass
+class PerfDump:
+    path: Path
+    total_duration_ms: float
+    # Stage name → summed duration (ms), in the order compare_perf shows them.
+    stages_ms: dict[str, float]
+    # How many entries each stage row sums (the step count of "Denoising Loop").
+    counts: dict[str, int]
+    denoise_steps_ms: list[float] = field(default_factory=list)
+    commit: str = "N/A"
+    model: Optional[str] = None
+    # Max over the memory checkpoints (MiB, as SGLang records it).
+    peak_reserved_mb: Optional[float] = None
+
+    @property
+    def denoise_ms(self) -> Optional[float]:
+        """The guide's denoise latency: the denoise/refinement stages, else the per-step sum."""
+        total = sum(v for k, v in self.stages_ms.items() if is_denoise_stage(k))
+        if total > 0:
+            return total
+        return sum(self.denoise_steps_ms) if self.denoise_steps_ms else None
+
+
+def is_denoise_stage(name: str) -> bool:
+    """DenoisingStage and its variants (MOVADenoisingStage, LTX2RefinementStage, …), not BeforeDenoisingStage."""
+    return name == DENOISING_LOOP or (
+        name.endswith(("DenoisingStage", "RefinementStage")) and "BeforeDenoisingStage" not in name
+    )
+
+
+def consolidate(steps: list[dict]) -> tuple[dict[str, float], dict[str, int]]:
+    durations: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for step in steps:
+        name = step.get("name", "unknown")
+        key = DENOISING_LOOP if _DENOISE_STEP.match(name) else name
+        durations[key] = durations.get(key, 0.0) + step.get("duration_ms", 0.0)
+        counts[key] = counts.get(key, 0) + 1
+    return durations, counts
+
+
+def read_perf_dump(path: Path | str) -> PerfDump:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DiffexpError(f"{path}: not a readable perf dump ({exc})") from exc
+    if not isinstance(data, dict) or "steps" not in data:
+        raise DiffexpError(f"{path}: not an SGLang perf dump (no `steps`; written by `sglang generate --perf-dump-path`)")
+    stages, counts = consolidate(data.get("steps", []))
+    peaks = [s.get("peak_reserved_mb") for s in (data.get("memory_checkpoints") or {}).values()]
+    return PerfDump(
+        path=path,
+        total_duration_ms=float(data.get("total_duration_ms", 0) or 0),
+        stages_ms=stages,
+        counts=counts,
+        denoise_steps_ms=[float(s.get("duration_ms", 0.0)) for s in data.get("denoise_steps_ms", [])],
+        commit=data.get("commit_hash", "N/A"),
+        model=(data.get("meta") or {}).get("model"),
+        peak_reserved_mb=max((float(p) for p in peaks if p is not None), default=None),
+    )

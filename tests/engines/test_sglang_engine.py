@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import importlib.util
 import shlex
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,34 @@ def test_dry_run_through_python_m_diffexp_creates_no_mlflow_run(tmp_path):
     assert shlex.split(last)[:2] == ["sglang", "generate"]
     assert "--dit-cpu-offload false" in last  # offload=none is the default group choice
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_ctrl_c_on_python_m_diffexp_leaves_a_killed_run_and_no_process(tmp_path):
+    from mlflow import MlflowClient
+
+    from diffexp.config import check_launch, compose, to_config
+    from diffexp.errors import ConfigError
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    pidfile = tmp_path / "sglang.pid"
+    overrides = ["model=flux1_dev", "offload=default", "engine.device=cpu", f"tracking.uri={uri}",
+                 *replay("cpu_flux_native", "+engine.env.DIFFEXP_REPLAY_SLEEP=600", f"+engine.env.DIFFEXP_REPLAY_PIDFILE={pidfile}")]
+    try:
+        check_launch(to_config(compose(overrides)))
+    except ConfigError as exc:
+        pytest.skip(f"check_launch refuses an sglang run on this machine: {exc}")
+    proc = subprocess.Popen([sys.executable, "-m", "diffexp", *overrides], cwd=tmp_path, env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 240
+    logs = []
+    while not any("Shutdown complete" in p.read_text() for p in logs):  # the replay has printed its log
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+        time.sleep(0.2)
+        logs = list(tmp_path.glob("outputs/**/sglang.log"))
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=120)
+    client = MlflowClient(tracking_uri=uri)
+    [run] = client.search_runs([client.get_experiment_by_name("flux1_dev").experiment_id])
+    assert run.info.status == "KILLED"
+    pid = int(pidfile.read_text())
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]

@@ -1,0 +1,111 @@
+"""CLI: `python -m diffexp.compare BASE CANDIDATE [--rule guide|sglang] [--markdown FILE]`.
+
+Each side is a perf dump file, an MLflow run id, or a sweep parent (run id, run name or sweep name;
+its points are compared with the other sweep's points that have the same swept overrides).
+Exit status: 0 no regression, 1 regression (or the candidate failed its correctness review), 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Union
+
+from diffexp.compare.core import DENOISE, Comparison, compare, side_from_dump, side_from_run
+from diffexp.compare.perf_dump import read_perf_dump
+from diffexp.compare.render import print_terminal, to_markdown
+from diffexp.compare.rules import RULES
+from diffexp.errors import DiffexpError
+from diffexp.sweeps.handoff import TAG_OVERRIDES, TAG_ROLE
+from diffexp.sweeps.queries import RecordedRun, children, client, find_parent, get_run
+from diffexp.sweeps.summary import markdown_table, point_label
+
+log = logging.getLogger("diffexp.compare")
+
+Ref = Union[Path, RecordedRun]
+
+
+def resolve(ref: str, store) -> Ref:
+    path = Path(ref)
+    if path.is_file():
+        return path
+    if path.suffix == ".json":
+        raise DiffexpError(f"{ref}: no such perf dump file")
+    try:
+        run = get_run(store, ref)
+    except DiffexpError:
+        run = find_parent(store, ref)  # a sweep by run name or sweep name
+    return run
+
+
+def _is_sweep(ref: Ref) -> bool:
+    return isinstance(ref, RecordedRun) and ref.tags.get(TAG_ROLE) == "parent"
+
+
+def _point_key(run: RecordedRun) -> str:
+    return json.dumps(sorted(json.loads(run.tags.get(TAG_OVERRIDES, "[]"))))
+
+
+def compare_refs(base: Ref, cand: Ref, rule: str, store) -> tuple[list[tuple[str, Comparison]], list[str]]:
+    """The comparisons to show, and extra lines (sweep overview, unmatched points)."""
+    if _is_sweep(base) != _is_sweep(cand):
+        raise DiffexpError("compare a sweep with a sweep, or a run / perf dump with a run / perf dump")
+    if not _is_sweep(base):
+        sides = [side_from_dump(read_perf_dump(r), rule) if isinstance(r, Path) else side_from_run(r) for r in (base, cand)]
+        return [("", compare(sides[0], sides[1], rule))], []
+    base_points = {_point_key(p): p for p in children(store, base)}
+    cand_points = {_point_key(p): p for p in children(store, cand)}
+    comparisons = [
+        (point_label(cand_points[k]), compare(side_from_run(p), side_from_run(cand_points[k]), rule))
+        for k, p in base_points.items() if k in cand_points
+    ]
+    if not comparisons:
+        raise DiffexpError(f"sweeps {base.run_id} and {cand.run_id} have no point with the same swept overrides")
+    overview = []
+    for label, c in comparisons:
+        row = next((r for r in c.rows if r.name == DENOISE), None)
+        overview.append(
+            {
+                "Point": label,
+                "Baseline denoise (s)": f"{row.base / 1000:.3f}" if row and row.base is not None else "-",
+                "Candidate denoise (s)": f"{row.new / 1000:.3f}" if row and row.new is not None else "-",
+                "Δ %": f"{row.pct:+.1f}%" if row and row.pct is not None else "-",
+                "Verdict": c.verdict().split(":")[0],
+                "Correctness": c.cand.correctness,
+            }
+        )
+    extra = ["#### Points", "", markdown_table(list(overview[0]), overview)]
+    unmatched = [point_label(p) for k, p in {**base_points, **cand_points}.items() if k not in base_points or k not in cand_points]
+    if unmatched:
+        extra.append("Points in only one sweep (not compared): " + "; ".join(unmatched))
+    return comparisons, extra
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m diffexp.compare", description=__doc__.splitlines()[0])
+    parser.add_argument("base", help="baseline: perf dump file, MLflow run id, or sweep parent (id, run name, sweep name)")
+    parser.add_argument("candidate", help="candidate, same kinds as the baseline")
+    parser.add_argument("--rule", choices=RULES, default="guide", help="guide (denoise > 2 %% slower) or sglang (compare_perf.py thresholds)")
+    parser.add_argument("--markdown", type=Path, help="also write the report as markdown (for a pull request)")
+    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    try:
+        store = None if all(Path(a).is_file() for a in (args.base, args.candidate)) else client(args.tracking_uri)
+        base, cand = resolve(args.base, store), resolve(args.candidate, store)
+        comparisons, extra = compare_refs(base, cand, args.rule, store)
+    except DiffexpError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print_terminal(comparisons, extra)
+    if args.markdown:
+        args.markdown.write_text(to_markdown(comparisons, extra=extra))
+        print(f"markdown written to {args.markdown}")
+    return 1 if any(c.failed for _, c in comparisons) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

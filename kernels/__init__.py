@@ -1,21 +1,20 @@
-"""Triton kernels for DiT hot paths: one module per kernel (kernel, PyTorch reference, op wrapper).
+"""Triton kernels for DiT hot paths: one module per kernel (Triton kernel, PyTorch reference, op wrapper).
 
-Importing this package registers the custom ops under `torch.ops.diffexp.*`:
-rms_norm, norm_modulate, gated_residual, gated_residual_norm_modulate, qk_norm_rope, qk_norm_rope_out.
+Importing the package registers the custom ops `torch.ops.diffexp.*`: rms_norm, norm_modulate,
+gated_residual, gated_residual_norm_modulate, qk_norm_rope, qk_norm_rope_out. The Python entry points
+live in the modules of the same name (`from kernels.rms_norm import rms_norm`).
 `kernels.patch.apply_triton_kernels` swaps them into diffusers' FLUX and Wan transformers;
 `python -m kernels.bench` times them. On CPU they run only under TRITON_INTERPRET=1 (tests).
 """
 
-from kernels.gated_residual import gated_residual, gated_residual_norm_modulate
-from kernels.norm_modulate import norm_modulate
-from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_out
-from kernels.rms_norm import rms_norm
+# The package's attributes stay the modules; importing them registers the ops.
+from kernels import gated_residual, norm_modulate, qk_norm_rope, rms_norm  # noqa: F401
 
-__all__ = [
+OPS = (
+    "rms_norm",
+    "norm_modulate",
     "gated_residual",
     "gated_residual_norm_modulate",
-    "norm_modulate",
     "qk_norm_rope",
     "qk_norm_rope_out",
-    "rms_norm",
-]
+)

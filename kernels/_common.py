@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import triton
@@ -49,24 +51,44 @@ def check_tensor(
 
 
 def check_same_device(**tensors: torch.Tensor | None) -> None:
-    devices = {name: t.device for name, t in tensors.items() if t is not None}
-    if len(set(devices.values())) > 1:
+    present = [t for t in tensors.values() if t is not None]
+    if any(t.device != present[0].device for t in present):
+        devices = {name: str(t.device) for name, t in tensors.items() if t is not None}
         raise KernelInputError(f"all tensors must be on one device, got {devices}")
 
 
-def modulation_view(name: str, t: torch.Tensor, batch: int, seq: int, dim: int) -> torch.Tensor:
-    """A per-sample (or per-token) vector as a [B, S, D] view with stride 0 where it broadcasts.
+def eager_or_op(impl: Callable, op: Callable) -> Callable:
+    """`impl` called directly in eager mode, `op` (the registered custom op) while torch.compile traces.
 
-    Takes [B, D], [B, 1, D], [B, S, D], and [1, D] / [1, 1, D] (one vector for the whole batch).
+    The custom-op dispatcher costs more host time than the smaller kernels take on the GPU (kernels/RESULTS.md);
+    under torch.compile the op is what keeps the graph whole.
+    """
+
+    @functools.wraps(impl)
+    def call(*args, **kwargs):
+        if torch.compiler.is_compiling():
+            return op(*args, **kwargs)
+        return impl(*args, **kwargs)
+
+    call.op = op
+    return call
+
+
+def modulation_strides(name: str, t: torch.Tensor, batch: int, seq: int, dim: int) -> tuple[int, int]:
+    """(batch, seq) strides that read a per-sample / per-token / shared vector as [B, S, D] (0 where it broadcasts).
+
+    Takes [B, D], [B, 1, D], [B, S, D], and [1, D] / [1, 1, D] (one vector for the whole batch). Plain
+    integer arithmetic: a view per tensor would cost more host time than some of the kernels take.
     """
     check_tensor(name, t, ndim=(2, 3))
-    view = t[:, None, :] if t.dim() == 2 else t
-    if view.shape[-1] != dim or view.shape[0] not in (1, batch) or view.shape[1] not in (1, seq):
+    shape = (t.shape[0], 1, t.shape[1]) if t.dim() == 2 else tuple(t.shape)
+    strides = (t.stride(0), 0, t.stride(1)) if t.dim() == 2 else t.stride()
+    if shape[2] != dim or shape[0] not in (1, batch) or shape[1] not in (1, seq):
         raise KernelInputError(
             f"{name}: shape {tuple(t.shape)} does not broadcast to [B={batch}, S={seq}, D={dim}]; "
             f"expected [{batch}, {dim}], [{batch}, 1, {dim}] or [{batch}, {seq}, {dim}]"
         )
-    return view.expand(batch, seq, dim)
+    return (0 if shape[0] == 1 else strides[0]), (0 if shape[1] == 1 else strides[1])
 
 
 @dataclass(frozen=True)
@@ -81,20 +103,26 @@ class RowLaunch:
 def row_launch(dim: int, override: tuple[int, int] | None = None) -> RowLaunch:
     """Launch shape for kernels that keep whole rows in registers.
 
-    Short rows are packed several to a program so that each moves a few KiB; long rows get more warps so
-    that no thread holds more than ~16 elements per tensor. `override` = (block_m, num_warps), for the
-    benchmark's sweep.
+    Short rows are packed several to a program so that each holds >= 4096 elements; one warp per 1024
+    elements, 4 to 8 warps (32 elements of each tensor per thread). Measured on an H100 at the DiT widths
+    (kernels/RESULTS.md): 8192-wide rows run at 91-99% of copy bandwidth with 4 or 8 warps and drop to
+    74-93% with 16. `override` = (block_m, num_warps), for the benchmark's sweep.
     """
     block_d = triton.next_power_of_2(dim)
     if override is not None:
         block_m, num_warps = override
     else:
         block_m = max(1, min(64, 4096 // block_d))
-        num_warps = max(4, min(16, block_m * block_d // 512))
+        num_warps = warps_for(block_m * block_d)
     if interpreting():
         # The interpreter pays per program, not per element: pack many rows into each.
         block_m = max(1, 8192 // block_d)
     return RowLaunch(block_d=block_d, block_m=block_m, num_warps=num_warps)
+
+
+def warps_for(tile_elements: int) -> int:
+    """One warp per 1024 elements of a tile, between 4 and 8."""
+    return max(4, min(8, tile_elements // 1024))
 
 
 @triton.jit

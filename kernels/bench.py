@@ -1,17 +1,16 @@
 """`python -m kernels.bench`: time every kernel against its PyTorch contenders at DiT shapes.
 
-Configured by conf/kernel_bench.yaml (Hydra). For each kernel, shape and dtype: median time (CUDA events via
-triton.testing.do_bench, L2 flushed between runs), effective bandwidth (least bytes read + written over the
-time) and its share of the copy bandwidth measured in the same run. Results go to results.json / results.md
-in the output directory, a table on stdout, and MLflow when it is importable and tracking is on.
+Configured by conf/kernel_bench.yaml (Hydra). For each kernel, shape and dtype and each contender: device
+time per call (CUDA-graph replays over rotating input sets, see bench_timing.py), effective bandwidth (least
+bytes read + written over that time), its share of the copy bandwidth measured in the same run, and the
+host time per call. Results go to results.json / results.md in the output directory, a table on stdout,
+and MLflow when it is importable and log_mlflow is on.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import statistics
-import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +20,13 @@ import torch
 
 from diffexp.errors import ConfigError
 from kernels.bench_cases import CASES, HEAD_DIM, BenchCase, bytes_moved, max_rel_error
+from kernels.bench_timing import (
+    copy_bandwidth_gbps,
+    cpu_ms_per_call,
+    graph_ms_per_call,
+    host_us_per_call,
+    input_sets_for,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +42,16 @@ class KernelBenchConfig:
     ops: list[str] = field(default_factory=lambda: list(CASES))
     # Contenders besides triton: eager (the module's reference), builtin, compile (torch.compile of the reference).
     baselines: list[str] = field(default_factory=lambda: ["eager", "builtin", "compile"])
-    warmup_ms: float = 25.0
-    repeat_ms: float = 100.0
+    # One CUDA-graph replay lasts about graph_ms; the median of `replays` replays is reported.
+    graph_ms: float = 10.0
+    replays: int = 15
+    # Input sets are cycled until together they exceed this (several L2s): no call finds its inputs in L2.
+    rotate_mib: float = 256.0
     copy_gib: float = 1.0
     # Also time a grid of (block_m, num_warps) launch configs for the Triton kernels.
     sweep: bool = False
     sweep_configs: list[Any] = field(
-        default_factory=lambda: [[1, 4], [1, 8], [1, 16], [1, 32], [2, 8], [2, 16], [4, 8], [4, 16]]
+        default_factory=lambda: [[1, 4], [1, 8], [1, 16], [2, 4], [2, 8], [4, 4]]
     )
     seed: int = 0
     # None: Hydra's run directory.
@@ -62,6 +71,7 @@ class Timing:
     median_us: float
     gbps: float
     pct_of_copy: float
+    host_us: Optional[float] = None
     max_rel_err: Optional[float] = None
 
 
@@ -84,34 +94,6 @@ def validate(cfg: KernelBenchConfig) -> None:
         raise ConfigError(problems)
 
 
-def make_timer(device: torch.device, warmup_ms: float, repeat_ms: float) -> Callable[[Callable], float]:
-    """Median milliseconds of fn(): CUDA events through do_bench on a GPU, a host clock on CPU (synchronous)."""
-    if device.type == "cuda":
-        from triton.testing import do_bench
-
-        return lambda fn: float(do_bench(fn, warmup=warmup_ms, rep=repeat_ms, return_mode="median"))
-
-    def cpu_median_ms(fn: Callable) -> float:
-        fn()
-        samples = []
-        for _ in range(3):
-            start = time.perf_counter()
-            fn()
-            samples.append((time.perf_counter() - start) * 1e3)
-        return statistics.median(samples)
-
-    return cpu_median_ms
-
-
-def copy_bandwidth_gbps(device: torch.device, gib: float, timer: Callable[[Callable], float]) -> float:
-    """Device-to-device copy of `gib` GiB: bytes read + written over the median time."""
-    n = int(gib * 2**30) // 2
-    src = torch.randn(n, device=device, dtype=torch.float32).to(torch.bfloat16)
-    dst = torch.empty_like(src)
-    ms = timer(lambda: dst.copy_(src))
-    return 2 * n * 2 / (ms * 1e-3) / 1e9
-
-
 def _contenders(case: BenchCase, baselines: list[str], compiled: dict[str, Callable]) -> dict[str, Callable]:
     table = {"triton": case.triton, "eager": case.reference, "builtin": case.builtin}
     if "compile" in baselines:
@@ -121,30 +103,42 @@ def _contenders(case: BenchCase, baselines: list[str], compiled: dict[str, Calla
 
 def bench_case(
     case: BenchCase, shape: list[int], dtype_name: str, cfg: KernelBenchConfig, device: torch.device,
-    timer: Callable[[Callable], float], copy_gbps: float, compiled: dict[str, Callable],
+    copy_gbps: float, compiled: dict[str, Callable],
 ) -> list[Timing]:  # fmt: skip
     batch, seq, hidden = (int(v) for v in shape)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
-    inputs = case.make_inputs(batch, seq, hidden, DTYPES[dtype_name], device, gen)
-    nbytes = bytes_moved(case, inputs)
-    reference = case.reference(inputs)
+    first = case.make_inputs(batch, seq, hidden, DTYPES[dtype_name], device, gen)
+    nbytes = bytes_moved(case, first)
+    sets = [first] + [
+        case.make_inputs(batch, seq, hidden, DTYPES[dtype_name], device, gen)
+        for _ in range(input_sets_for(nbytes, cfg.rotate_mib) - 1)
+    ]
+    reference = case.reference(first)
     shape_name = f"{batch}x{seq}x{hidden}"
     timings = []
 
-    def record(impl: str, fn: Callable, err: Optional[float]) -> None:
-        ms = timer(fn)
+    def record(impl: str, call: Callable[[dict], object], err: Optional[float], host: bool) -> None:
+        fns = [lambda i=i: call(i) for i in sets]
+        if device.type == "cuda":
+            ms = graph_ms_per_call(fns, cfg.graph_ms, cfg.replays)
+        else:
+            ms = cpu_ms_per_call(fns, cfg.replays)
+        host_us = host_us_per_call(fns[0], calls=20 if device.type == "cuda" else 2) if host else None
         gbps = nbytes / (ms * 1e-3) / 1e9
-        timings.append(Timing(case.name, shape_name, dtype_name, impl, ms * 1e3, gbps, 100 * gbps / copy_gbps, err))
+        timings.append(
+            Timing(case.name, shape_name, dtype_name, impl, ms * 1e3, gbps, 100 * gbps / copy_gbps, host_us, err)
+        )
 
     for impl, fn in _contenders(case, cfg.baselines, compiled).items():
-        record(impl, lambda fn=fn: fn(inputs), max_rel_error(fn(inputs), reference))
+        record(impl, fn, max_rel_error(fn(first), reference), host=True)
     if cfg.sweep:
         configs = [tuple(c) for c in cfg.sweep_configs]
         if not case.sweeps_rows:  # only num_warps matters
             configs = list(dict.fromkeys((1, w) for _, w in configs))
         for block_m, num_warps in configs:
-            record(f"triton[m{block_m},w{num_warps}]", lambda o=(block_m, num_warps): case.launch(inputs, o), None)
-    del inputs, reference
+            launch = lambda i, o=(block_m, num_warps): case.launch(i, o)  # noqa: E731
+            record(f"triton[m{block_m},w{num_warps}]", launch, None, host=False)
+    del sets, first, reference
     return timings
 
 
@@ -156,8 +150,7 @@ def run_bench(cfg: KernelBenchConfig) -> tuple[list[Timing], dict[str, Any]]:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.type == "cuda":
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
-    timer = make_timer(device, cfg.warmup_ms, cfg.repeat_ms)
-    copy_gbps = copy_bandwidth_gbps(device, cfg.copy_gib, timer)
+    copy_gbps = copy_bandwidth_gbps(device, cfg.copy_gib, cfg.replays)
     env = {
         "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu (Triton interpreter; times are not GPU times)",
         "copy_gbps": copy_gbps,
@@ -171,7 +164,7 @@ def run_bench(cfg: KernelBenchConfig) -> tuple[list[Timing], dict[str, Any]]:
     for name in cfg.ops:
         for shape in cfg.shapes:
             for dtype_name in cfg.dtypes:
-                timings += bench_case(CASES[name], shape, dtype_name, cfg, device, timer, copy_gbps, compiled)
+                timings += bench_case(CASES[name], shape, dtype_name, cfg, device, copy_gbps, compiled)
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
     return timings, env
@@ -186,8 +179,12 @@ def markdown_table(timings: list[Timing], env: dict[str, Any]) -> str:
         f"{env['device']}, copy bandwidth {env['copy_gbps']:.0f} GB/s (read + write); torch {env['torch']}, "
         f"triton {env['triton']}; {env['date']}",
         "",
-        "| kernel | shape | dtype | triton µs | GB/s | % copy | eager µs | builtin µs | compile µs | × eager | × builtin | × compile | rel err |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "Device µs per call (CUDA graph, inputs not in L2); GB/s and % copy for Triton; × = contender time / Triton's;",
+        "host µs = CPU time per eager call (Python, checks, dispatch, launch); rel err = ||triton − fp32 ref|| / ||ref||.",
+        "",
+        "| kernel | shape | dtype | triton µs | GB/s | % copy | eager µs | builtin µs | compile µs | × eager | × builtin "
+        "| × compile | host µs triton | host µs builtin | rel err |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (kernel, shape, dtype), impls in rows.items():
         tri = impls["triton"]
@@ -198,9 +195,13 @@ def markdown_table(timings: list[Timing], env: dict[str, Any]) -> str:
         def speedup(impl: str) -> str:
             return f"{impls[impl].median_us / tri.median_us:.2f}" if impl in impls else "–"
 
+        def host(impl: str) -> str:
+            return f"{impls[impl].host_us:.0f}" if impl in impls and impls[impl].host_us is not None else "–"
+
         lines.append(
             f"| {kernel} | {shape} | {dtype} | {tri.median_us:.1f} | {tri.gbps:.0f} | {tri.pct_of_copy:.0f} | "
-            f"{us('eager')} | {us('builtin')} | {us('compile')} | {speedup('eager')} | {speedup('builtin')} | {speedup('compile')} | {tri.max_rel_err:.1e} |"
+            f"{us('eager')} | {us('builtin')} | {us('compile')} | {speedup('eager')} | {speedup('builtin')} | {speedup('compile')} | {host('triton')} | {host('builtin')} | "
+            f"{tri.max_rel_err:.1e} |"
         )
     sweeps = [t for t in timings if t.impl.startswith("triton[")]
     if sweeps:

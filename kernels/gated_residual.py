@@ -23,10 +23,11 @@ from kernels._common import (
     KernelInputError,
     check_same_device,
     check_tensor,
+    eager_or_op,
     interpreting,
     layer_norm_fp32,
     load_rows,
-    modulation_view,
+    modulation_strides,
     row_coords,
     row_launch,
     store_rows,
@@ -101,7 +102,7 @@ def launch_gated_residual(
     """Write residual + gate · y into `out` (contiguous, residual's shape)."""
     _check_pair(residual, y)
     batch, seq, dim = residual.shape
-    gate_v = modulation_view("gate", gate, batch, seq, dim)
+    gate_strides = modulation_strides("gate", gate, batch, seq, dim)
     check_same_device(residual=residual, y=y, gate=gate, out=out)
     _check_out("out", out, residual)
     n_rows = batch * seq
@@ -109,9 +110,9 @@ def launch_gated_residual(
         return out
     block_m, block_d, num_warps = _elementwise_launch(dim, launch_override)
     _gated_residual_kernel[(triton.cdiv(n_rows, block_m), triton.cdiv(dim, block_d))](
-        residual, y, gate_v, out,
+        residual, y, gate, out,
         n_rows, seq, dim,
-        residual.stride(0), residual.stride(1), y.stride(0), y.stride(1), gate_v.stride(0), gate_v.stride(1),
+        residual.stride(0), residual.stride(1), y.stride(0), y.stride(1), *gate_strides,
         BLOCK_M=block_m, BLOCK_D=block_d, num_warps=num_warps,
     )  # fmt: skip
     return out
@@ -130,9 +131,9 @@ def launch_gated_residual_norm_modulate(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Write the new residual into `res_out` and its modulated LayerNorm into `mod_out`."""
     _check_pair(residual, y)
-    scale_v, shift_v = check_modulation(residual, scale, shift)
+    mod_strides = check_modulation(residual, scale, shift)
     batch, seq, dim = residual.shape
-    gate_v = modulation_view("gate", gate, batch, seq, dim) if gate is not None else residual
+    gate_strides = modulation_strides("gate", gate, batch, seq, dim) if gate is not None else (0, 0)
     check_same_device(residual=residual, y=y, gate=gate, scale=scale, shift=shift, res_out=res_out, mod_out=mod_out)
     _check_out("res_out", res_out, residual)
     _check_out("mod_out", mod_out, residual)
@@ -141,10 +142,9 @@ def launch_gated_residual_norm_modulate(
         return res_out, mod_out
     cfg = row_launch(dim, launch_override)
     _gated_residual_norm_modulate_kernel[(triton.cdiv(n_rows, cfg.block_m),)](
-        residual, y, gate_v, scale_v, shift_v, res_out, mod_out,
+        residual, y, gate if gate is not None else residual, scale, shift, res_out, mod_out,
         n_rows, seq, dim, eps,
-        residual.stride(0), residual.stride(1), y.stride(0), y.stride(1), gate_v.stride(0), gate_v.stride(1),
-        scale_v.stride(0), scale_v.stride(1), shift_v.stride(0), shift_v.stride(1),
+        residual.stride(0), residual.stride(1), y.stride(0), y.stride(1), *gate_strides, *mod_strides,
         HAS_GATE=gate is not None, BLOCK_M=cfg.block_m, BLOCK_D=cfg.block_d, num_warps=cfg.num_warps,
     )  # fmt: skip
     return res_out, mod_out
@@ -154,19 +154,22 @@ def _new_like(t: torch.Tensor) -> torch.Tensor:
     return torch.empty(t.shape, dtype=t.dtype, device=t.device)
 
 
-@torch.library.custom_op("diffexp::gated_residual", mutates_args=())
-def gated_residual(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-    """residual + gate · y (Triton); see the module docstring for shapes."""
+def _gated_residual(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    """residual + gate · y (Triton) into a new tensor; see the module docstring for shapes."""
     return launch_gated_residual(residual, y, gate, _new_like(residual))
 
 
-@gated_residual.register_fake
+@torch.library.custom_op("diffexp::gated_residual", mutates_args=())
+def gated_residual_op(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    return _gated_residual(residual, y, gate)
+
+
+@gated_residual_op.register_fake
 def _gated_residual_fake(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
     return residual.new_empty(residual.shape)
 
 
-@torch.library.custom_op("diffexp::gated_residual_norm_modulate", mutates_args=())
-def gated_residual_norm_modulate(
+def _gated_residual_norm_modulate(
     residual: torch.Tensor,
     y: torch.Tensor,
     gate: Optional[torch.Tensor],
@@ -180,9 +183,25 @@ def gated_residual_norm_modulate(
     )
 
 
-@gated_residual_norm_modulate.register_fake
+@torch.library.custom_op("diffexp::gated_residual_norm_modulate", mutates_args=())
+def gated_residual_norm_modulate_op(
+    residual: torch.Tensor,
+    y: torch.Tensor,
+    gate: Optional[torch.Tensor],
+    scale: torch.Tensor,
+    shift: torch.Tensor,
+    eps: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return _gated_residual_norm_modulate(residual, y, gate, scale, shift, eps)
+
+
+@gated_residual_norm_modulate_op.register_fake
 def _gated_residual_norm_modulate_fake(residual, y, gate, scale, shift, eps=1e-6):
     return residual.new_empty(residual.shape), residual.new_empty(residual.shape)
+
+
+gated_residual = eager_or_op(_gated_residual, gated_residual_op)
+gated_residual_norm_modulate = eager_or_op(_gated_residual_norm_modulate, gated_residual_norm_modulate_op)
 
 
 def gated_residual_reference(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:

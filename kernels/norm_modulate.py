@@ -16,9 +16,10 @@ from kernels._common import (
     KernelInputError,
     check_same_device,
     check_tensor,
+    eager_or_op,
     layer_norm_fp32,
     load_rows,
-    modulation_view,
+    modulation_strides,
     row_coords,
     row_launch,
     store_rows,
@@ -49,13 +50,11 @@ def _norm_modulate_kernel(
     store_rows(out_ptr, rows, dim, cols, y, mask)
 
 
-def check_modulation(
-    x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """x must be [B, S, D]; returns scale and shift as [B, S, D] broadcast views."""
+def check_modulation(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> tuple[int, int, int, int]:
+    """x must be [B, S, D]; returns the (batch, seq) strides of scale, then of shift, broadcast to x."""
     check_tensor("x", x, ndim=(3,))
     batch, seq, dim = x.shape
-    return modulation_view("scale", scale, batch, seq, dim), modulation_view("shift", shift, batch, seq, dim)
+    return (*modulation_strides("scale", scale, batch, seq, dim), *modulation_strides("shift", shift, batch, seq, dim))
 
 
 def launch_norm_modulate(
@@ -67,7 +66,7 @@ def launch_norm_modulate(
     launch_override: tuple[int, int] | None = None,
 ) -> torch.Tensor:
     """Write norm_modulate(x) into `out` (contiguous, x's shape); the op below and the tests call this."""
-    scale_v, shift_v = check_modulation(x, scale, shift)
+    mod_strides = check_modulation(x, scale, shift)
     check_same_device(x=x, scale=scale, shift=shift, out=out)
     if not out.is_contiguous() or out.shape != x.shape:
         raise KernelInputError(f"out: expected a contiguous tensor of shape {tuple(x.shape)}")
@@ -77,23 +76,30 @@ def launch_norm_modulate(
         return out
     cfg = row_launch(dim, launch_override)
     _norm_modulate_kernel[(triton.cdiv(n_rows, cfg.block_m),)](
-        x, scale_v, shift_v, out,
+        x, scale, shift, out,
         n_rows, seq, dim, eps,
-        x.stride(0), x.stride(1), scale_v.stride(0), scale_v.stride(1), shift_v.stride(0), shift_v.stride(1),
+        x.stride(0), x.stride(1), *mod_strides,
         BLOCK_M=cfg.block_m, BLOCK_D=cfg.block_d, num_warps=cfg.num_warps,
     )  # fmt: skip
     return out
 
 
-@torch.library.custom_op("diffexp::norm_modulate", mutates_args=())
-def norm_modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def _norm_modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """LayerNorm(x, no affine) · (1 + scale) + shift (Triton); see the module docstring for shapes."""
     return launch_norm_modulate(x, scale, shift, eps, torch.empty(x.shape, dtype=x.dtype, device=x.device))
 
 
-@norm_modulate.register_fake
+@torch.library.custom_op("diffexp::norm_modulate", mutates_args=())
+def norm_modulate_op(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    return _norm_modulate(x, scale, shift, eps)
+
+
+@norm_modulate_op.register_fake
 def _norm_modulate_fake(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return x.new_empty(x.shape)
+
+
+norm_modulate = eager_or_op(_norm_modulate, norm_modulate_op)
 
 
 def broadcast_reference(t: torch.Tensor) -> torch.Tensor:

@@ -25,8 +25,10 @@ WanTransformer3DModel
   cross-attention.
 - Not replaced: the model-level forward (Wan's final norm_out + modulation runs once per step).
 
-Call it before torch.compile, offloading or cache hooks (a forward already replaced by a hook is refused,
-not silently dropped). Inference only: the ops have no backward. A second call patches nothing more.
+Call it before torch.compile, group offloading or cache hooks (a forward already replaced by a hook is
+refused, not silently dropped); the device does not matter then (the model may still be on CPU), but the
+kernels run only on CUDA tensors (or under TRITON_INTERPRET=1) and say so when called with others.
+Inference only: the ops have no backward. A second call patches nothing more.
 """
 
 from __future__ import annotations
@@ -36,7 +38,6 @@ import logging
 import torch
 
 from diffexp.errors import DiffexpError
-from kernels._common import interpreting
 
 log = logging.getLogger(__name__)
 
@@ -54,25 +55,19 @@ def apply_triton_kernels(transformer: torch.nn.Module) -> list[str]:
             TESTED_DIFFUSERS,
             diffusers.__version__,
         )
-    param = next(transformer.parameters(), None)
-    if param is not None and param.device.type != "cuda" and not interpreting():
+    if not isinstance(transformer, (FluxTransformer2DModel, WanTransformer3DModel)):
         raise DiffexpError(
-            f"kernels=triton needs the transformer on a CUDA device (it is on {param.device}); "
-            "use kernels=torch, or TRITON_INTERPRET=1 for a (slow) CPU check"
+            f"kernels=triton has no patch for {type(transformer).__name__}; "
+            "supported: FluxTransformer2DModel, WanTransformer3DModel (use kernels=torch for other models)"
         )
     if isinstance(transformer, FluxTransformer2DModel):
         from kernels.patch_flux import patch_flux
 
         patched = patch_flux(transformer)
-    elif isinstance(transformer, WanTransformer3DModel):
+    else:
         from kernels.patch_wan import patch_wan
 
         patched = patch_wan(transformer)
-    else:
-        raise DiffexpError(
-            f"kernels=triton has no patch for {type(transformer).__name__}; "
-            "supported: FluxTransformer2DModel, WanTransformer3DModel (use kernels=torch for other models)"
-        )
     for line in patched:
         log.info("triton kernels: %s", line)
     return patched

@@ -26,7 +26,15 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._common import SUPPORTED_DTYPES, KernelInputError, check_same_device, check_tensor, interpreting
+from kernels._common import (
+    SUPPORTED_DTYPES,
+    KernelInputError,
+    check_same_device,
+    check_tensor,
+    eager_or_op,
+    interpreting,
+    warps_for,
+)
 
 
 @triton.jit
@@ -140,7 +148,7 @@ def launch_qk_norm_rope(
     if q.numel() == 0:
         return
     block_h, block_d = triton.next_power_of_2(heads), triton.next_power_of_2(head_dim)
-    num_warps = launch_override[1] if launch_override else max(4, min(16, block_h * block_d // 512))
+    num_warps = launch_override[1] if launch_override else warps_for(block_h * block_d)
     _qk_norm_rope_kernel[(batch * seq,)](
         q, k, q_weight if q_weight is not None else q, k_weight if k_weight is not None else k,
         cos2, sin2, q_out, k_out,
@@ -152,8 +160,7 @@ def launch_qk_norm_rope(
     )  # fmt: skip
 
 
-@torch.library.custom_op("diffexp::qk_norm_rope", mutates_args=())
-def qk_norm_rope(
+def _qk_norm_rope(
     q: torch.Tensor,
     k: torch.Tensor,
     q_weight: Optional[torch.Tensor],
@@ -169,13 +176,26 @@ def qk_norm_rope(
     return q_out, k_out
 
 
-@qk_norm_rope.register_fake
+@torch.library.custom_op("diffexp::qk_norm_rope", mutates_args=())
+def qk_norm_rope_op(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    q_weight: Optional[torch.Tensor],
+    k_weight: Optional[torch.Tensor],
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    eps: float = 1e-6,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    return _qk_norm_rope(q, k, q_weight, k_weight, cos, sin, eps)
+
+
+@qk_norm_rope_op.register_fake
 def _qk_norm_rope_fake(q, k, q_weight, k_weight, cos, sin, eps=1e-6):
     return q.new_empty(q.shape), k.new_empty(k.shape)
 
 
 @torch.library.custom_op("diffexp::qk_norm_rope_out", mutates_args=("q_out", "k_out"))
-def qk_norm_rope_out(
+def qk_norm_rope_out_op(
     q: torch.Tensor,
     k: torch.Tensor,
     q_weight: Optional[torch.Tensor],
@@ -190,9 +210,13 @@ def qk_norm_rope_out(
     launch_qk_norm_rope(q, k, q_weight, k_weight, cos, sin, eps, q_out, k_out)
 
 
-@qk_norm_rope_out.register_fake
+@qk_norm_rope_out_op.register_fake
 def _qk_norm_rope_out_fake(q, k, q_weight, k_weight, cos, sin, eps, q_out, k_out) -> None:
     return None
+
+
+qk_norm_rope = eager_or_op(_qk_norm_rope, qk_norm_rope_op)
+qk_norm_rope_out = eager_or_op(launch_qk_norm_rope, qk_norm_rope_out_op)
 
 
 def _rms_norm_heads(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float) -> torch.Tensor:

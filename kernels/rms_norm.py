@@ -17,6 +17,7 @@ from kernels._common import (
     KernelInputError,
     check_same_device,
     check_tensor,
+    eager_or_op,
     load_rows,
     rms_norm_fp32,
     row_coords,
@@ -81,15 +82,22 @@ def launch_rms_norm(
     return out
 
 
-@torch.library.custom_op("diffexp::rms_norm", mutates_args=())
-def rms_norm(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float = 1e-6) -> torch.Tensor:
-    """RMSNorm over the last dimension (Triton); see the module docstring for shapes."""
+def _rms_norm(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float = 1e-6) -> torch.Tensor:
+    """RMSNorm over the last dimension (Triton) into a new tensor; see the module docstring for shapes."""
     return launch_rms_norm(x, weight, eps, torch.empty(x.shape, dtype=x.dtype, device=x.device))
 
 
-@rms_norm.register_fake
+@torch.library.custom_op("diffexp::rms_norm", mutates_args=())
+def rms_norm_op(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float = 1e-6) -> torch.Tensor:
+    return _rms_norm(x, weight, eps)
+
+
+@rms_norm_op.register_fake
 def _rms_norm_fake(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float = 1e-6) -> torch.Tensor:
     return x.new_empty(x.shape)
+
+
+rms_norm = eager_or_op(_rms_norm, rms_norm_op)
 
 
 def rms_norm_reference(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float = 1e-6) -> torch.Tensor:

@@ -120,6 +120,8 @@ class ProfileConfig:
     # nsys: seconds to skip at start (the warmup) and the capture length; None = whole run.
     nsys_delay_s: Optional[float] = None
     nsys_duration_s: Optional[float] = None
+    # Wall time of the same command without profiling, for CPU (non-GPU) time; None uses nsys's own span.
+    unprofiled_elapsed_s: Optional[float] = None
     # Category map for GPU-time breakdown; None uses the built-in map from the guide.
     categories: Optional[str] = None
 
@@ -169,7 +171,8 @@ class KernelsConfig:
 
 @dataclass
 class ReviewConfig:
-    # MLflow run id, "latest:<model>", or a path to reference images/videos; None skips the review.
+    # MLflow run id, "latest:<model>", "sweep[:first|:baseline]", a path to reference images/videos, or "off".
+    # None: the sweep's reference inside a sweep, no review outside one (see diffexp/review/reference.py).
     reference: Optional[str] = None
     # Lossless changes must reach these bounds.
     min_psnr_db: float = 40.0

@@ -1,4 +1,4 @@
-"""`python -m diffexp.profile TRACE [TRACE2]`: analyse (or compare) torch.profiler traces, print tables, write a report."""
+"""`python -m diffexp.profile TRACE [TRACE2]`: analyse or compare torch.profiler traces, print tables, write files."""
 
 from __future__ import annotations
 

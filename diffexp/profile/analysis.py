@@ -34,7 +34,8 @@ class TraceAnalysis:
     category_names: tuple[str, ...]  # every category the map can produce, in rule order
     kernels: pd.DataFrame  # tables.KERNEL_COLUMNS, largest total first
     categories: pd.DataFrame  # tables.CATEGORY_COLUMNS
-    scopes: pd.DataFrame  # tables.SCOPE_COLUMNS
+    scopes: pd.DataFrame  # tables.SCOPE_COLUMNS, one row per record_function name
+    scope_groups: pd.DataFrame  # the same with numbers folded: transformer_blocks.#.attn, denoise_step_#
     steps: pd.DataFrame  # tables.STEP_COLUMNS, in start order
     step_categories: pd.DataFrame  # step, scope, category, gpu_ms
     devices: pd.DataFrame  # gpu_time.DEVICE_COLUMNS
@@ -65,7 +66,11 @@ def analyze_trace(
     parser: Parser = "auto",
     progress: ProgressCallback | None = None,
 ) -> TraceAnalysis:
-    """Read one trace (streaming) and compute every table. `categories` is a map or a YAML path (None: the guide's)."""
+    """Read one trace (streaming) and compute every table.
+
+    categories: a CategoryMap, a YAML path, the name of a file in conf/profile_categories/, or None (the guide's).
+    step_regex: names the step scopes (group 1 = step number); None tries DEFAULT_STEP_PATTERNS in order.
+    """
     category_map = categories if isinstance(categories, CategoryMap) else load_categories(categories)
     step_patterns = _step_patterns(step_regex)
     started = time.perf_counter()
@@ -89,10 +94,8 @@ def analyze_trace(
         origin_us = min(origin_us, float(events.scope_start_us.min()))
     step_pattern = next((p for p in step_patterns if _names_any(events.scope_names, p)), None)
     if step_pattern is None:
-        step_table, step_categories = (
-            pd.DataFrame(columns=tables.STEP_COLUMNS),
-            pd.DataFrame(columns=["step", "scope", "category", "gpu_ms"]),
-        )
+        step_table = pd.DataFrame(columns=tables.STEP_COLUMNS)
+        step_categories = pd.DataFrame(columns=tables.STEP_CATEGORY_COLUMNS)
     else:
         step_table, step_categories = tables.step_tables(
             events, attribution, step_pattern, categories_by_name, origin_us
@@ -106,6 +109,7 @@ def analyze_trace(
         kernels=kernels,
         categories=tables.category_table(kernels, category_map.names),
         scopes=tables.scope_table(events, attribution, total_us),
+        scope_groups=tables.scope_table(events, attribution, total_us, grouped=True),
         steps=step_table,
         step_categories=step_categories,
         devices=devices,

@@ -27,7 +27,8 @@ from rich.progress import Progress
 
 from diffexp.errors import DiffexpError
 
-FIXTURE = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "traces" / "flux1dev_dit_eager_h100.trace.json.gz"
+# The recorded H100 trace in the shared/ checkout beside the repository.
+FIXTURE = Path(__file__).resolve().parents[3] / "shared/fixtures/traces/flux1dev_dit_eager_h100.trace.json.gz"
 _NUMBERED = re.compile(r'("ts": |"correlation": |"External id": |"id": |denoising_step_)(\d+(?:\.\d+)?)')
 
 
@@ -136,7 +137,8 @@ def run(sizes_mb: list[float], parsers: list[str], also_gzip: bool, workdir: Pat
                 result = measure_child(variant, parser)
                 result.update(file=variant.name, mb_per_s_wall=result["raw_mb"] / result["total_s"],
                               mb_per_s_cpu=result["raw_mb"] / result["cpu_s"])
-                console.print(result)
+                console.log(f"{variant.name} ({parser}): {result['mb_per_s_cpu']:.0f} MB/s per CPU s, "
+                            f"{result['mb_per_s_wall']:.0f} MB/s wall, peak RSS {result['peak_rss_mb']:.0f} MB")
                 rows.append(result)
         for variant in variants:
             variant.unlink()
@@ -166,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parsers", default="fast", help="comma-separated: fast,ijson [%(default)s]")
     parser.add_argument("--gzip", action="store_true", help="also measure the traces gzip-compressed")
     parser.add_argument("--workdir", type=Path, help="where the temporary traces go [system temp dir]")
+    parser.add_argument("--markdown", type=Path, help="also write the result table to this file")
     parser.add_argument("--child", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--parser", default="auto", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -175,7 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     console = Console()
     with tempfile.TemporaryDirectory(dir=args.workdir) as workdir:
         rows = run([args.compare_mb, args.size_mb], args.parsers.split(","), args.gzip, Path(workdir), console)
-    console.print(markdown(rows))
+    table = markdown(rows)
+    print(table)  # plain print: a rich console would wrap the markdown rows
+    if args.markdown:
+        args.markdown.write_text(table + "\n", encoding="utf-8")
     return 0
 
 

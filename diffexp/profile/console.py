@@ -32,7 +32,7 @@ def print_analysis(analysis: TraceAnalysis, top: int, console: Console) -> None:
     console.print(rich_table(analysis.categories, f"GPU time by category ({analysis.category_map})"))
     kernels = with_short_names(analysis.kernels.head(top), width=70)
     console.print(rich_table(kernels.drop(columns=["kind"]), f"Top {len(kernels)} kernels"))
-    console.print(rich_table(analysis.scopes.head(top), "GPU time per record_function scope"))
+    console.print(rich_table(analysis.scope_groups.head(top), "GPU time per record_function scope (numbers folded)"))
     if len(analysis.steps):
         columns = ["step", "scope", "cpu_ms", "gpu_ms", "kernels", "gpu_span_ms"]
         console.print(rich_table(analysis.steps[columns], f"Per step ({analysis.step_pattern})"))

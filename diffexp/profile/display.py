@@ -21,7 +21,7 @@ def short_kernel_name(name: str, width: int = 90) -> str:
 
 
 def unique_labels(names: list[str], width: int = 90) -> list[str]:
-    """Short names, suffixed with #2, #3, ... where shortening made two of them equal (chart axes need unique labels)."""
+    """Short names, with #2, #3, ... where shortening made two equal (a chart axis needs unique labels)."""
     seen: dict[str, int] = {}
     labels = []
     for name in names:
@@ -66,7 +66,7 @@ def markdown_table(table: pd.DataFrame, digits: int = 3, code_columns: tuple[str
     rule = "|" + "|".join("---:" if is_number else "---" for is_number in numeric) + "|"
     as_code = [c in code_columns for c in table.columns]
     rows = [
-        "| " + " | ".join(_markdown_cell(v, digits, code) for v, code in zip(row, as_code)) + " |"
+        "| " + " | ".join(_markdown_cell(v, digits, code) for v, code in zip(row, as_code, strict=True)) + " |"
         for row in table.itertuples(index=False)
     ]
     return "\n".join([header, rule, *rows])

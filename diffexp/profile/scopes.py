@@ -126,10 +126,10 @@ def has_ancestor_where(flags: np.ndarray, attribution: ScopeAttribution) -> np.n
     return result
 
 
-def has_same_name_ancestor(events: TraceEvents, attribution: ScopeAttribution) -> np.ndarray:
+def has_same_name_ancestor(name_ids: np.ndarray, attribution: ScopeAttribution) -> np.ndarray:
     """Recursive scopes (a name nested in itself) must not be counted twice in a per-name inclusive total."""
-    result = np.zeros(len(events.scope_name_id), dtype=bool)
-    parent, names = attribution.scope_parent, events.scope_name_id
+    result = np.zeros(len(name_ids), dtype=bool)
+    parent, names = attribution.scope_parent, name_ids
     for scope in range(len(result)):
         up = parent[scope]
         while up != NO_SCOPE and not result[scope]:

@@ -19,20 +19,20 @@ SCOPE_COLUMNS = ["scope", "calls", "incl_gpu_ms", "excl_gpu_ms", "incl_kernels",
 STEP_COLUMNS = [
     "step", "scope", "cpu_start_ms", "cpu_ms", "gpu_ms", "kernels", "gpu_start_ms", "gpu_end_ms", "gpu_span_ms",
 ]
+STEP_CATEGORY_COLUMNS = ["step", "scope", "category", "gpu_ms"]
 OUTSIDE_SCOPES = "(outside any scope)"
+_NUMBER = re.compile(r"\d+")
 _KIND = {"kernel": "kernel", "gpu_memcpy": "memcpy", "gpu_memset": "memset"}
 
 
 def name_categories(events: TraceEvents, categories: CategoryMap) -> np.ndarray:
     """Category of each interned GPU name, as an object array indexed by name id."""
-    return np.array(
-        [categories.classify(name, cat) for name, cat in zip(events.gpu_names, events.gpu_name_trace_categories)],
-        dtype=object,
-    )
+    pairs = zip(events.gpu_names, events.gpu_name_trace_categories, strict=True)
+    return np.array([categories.classify(name, cat) for name, cat in pairs], dtype=object)
 
 
 def kernel_table(events: TraceEvents, categories_by_name: np.ndarray, total_us: float) -> pd.DataFrame:
-    """GPU activities grouped by name, largest total first."""
+    """GPU activities grouped by name (and kind: kernel, memcpy, memset), largest total first."""
     n_names = len(events.gpu_names)
     total = np.bincount(events.gpu_name_id, weights=events.gpu_dur_us, minlength=n_names)
     count = np.bincount(events.gpu_name_id, minlength=n_names)
@@ -48,10 +48,6 @@ def kernel_table(events: TraceEvents, categories_by_name: np.ndarray, total_us: 
         },
         columns=KERNEL_COLUMNS,
     )
-    # Same kernel name as kernel and as memcpy is impossible in practice; merge anyway so names stay unique.
-    table = table.groupby(["name", "category", "kind"], as_index=False, sort=False)[["total_ms", "count"]].sum()
-    table["mean_us"] = table["total_ms"] * US_PER_MS / table["count"]
-    table["share_pct"] = 100.0 * table["total_ms"] * US_PER_MS / total_us if total_us > 0 else 0.0
     return table.sort_values(["total_ms", "name"], ascending=[False, True], ignore_index=True)[KERNEL_COLUMNS]
 
 
@@ -67,9 +63,19 @@ def category_table(kernels: pd.DataFrame, category_order: tuple[str, ...]) -> pd
     return table[CATEGORY_COLUMNS]
 
 
-def scope_table(events: TraceEvents, attribution: ScopeAttribution, total_us: float) -> pd.DataFrame:
-    """GPU time per record_function name: inclusive of nested scopes and exclusive (innermost only)."""
-    n_scopes = len(events.scope_name_id)
+def scope_table(
+    events: TraceEvents,
+    attribution: ScopeAttribution,
+    total_us: float,
+    grouped: bool = False,
+) -> pd.DataFrame:
+    """GPU time per record_function name: inclusive of nested scopes and exclusive (innermost only).
+
+    grouped=True folds numbers in names (`transformer_blocks.#.attn`, `denoise_step_#`), so a part of
+    every DiT block or every step reads as one row.
+    """
+    names, name_ids = _scope_names(events, grouped)
+    n_scopes = len(name_ids)
     attributed = attribution.gpu_scope != NO_SCOPE
     owners = attribution.gpu_scope[attributed]
     excl_us = np.bincount(owners, weights=events.gpu_dur_us[attributed], minlength=n_scopes)
@@ -77,18 +83,16 @@ def scope_table(events: TraceEvents, attribution: ScopeAttribution, total_us: fl
     incl_us = scope_tree.inclusive_sums(excl_us, attribution)
     incl_n = scope_tree.inclusive_sums(excl_n, attribution)
     # An instance nested in a same-named one is already inside that one's inclusive total.
-    counted = ~scope_tree.has_same_name_ancestor(events, attribution)
-    n_names = len(events.scope_names)
-    names = events.scope_name_id
+    counted = ~scope_tree.has_same_name_ancestor(name_ids, attribution)
+    n_names = len(names)
 
-    def per_name(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
-        keep = np.ones(n_scopes, dtype=bool) if mask is None else mask
-        return np.bincount(names[keep], weights=values[keep], minlength=n_names)
+    def per_name(values: np.ndarray, keep: np.ndarray | slice = slice(None)) -> np.ndarray:
+        return np.bincount(name_ids[keep], weights=values[keep], minlength=n_names)
 
     table = pd.DataFrame(
         {
-            "scope": list(events.scope_names),
-            "calls": np.bincount(names, minlength=n_names),
+            "scope": list(names),
+            "calls": np.bincount(name_ids, minlength=n_names),
             "incl_gpu_ms": per_name(incl_us, counted) / US_PER_MS,
             "excl_gpu_ms": per_name(excl_us) / US_PER_MS,
             "incl_kernels": per_name(incl_n, counted).astype(np.int64),
@@ -102,6 +106,17 @@ def scope_table(events: TraceEvents, attribution: ScopeAttribution, total_us: fl
         table.loc[len(table)] = [OUTSIDE_SCOPES, 0, outside_ms, outside_ms, n_outside, n_outside]
     table["incl_share_pct"] = 100.0 * table["incl_gpu_ms"] * US_PER_MS / total_us if total_us > 0 else 0.0
     return table.sort_values(["incl_gpu_ms", "scope"], ascending=[False, True], ignore_index=True)[SCOPE_COLUMNS]
+
+
+def _scope_names(events: TraceEvents, grouped: bool) -> tuple[tuple[str, ...], np.ndarray]:
+    """(names, name id per scope instance), with numbers folded to # when grouped."""
+    if not grouped:
+        return events.scope_names, events.scope_name_id
+    folded = [_NUMBER.sub("#", name) for name in events.scope_names]
+    index = {name: i for i, name in enumerate(dict.fromkeys(folded))}
+    names = tuple(index)
+    group_of = np.array([index[f] for f in folded], dtype=np.int64)
+    return names, group_of[events.scope_name_id] if len(folded) else events.scope_name_id
 
 
 def step_instances(events: TraceEvents, attribution: ScopeAttribution, pattern: re.Pattern[str]) -> np.ndarray:
@@ -124,21 +139,21 @@ def step_tables(
     gpu_step = np.full(len(events.gpu_start_us), NO_SCOPE, dtype=np.int64)
     gpu_step[in_scope] = step_of_scope[attribution.gpu_scope[in_scope]]
     in_step = gpu_step != NO_SCOPE
-    work = pd.DataFrame(
-        {
-            "instance": gpu_step[in_step],
-            "start_us": events.gpu_start_us[in_step],
-            "end_us": events.gpu_end_us[in_step],
-            "dur_us": events.gpu_dur_us[in_step],
-            "category": categories_by_name[events.gpu_name_id[in_step]],
-        }
-    )
-    per_step = work.groupby("instance").agg(
-        gpu_us=("dur_us", "sum"), kernels=("dur_us", "size"), first_us=("start_us", "min"), last_us=("end_us", "max")
-    )
     steps = np.flatnonzero(is_step)
     steps = steps[np.argsort(events.scope_start_us[steps], kind="stable")]
-    per_step = per_step.reindex(steps)
+    n_steps = len(steps)
+    row_of_instance = np.full(len(is_step), -1, dtype=np.int64)
+    row_of_instance[steps] = np.arange(n_steps)
+    # Plain numpy reductions: a pandas groupby here would cost several times the trace's own columns.
+    rows = row_of_instance[gpu_step[in_step]]
+    dur_us = events.gpu_dur_us[in_step]
+    gpu_us = np.bincount(rows, weights=dur_us, minlength=n_steps)
+    kernels = np.bincount(rows, minlength=n_steps)
+    first_us = np.full(n_steps, np.inf)
+    np.minimum.at(first_us, rows, events.gpu_start_us[in_step])
+    last_us = np.full(n_steps, -np.inf)
+    np.maximum.at(last_us, rows, events.gpu_start_us[in_step] + dur_us)
+    first_us[kernels == 0], last_us[kernels == 0] = np.nan, np.nan
     labels = _step_labels(events, steps, pattern)
     step_table = pd.DataFrame(
         {
@@ -146,25 +161,28 @@ def step_tables(
             "scope": [name for _, name in labels],
             "cpu_start_ms": (events.scope_start_us[steps] - origin_us) / US_PER_MS,
             "cpu_ms": (events.scope_end_us[steps] - events.scope_start_us[steps]) / US_PER_MS,
-            "gpu_ms": per_step["gpu_us"].fillna(0.0).to_numpy() / US_PER_MS,
-            "kernels": per_step["kernels"].fillna(0).astype(np.int64).to_numpy(),
-            "gpu_start_ms": (per_step["first_us"].to_numpy() - origin_us) / US_PER_MS,
-            "gpu_end_ms": (per_step["last_us"].to_numpy() - origin_us) / US_PER_MS,
-            "gpu_span_ms": (per_step["last_us"] - per_step["first_us"]).to_numpy() / US_PER_MS,
+            "gpu_ms": gpu_us / US_PER_MS,
+            "kernels": kernels,
+            "gpu_start_ms": (first_us - origin_us) / US_PER_MS,
+            "gpu_end_ms": (last_us - origin_us) / US_PER_MS,
+            "gpu_span_ms": (last_us - first_us) / US_PER_MS,
         },
         columns=STEP_COLUMNS,
     )
-    label_of = {instance: label for instance, label in zip(steps.tolist(), labels)}
-    by_category = work.groupby(["instance", "category"], sort=False)["dur_us"].sum().reset_index()
-    by_category = by_category.sort_values("instance", kind="stable")
+    category_names, category_of_name = np.unique(categories_by_name.astype(str), return_inverse=True)
+    n_categories = len(category_names)
+    cell = rows * n_categories + category_of_name[events.gpu_name_id[in_step]]
+    cell_us = np.bincount(cell, weights=dur_us, minlength=n_steps * n_categories)
+    cell_n = np.bincount(cell, minlength=n_steps * n_categories)
+    used = np.flatnonzero(cell_n)  # step-major, so rows come out in step order
     step_categories = pd.DataFrame(
         {
-            "step": [label_of[i][0] for i in by_category["instance"]],
-            "scope": [label_of[i][1] for i in by_category["instance"]],
-            "category": by_category["category"].to_numpy(),
-            "gpu_ms": by_category["dur_us"].to_numpy() / US_PER_MS,
+            "step": [labels[i // n_categories][0] for i in used],
+            "scope": [labels[i // n_categories][1] for i in used],
+            "category": category_names[used % n_categories],
+            "gpu_ms": cell_us[used] / US_PER_MS,
         },
-        columns=["step", "scope", "category", "gpu_ms"],
+        columns=STEP_CATEGORY_COLUMNS,
     )
     return step_table, step_categories
 

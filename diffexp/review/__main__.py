@@ -12,7 +12,6 @@ import os
 import sys
 
 from diffexp.errors import DiffexpError
-from diffexp.logs import quiet_libraries
 
 log = logging.getLogger("diffexp.review")
 
@@ -56,7 +55,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    quiet_libraries()
+    # Not diffexp.logs.quiet_libraries: that imports diffusers and transformers, which a review never needs.
+    for name in ("mlflow", "alembic", "urllib3", "httpx"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     from diffexp.review import FAIL, PASS, review_logged_run
     from diffexp.tracking_queries import client_for_uri
 

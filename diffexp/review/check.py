@@ -63,10 +63,14 @@ class ReviewOutcome:
         return tags
 
 
-def _compare(client, run: LoggedRun, run_outputs: Optional[list[Path]], spec: Optional[str], work_dir: Path) -> ReviewOutcome:
+def _compare(
+    client, run: LoggedRun, run_outputs: Optional[list[Path]], spec: Optional[str], work_dir: Path
+) -> ReviewOutcome:
     reference = resolve_reference(client, spec, run)
     if isinstance(reference, NoReference):
-        return ReviewOutcome(UNCHECKED, reference=spec or None, note=reference.note, is_sweep_reference=reference.is_sweep_reference)
+        return ReviewOutcome(
+            UNCHECKED, reference=spec or None, note=reference.note, is_sweep_reference=reference.is_sweep_reference
+        )
     outcome = ReviewOutcome(
         UNCHECKED,
         reference=reference.label,
@@ -101,7 +105,9 @@ def _compare(client, run: LoggedRun, run_outputs: Optional[list[Path]], spec: Op
     return outcome
 
 
-def review(client, run: LoggedRun, run_outputs: Optional[list[Path]], spec: Optional[str], work_dir: Path) -> ReviewOutcome:
+def review(
+    client, run: LoggedRun, run_outputs: Optional[list[Path]], spec: Optional[str], work_dir: Path
+) -> ReviewOutcome:
     """Review `run` (its outputs given, or downloaded when None) against `spec` and record the result on it."""
     work_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -87,7 +87,8 @@ def pair(run: dict[str, OutputFile], reference: dict[str, OutputFile]) -> list[t
         return [(next(iter(run.values())), next(iter(reference.values())))]
     if set(run) != set(reference):
         raise DiffexpError(
-            f"the run's outputs ({', '.join(sorted(run))}) do not match the reference's ({', '.join(sorted(reference))})"
+            f"the run's outputs ({', '.join(sorted(run))}) do not match "
+            f"the reference's ({', '.join(sorted(reference))})"
         )
     return [(run[name], reference[name]) for name in sorted(run)]
 

@@ -7,9 +7,10 @@ Accepted references:
                     parameters and no failed review (the run itself excluded)
   sweep:first       in a sweep: the earliest point with the same model and sampling parameters
   sweep:baseline    in a sweep: the point marked review.baseline=true (same model and sampling)
+  sweep             sweep:baseline when such a point has finished, else sweep:first
   <path>            an image/video file, a folder of them, or a diffexp run folder (outputs/ + config.yaml)
   off               no review
-Unset (null) means sweep:first inside a sweep and no review outside one.
+Unset (null) means `sweep` inside a sweep and no review outside one.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ SAMPLING_FIELDS = (
 SAMPLING_KEYS = tuple(f"model.sampling.{f}" for f in SAMPLING_FIELDS)
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 OFF = ("off", "none", "false")
-SWEEP_MODES = ("first", "baseline")
+SWEEP_MODES = ("auto", "first", "baseline")
 
 
 @dataclass
@@ -116,35 +117,43 @@ def latest_of_model(client, model: str, run: LoggedRun) -> LoggedRun:
     others = [c for c in candidates if c.run_id != run.run_id]
     if others:
         diffs = sampling_mismatches(run.params, others[0].params)
-        hint = f"; the newest, {others[0].run_id}, differs in " + ("; ".join(diffs) if diffs else "validity, lossiness or a failed review")
+        differs = "; ".join(diffs) if diffs else "validity, lossiness or a failed review"
+        hint = f"; the newest, {others[0].run_id}, differs in {differs}"
     raise DiffexpError(
         f"review.reference=latest:{model}: no FINISHED, valid, lossless run of model {model!r} with this run's "
         f"sampling parameters ({len(others)} run(s) of that model found{hint})"
     )
 
 
-def reference_for_sweep(client, parent_run_id: str, run: LoggedRun, which: str = "first") -> Optional[LoggedRun]:
+def reference_for_sweep(client, parent_run_id: str, run: LoggedRun, which: str = "auto") -> Optional[LoggedRun]:
     """The sweep point `run` is compared with, or None when `run` is itself the reference.
 
-    first: the earliest-started point with the same model and sampling parameters, started before `run`.
-    baseline: the point with review.baseline=true and the same model and sampling parameters.
+    Only finished, valid, lossless points with the same model and sampling parameters qualify.
+    baseline: the point marked review.baseline=true (an error when none has finished yet).
+    first: the earliest-started point, started before `run`.
+    auto (what `review.reference=sweep` and an unset reference in a sweep mean): a point marked
+    baseline, if one has finished; otherwise the first.
     """
     if which not in SWEEP_MODES:
-        raise DiffexpError(f"review.reference=sweep:{which}: allowed are sweep:first, sweep:baseline")
-    points = [p for p in sweep_points(client, parent_run_id) if p.params.get("model.name") == run.params.get("model.name")]
-    if which == "baseline":
-        if settings_from_params(run.params).baseline:
-            return None
+        raise DiffexpError(f"review.reference=sweep:{which}: allowed are sweep, sweep:first, sweep:baseline")
+    if which != "first" and settings_from_params(run.params).baseline:
+        return None
+    model = run.params.get("model.name")
+    points = [
+        p for p in sweep_points(client, parent_run_id) if p.params.get("model.name") == model and _usable(p, run)
+    ]
+    if which != "first":
         for point in points:
-            if settings_from_params(point.params).baseline and _usable(point, run):
+            if settings_from_params(point.params).baseline:
                 return point
-        raise DiffexpError(
-            f"review.reference=sweep:baseline: no finished sweep point of sweep {parent_run_id} is marked "
-            "review.baseline=true with this run's model and sampling parameters; run the baseline point "
-            "first, or review afterwards with `python -m diffexp.review RUN`"
-        )
+        if which == "baseline":
+            raise DiffexpError(
+                f"review.reference=sweep:baseline: no finished point of sweep {parent_run_id} is marked "
+                "review.baseline=true with this run's model and sampling parameters; run the baseline point "
+                "first, or review afterwards with `python -m diffexp.review RUN`"
+            )
     for point in points:
-        if point.start_time_ms < run.start_time_ms and _usable(point, run):
+        if point.start_time_ms < run.start_time_ms:
             return point
     return None
 
@@ -168,11 +177,11 @@ def resolve_reference(client, spec: Optional[str], run: LoggedRun) -> Union[Refe
     if not spec:
         if not run.parent_run_id:
             return NoReference("no reference (set review.reference)")
-        spec = "sweep:first"
+        spec = "sweep"
     if spec == "sweep" or spec.startswith("sweep:"):
         if not run.parent_run_id:
             raise DiffexpError(f"review.reference={spec}: this run is not part of a sweep (it has no parent run)")
-        which = spec.partition(":")[2] or "first"
+        which = spec.partition(":")[2] or "auto"
         found = reference_for_sweep(client, run.parent_run_id, run, which)
         if found is None:
             if lossy_reasons(run.params):
@@ -189,6 +198,6 @@ def resolve_reference(client, spec: Optional[str], run: LoggedRun) -> Union[Refe
         found = get_run(client, spec)
         return Reference(spec, run=found, params=found.params)
     raise DiffexpError(
-        f"review.reference={spec!r}: not an MLflow run id (32 hex digits), latest:<model>, sweep:first, "
+        f"review.reference={spec!r}: not an MLflow run id (32 hex digits), latest:<model>, sweep, sweep:first, "
         "sweep:baseline, off, or an existing file or folder"
     )

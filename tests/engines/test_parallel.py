@@ -6,8 +6,6 @@ with every rank's log attached and no process left behind.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import psutil
 import pytest
@@ -56,7 +54,9 @@ def single(store):
 def test_two_rank_layout_matches_single_process_and_logs_every_rank(store, single, layout):
     from mlflow import MlflowClient
 
-    outcome = run_tiny_wan(store, layout, f"parallel={layout}")
+    from diffexp.review import PASS, TAG
+
+    outcome = run_tiny_wan(store, layout, f"parallel={layout}", f"review.reference={single.run_id}")
     assert outcome.status == "FINISHED"
     diff = np.abs(frames_of(outcome).astype(int) - frames_of(single).astype(int)).max()
     assert diff <= MAX_PIXEL_DIFF, f"{layout} differs from the single-process output by {diff}"
@@ -70,15 +70,17 @@ def test_two_rank_layout_matches_single_process_and_logs_every_rank(store, singl
     assert tags["parallel.backend"] == "gloo" and tags["parallel.ranks"] == "2"
     assert tags["parallel.layout"] == {"ulysses2": "cfg 1 × ring 1 × ulysses 2", "cfg2": "cfg 2 × ring 1 × ulysses 1"}[layout]
     assert {"ranks/rank0.log", "ranks/rank1.log", "outputs/video_000.frames.npz"} <= set(artifact_paths(client, run.info.run_id))
+    assert tags[TAG] == PASS  # the correctness review agrees with the direct comparison
 
 
 def test_a_dying_rank_fails_the_run_with_all_logs_and_leaves_no_process(store, monkeypatch):
     from mlflow import MlflowClient
 
     monkeypatch.setenv("DIFFEXP_TEST_FAIL_RANK", "1")
+    children_before = {p.pid for p in psutil.Process().children(recursive=True)}
     outcome = run_tiny_wan(store, "dying", "parallel=cfg2")
     assert outcome.status == "FAILED"
-    assert psutil.Process().children(recursive=True) == []
+    assert {p.pid for p in psutil.Process().children(recursive=True)} <= children_before
     run = MlflowClient(tracking_uri=store[1]).get_run(outcome.run_id)
     assert run.info.status == "FAILED"
     assert run.data.tags["invalid_reason"].startswith("rank 1 exited with code 3")
@@ -87,16 +89,3 @@ def test_a_dying_rank_fails_the_run_with_all_logs_and_leaves_no_process(store, m
     assert "test fault injection" in rank_log
     # The failing rank's last lines land in the run's own log too.
     assert "test fault injection" in (store[0] / "dying" / "run.log").read_text()
-
-
-def test_a_problem_found_in_the_ranks_is_raised_as_a_diffexp_error(store):
-    # tiny_flux is guidance-distilled: without true CFG its pipeline makes no unconditional call.
-    from diffexp.config import compose, to_config
-
-    root, uri = store
-    cfg = to_config(compose(["model=tiny_flux", "parallel=cfg2", "engine.device=cpu", f"tracking.uri={uri}", f"output_dir={root / 'flux'}"]))
-    started = time.monotonic()
-    with pytest.raises(DiffexpError, match=r"rank \d: parallel.cfg_parallel=true: FluxPipeline runs an unconditional branch only with true CFG"):
-        execute(cfg, root / "flux")
-    assert time.monotonic() - started < 120
-    assert psutil.Process().children(recursive=True) == []

@@ -54,7 +54,7 @@ def test_fallback_to_diffusers_is_an_invalid_run(make_config):
 
 
 def test_explicit_diffusers_baseline_is_tagged_not_rejected(make_config):
-    cfg = make_config("model=flux1_dev", "offload=default", "engine.backend=diffusers", *replay("cpu_flux_auto_fallback"))
+    cfg = make_config("model=flux1_dev", "offload=default", "engine.backend=diffusers", *replay("cpu_flux_diffusers_baseline"))
     result = SGLangEngine().run(cfg, Path(cfg.output_dir))
     assert result.valid and result.tags["backend"] == "diffusers-baseline"
     assert "--backend diffusers" in (Path(cfg.output_dir) / "command.sh").read_text()

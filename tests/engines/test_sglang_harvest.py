@@ -82,10 +82,33 @@ def test_fallback_to_diffusers_makes_the_run_invalid():
 
 
 def test_explicit_diffusers_baseline_stays_valid_and_is_tagged():
-    dump, log, _ = load("cpu_flux_auto_fallback")
+    dump, log, _ = load("cpu_flux_diffusers_baseline")
+    assert any("explicitly requested" in line for line in log.fallback_lines)
     result = harvest.build_result(dump, log, diffusers_baseline=True)
     assert result.valid and result.tags["backend"] == "diffusers-baseline"
     assert "backend_fallback" not in result.tags
+    # The same log without the explicit request is a fallback, i.e. not an SGLang number.
+    assert not harvest.build_result(dump, log).valid
+
+
+def test_cfg_parallel_run_on_two_cpu_ranks_parses():
+    dump, log, _ = load("cpu_flux_cfg2")
+    result = harvest.build_result(dump, log)
+    assert result.valid and len(result.denoise_step_ms) == 4 and result.tags["log_crosscheck"] == "ok"
+
+
+def test_profiled_run_reports_its_trace():
+    dump, log, folder = load("cpu_flux_profile")
+    [trace] = log.traces
+    assert trace.endswith("-2_steps-global-rank0.trace.json.gz")
+    assert (folder / "traces" / Path(trace).name).is_file()
+    assert harvest.build_result(dump, log, profiled=True).profiled
+
+
+def test_guide_warmup_flag_is_rejected_by_0_5_23():
+    """Why diffexp writes --warmup-mode request: the guides' --warmup is an argparse error in 0.5.23."""
+    text = (FIXTURES / "cpu_guide_warmup_flag_rejected" / "sglang.log").read_text()
+    assert "error: ambiguous option: --warmup could match --warmup-mode" in text
 
 
 def test_failed_request_is_found_in_a_log_that_exited_zero():

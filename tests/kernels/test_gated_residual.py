@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from kernels import gated_residual, gated_residual_norm_modulate
+from kernels.gated_residual import gated_residual, gated_residual_norm_modulate
 from kernels.gated_residual import (
     gated_residual_norm_modulate_reference,
     gated_residual_reference,

@@ -28,10 +28,10 @@ def test_default_config_is_the_dit_shapes():
 
 
 def test_bench_writes_results_and_logs_to_mlflow(tmp_path, mlflow_uri, capsys):
-    import mlflow
+    mlflow = pytest.importorskip("mlflow")
 
     cfg = _compose(
-        "shapes=[[1,3,128]]", "baselines=[eager,builtin]", "copy_gib=0.001", "sweep=true", "sweep_configs=[[1,4]]",
+        "shapes=[[1,3,128]]", "baselines=[eager,builtin]", "copy_gib=0.001", "replays=3", "sweep=true", "sweep_configs=[[1,4]]",
         f"tracking_uri={mlflow_uri}", f"output_dir={tmp_path}",
     )  # fmt: skip
     timings = main_from_config(cfg, tmp_path / "unused")

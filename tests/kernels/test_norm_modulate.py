@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from kernels import norm_modulate
+from kernels.norm_modulate import norm_modulate
 from kernels._common import KernelInputError
 from kernels.norm_modulate import launch_norm_modulate, norm_modulate_reference
 

@@ -4,7 +4,7 @@ from diffusers.models.embeddings import apply_rotary_emb
 from diffusers.models.transformers.transformer_flux import FluxPosEmbed
 from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 
-from kernels import qk_norm_rope, qk_norm_rope_out
+from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_out
 from kernels._common import KernelInputError
 from kernels.qk_norm_rope import qk_norm_rope_reference
 

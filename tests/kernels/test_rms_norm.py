@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from kernels import rms_norm
+from kernels.rms_norm import rms_norm
 from kernels._common import KernelInputError
 from kernels.rms_norm import launch_rms_norm, rms_norm_reference
 

@@ -21,10 +21,10 @@ def build(builder, kernels, path):
 
 @pytest.fixture
 def before_after(tmp_path, trace_builder_factory):
-    before = build(trace_builder_factory(), [("nvjet_a", 400), ("nvjet_a", 400), ("flash_fwd", 200), ("old_kernel", 50)],
-                   tmp_path / "before.json")
-    after = build(trace_builder_factory(), [("nvjet_a", 300), ("nvjet_a", 300), ("flash_fwd", 200), ("triton_new", 25)],
-                  tmp_path / "after.json")
+    before_kernels = [("nvjet_a", 400), ("nvjet_a", 400), ("flash_fwd", 200), ("old_kernel", 50)]
+    after_kernels = [("nvjet_a", 300), ("nvjet_a", 300), ("flash_fwd", 200), ("triton_new", 25)]
+    before = build(trace_builder_factory(), before_kernels, tmp_path / "before.json")
+    after = build(trace_builder_factory(), after_kernels, tmp_path / "after.json")
     return analyze_trace(before), analyze_trace(after)
 
 

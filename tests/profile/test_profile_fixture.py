@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import re
-from pathlib import Path
 
 import pytest
 import yaml
@@ -48,7 +47,7 @@ def test_category_totals_match_raw_events(fixture_events, fixture_analysis):
 
 
 def test_default_map_classifies_every_fixture_kernel_sensibly(fixture_events, fixture_analysis):
-    category_of = dict(zip(fixture_analysis.kernels["name"], fixture_analysis.kernels["category"]))
+    category_of = dict(zip(fixture_analysis.kernels["name"], fixture_analysis.kernels["category"], strict=True))
     assert "misc" not in category_of.values()
     for name, category in category_of.items():
         if name.startswith("nvjet_") or "splitKreduce" in name:
@@ -98,7 +97,8 @@ def test_step_gpu_time_matches_raw_events(fixture_events, fixture_analysis):
             and step["ts"] <= launch["ts"] < step["ts"] + step["dur"]
         ]
         first, last = min(k["ts"] for k in mine), max(k["ts"] + k["dur"] for k in mine)
-        expected[int(step["name"].rsplit("_", 1)[1])] = (sum(k["dur"] for k in mine) / 1000, len(mine), (last - first) / 1000)
+        step_number = int(step["name"].rsplit("_", 1)[1])
+        expected[step_number] = (sum(k["dur"] for k in mine) / 1000, len(mine), (last - first) / 1000)
     got = fixture_analysis.steps.set_index("step")
     assert sorted(got.index) == [0, 1]
     for step, (gpu_ms, kernels, span_ms) in expected.items():

@@ -178,3 +178,28 @@ def test_bad_step_regex_and_traces_without_gpu_work_are_user_errors(trace_builde
         analyze_trace(path, step_regex="(unclosed")
     with pytest.raises(DiffexpError, match="does not exist"):
         analyze_trace(tmp_path / "missing.json")
+
+
+def test_grouped_scopes_fold_numbers_without_double_counting(trace_builder, tmp_path):
+    b = trace_builder
+    for step in range(2):
+        base = 1000 * step
+        b.scope(f"denoise_step_{step}", base, base + 1000)
+        b.scope(f"transformer_blocks.{step}", base + 100, base + 900)  # block 0 in step 0, block 1 in step 1
+        b.scope(f"transformer_blocks.{step}.attn", base + 200, base + 300)
+        b.kernel("flash_fwd", 10_000 + 100 * step, 2 << step, launch_at=base + 250)  # 2 then 4 µs
+        b.kernel("nvjet", 20_000 + 100 * step, 8 << step, launch_at=base + 400)  # 8 then 16 µs
+    b.scope("blk.0", 5000, 5100)
+    b.scope("blk.1", 5010, 5090)  # same group nested in itself
+    b.kernel("k", 30_000, 32, launch_at=5050)
+    analysis = analyze_trace(b.write(tmp_path / "t.json"))
+    groups = analysis.scope_groups.set_index("scope")
+    attn = groups.loc["transformer_blocks.#.attn"]
+    assert (attn["calls"], to_us(attn["incl_gpu_ms"])) == (2, 6)
+    assert to_us(groups.loc["transformer_blocks.#", "incl_gpu_ms"]) == 30
+    assert to_us(groups.loc["transformer_blocks.#", "excl_gpu_ms"]) == 24
+    assert to_us(groups.loc["denoise_step_#", "incl_gpu_ms"]) == 30
+    assert (groups.loc["blk.#", "calls"], to_us(groups.loc["blk.#", "incl_gpu_ms"])) == (2, 32)
+    per_name = analysis.scopes.set_index("scope")
+    assert to_us(per_name.loc["transformer_blocks.1.attn", "incl_gpu_ms"]) == 4
+    assert to_us(per_name.loc["blk.0", "incl_gpu_ms"]) == to_us(per_name.loc["blk.1", "incl_gpu_ms"]) == 32

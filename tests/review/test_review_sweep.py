@@ -46,9 +46,12 @@ def test_reference_for_sweep_and_default_reference_in_a_sweep(sweep):
     p2 = get_run(client, sweep.run_id("p2"))
     assert reference_for_sweep(client, sweep.parent_run_id, p2, "first").run_id == sweep.run_id("p1")
     assert reference_for_sweep(client, sweep.parent_run_id, p2, "baseline").run_id == sweep.run_id("p1")
-    assert reference_for_sweep(client, sweep.parent_run_id, get_run(client, sweep.run_id("p1")), "first") is None
-    # review.reference unset inside a sweep means sweep:first.
+    p1 = get_run(client, sweep.run_id("p1"))
+    assert reference_for_sweep(client, sweep.parent_run_id, p1, "first") is None
+    assert reference_for_sweep(client, sweep.parent_run_id, p1, "auto") is None
+    # review.reference unset inside a sweep means `sweep`: the baseline point, else the first.
     assert resolve_reference(client, None, p2).run.run_id == sweep.run_id("p1")
+    assert resolve_reference(client, None, p1).is_sweep_reference
 
 
 def test_review_cli_after_the_fact(sweep):

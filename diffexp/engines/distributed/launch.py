@@ -77,7 +77,8 @@ def run_ranks(cfg: Config, run_dir: Path) -> RunResult:
     files = LaunchFiles(Path(run_dir).resolve())
     files.logs_dir.mkdir(parents=True, exist_ok=True)
     files.launch_dir.mkdir(parents=True, exist_ok=True)
-    for stale in (files.rendezvous, files.result):  # the file store must start empty
+    # A reused run dir must not hand this launch an earlier one's store, result or errors.
+    for stale in (files.rendezvous, files.result, *map(files.error, range(layout.world_size))):
         stale.unlink(missing_ok=True)
     files.config.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
 
@@ -154,15 +155,17 @@ def _describe_exit(code: int) -> str:
 
 def _stop(ranks: list[subprocess.Popen]) -> None:
     """End every rank and whatever it started (each rank leads its own process group)."""
-    for p in ranks:
-        if p.poll() is None:
-            _signal_group(p, signal.SIGTERM)
-    deadline = time.monotonic() + GRACE_S
-    while any(p.poll() is None for p in ranks) and time.monotonic() < deadline:
+    running = [rank for rank, p in enumerate(ranks) if p.poll() is None]
+    started = time.monotonic()
+    for rank in running:
+        _signal_group(ranks[rank], signal.SIGTERM)
+    while any(p.poll() is None for p in ranks) and time.monotonic() < started + GRACE_S:
         time.sleep(POLL_S)
     for p in ranks:
         _signal_group(p, signal.SIGKILL)  # also reaches children of ranks that already exited
         p.wait()
+    if running:
+        log.warning("stopped rank(s) %s in %.1f s", ", ".join(map(str, running)), time.monotonic() - started)
 
 
 def _signal_group(p: subprocess.Popen, sig: int) -> None:

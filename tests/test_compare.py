@@ -1,0 +1,176 @@
+"""`python -m diffexp.compare` on recorded perf dumps (against SGLang's compare_perf.py output on the same
+files), on MLflow runs with each correctness verdict, and on two sweeps point by point."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from diffexp.compare import compare, read_perf_dump, side_from_dump
+from diffexp.compare.__main__ import main
+from diffexp.compare.rules import SGLANG_E2E_EMOJI, SGLANG_STAGE_EMOJI
+
+FIXTURES = Path(__file__).parent / "sweeps" / "fixtures"
+DUMPS = FIXTURES / "perf_dumps"
+RECORDED = FIXTURES / "compare_perf"  # compare_perf.py (sglang 0.5.23) output on the same dumps
+PAIRS = sorted(p.stem.split("__") for p in RECORDED.glob("*__*.md"))
+
+_ROW = re.compile(r"^\| (.+?) \| ([-\d.]+) \| ([-\d.]+) \| ([-+\d.]+) \| ([-+\d.]+)% \| (\S+) \|$")
+_E2E = re.compile(r"^\| \*\*E2E Latency\*\* \| ([\d.]+) ms \| ([\d.]+) ms \| \*\*([-+\d.]+) ms \(([-+\d.]+)%\)\*\* \| (\S+) \|$")
+
+
+def parse_compare_perf(text: str) -> dict[str, tuple]:
+    """compare_perf.py's single-comparison markdown → {row: (base, new, diff, pct, status)} as printed."""
+    rows = {}
+    for line in text.splitlines():
+        if m := _E2E.match(line):
+            rows["E2E Latency"] = m.groups()
+        elif (m := _ROW.match(line)) and m.group(1) != "Stage Name":
+            name = re.sub(r" \((\d+->)?\d+ steps\)$", "", m.group(1))
+            rows[name] = m.groups()[1:]
+    return rows
+
+
+def ours_as_printed(base: str, cand: str) -> dict[str, tuple]:
+    c = compare(side_from_dump(read_perf_dump(DUMPS / f"{base}.json"), "sglang"),
+                side_from_dump(read_perf_dump(DUMPS / f"{cand}.json"), "sglang"), "sglang")
+    out = {}
+    for r in c.rows:
+        emoji = (SGLANG_E2E_EMOJI if r.kind == "e2e" else SGLANG_STAGE_EMOJI)[r.speed]
+        out[r.name] = (f"{r.base:.2f}", f"{r.new:.2f}", f"{r.diff:+.2f}", f"{r.pct:+.1f}", emoji)
+    return out
+
+
+def test_recorded_pairs_exist():
+    assert len(PAIRS) >= 4
+
+
+@pytest.mark.parametrize("base,cand", PAIRS, ids=["__".join(p) for p in PAIRS])
+def test_agrees_with_recorded_compare_perf_output(base, cand):
+    theirs = parse_compare_perf((RECORDED / f"{base}__{cand}.md").read_text())
+    ours = ours_as_printed(base, cand)
+    assert list(ours) == list(theirs)  # same rows, same order (E2E first, then the stages)
+    assert ours == theirs
+
+
+@pytest.mark.skipif(importlib.util.find_spec("sglang") is None, reason="sglang not installed: checked against the recorded output")
+@pytest.mark.parametrize("base,cand", PAIRS, ids=["__".join(p) for p in PAIRS])
+def test_agrees_with_compare_perf_run_live(base, cand):
+    out = subprocess.run(
+        [sys.executable, "-m", "sglang.multimodal_gen.benchmarks.compare_perf", str(DUMPS / f"{base}.json"), str(DUMPS / f"{cand}.json")],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert ours_as_printed(base, cand) == parse_compare_perf(out)
+
+
+@pytest.mark.parametrize(
+    "cand,rule,exit_code,verdict",
+    [
+        ("flux_faster", "guide", 0, "FASTER, NOT AN IMPROVEMENT"),  # a perf dump has no correctness review
+        ("flux_faster", "sglang", 0, "FASTER, NOT AN IMPROVEMENT"),
+        ("flux_slower", "guide", 1, "REGRESSION: Denoise ★ +3.3%"),  # > 2 %: the guide's rule
+        ("flux_slower", "sglang", 1, "REGRESSION: E2E Latency +4.8%, TextEncodingStage +316.6%"),  # denoise within 10 %
+        ("flux_noise", "guide", 0, "NO REGRESSION"),  # +1.5 %
+        ("flux_noise", "sglang", 0, "NO REGRESSION"),
+    ],
+)
+def test_verdicts_and_exit_codes_on_perf_dumps(cand, rule, exit_code, verdict, tmp_path, capsys):
+    md = tmp_path / "report.md"
+    assert main([str(DUMPS / "flux_base.json"), str(DUMPS / f"{cand}.json"), "--rule", rule, "--markdown", str(md)]) == exit_code
+    text = md.read_text()
+    assert f"**{verdict}" in text
+    assert "| Stage | Baseline | Candidate | Δ | Δ % | Verdict |" in text
+    assert "correctness unchecked" in text
+    if "FASTER" in verdict:  # faster rows are shown, but never called an improvement without a passed review
+        assert "🟢 faster, not an improvement (correctness unchecked)" in text and "🟢 improvement" not in text
+
+
+def test_denoising_loop_grouping_and_stage_missing_on_one_side(capsys):
+    assert main([str(DUMPS / "wan_legacy_base.json"), str(DUMPS / "wan_legacy_fewer_steps.json"), "--rule", "guide"]) == 0
+    c = compare(side_from_dump(read_perf_dump(DUMPS / "wan_legacy_base.json"), "guide"),
+                side_from_dump(read_perf_dump(DUMPS / "wan_legacy_fewer_steps.json"), "guide"), "guide")
+    rows = {r.name: r for r in c.rows}
+    assert rows["Denoising Loop"].note == "(40->30 steps)"
+    assert rows["Denoise ★"].base == 12000.0 and rows["Denoise ★"].speed == "improvement"
+    assert rows["ImageEncodingStage"].speed is None  # guide: only in the candidate, no verdict
+
+
+def test_exit_status_of_the_real_command():
+    proc = subprocess.run(
+        [sys.executable, "-m", "diffexp.compare", str(DUMPS / "flux_base.json"), str(DUMPS / "flux_slower.json")],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 1 and "REGRESSION" in proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "diffexp.compare", "missing.json", str(DUMPS / "flux_base.json")], capture_output=True, text=True)
+    assert bad.returncode == 2 and "no such perf dump" in bad.stderr
+
+
+# --- MLflow runs and sweeps, written to a real store through diffexp's own recorder ---------------
+
+
+def _log_run(uri: str, experiment: str, name: str, denoise_s: float, correctness: str | None, tags=None, parent=None) -> str:
+    from diffexp.config.schema import TrackingConfig
+    from diffexp.results import RunResult
+    from diffexp.tracking import RunRecorder
+
+    result = RunResult(
+        denoise_s=denoise_s, denoise_step_ms=[denoise_s * 250] * 4, text_encode_s=0.2, vae_decode_s=0.5,
+        e2e_s=denoise_s + 0.8, peak_mem_gib=20.0, stages_s={"text_encode": 0.2, "vae_decode": 0.5, "load": 30.0},
+    )
+    all_tags = {"model": "flux1_dev", "valid": "true", **(tags or {})}
+    if correctness:
+        all_tags["correctness"] = correctness
+    with RunRecorder(TrackingConfig(uri=uri), experiment, name, {"model.name": "flux1_dev"}, all_tags, parent_run_id=parent) as rec:
+        rec.log_result(result)
+    return rec.run_id
+
+
+@pytest.mark.parametrize(
+    "correctness,exit_code,verdict",
+    [
+        ("pass", 0, "IMPROVEMENT: Denoise ★ -10.0%"),
+        (None, 0, "FASTER, NOT AN IMPROVEMENT: correctness is unchecked"),
+        ("unchecked", 0, "FASTER, NOT AN IMPROVEMENT: correctness is unchecked"),
+        ("fail", 1, "FAIL: the candidate's output failed the correctness review"),
+    ],
+)
+def test_correctness_gates_an_improvement(correctness, exit_code, verdict, tmp_path, capsys):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    base = _log_run(uri, "cmp", "base", 10.0, "pass")
+    cand = _log_run(uri, "cmp", "cand", 9.0, correctness)
+    md = tmp_path / "pr.md"
+    assert main([base, cand, "--tracking-uri", uri, "--markdown", str(md)]) == exit_code
+    text = md.read_text()
+    assert f"**{verdict}" in text
+    assert f"correctness {correctness or 'unchecked'}" in text
+    row = next(line for line in text.splitlines() if line.startswith("| Denoise ★"))
+    assert "10000.00 ms | 9000.00 ms | -1000.00 | -10.0%" in row
+    assert ("🟢 improvement" in row) == (correctness == "pass")
+    assert "load (info)" in text  # model load is shown, never gating
+
+
+def test_sweeps_are_compared_point_by_point(tmp_path, capsys):
+    from diffexp.config.schema import TrackingConfig
+    from diffexp.tracking import RunRecorder
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parents = []
+    for name, slowdown in (("before", 1.0), ("after", 1.05)):
+        with RunRecorder(TrackingConfig(uri=uri), "sweep-demo", name, {}, {"sweep": "demo", "sweep.role": "parent"}) as parent:
+            for i, backend in enumerate(("fa", "torch_sdpa", "sage_attn" if name == "before" else "sage_attn_3")):
+                tags = {"sweep.point": str(i), "sweep.overrides": json.dumps([f"attention={backend}"])}
+                denoise = (10.0 + i) * (slowdown if backend == "torch_sdpa" else 1.0)
+                _log_run(uri, "sweep-demo", f"{name}{i}", denoise, "pass", tags, parent=parent.run_id)
+        parents.append(parent.run_id)
+    md = tmp_path / "sweeps.md"
+    assert main([parents[0], "after", "--tracking-uri", uri, "--markdown", str(md)]) == 1  # "after" by run name
+    text = md.read_text()
+    assert text.count("#### #") == 2  # fa and torch_sdpa matched; sage_attn / sage_attn_3 are not
+    assert "REGRESSION: Denoise ★ +5.0%" in text
+    assert "Points in only one sweep (not compared)" in text and "sage_attn_3" in text

@@ -1,0 +1,67 @@
+"""`python -m diffexp.report suite`: the guide's table from a real MLflow store, latest valid run per model and GPU.
+(The sweep report rebuilt from MLflow is tested against the logged one in tests/sweeps/test_tiny_smoke.py.)"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from diffexp.config.schema import TrackingConfig
+from diffexp.report import main, suite_runs, suite_table
+from diffexp.results import RunResult
+from diffexp.tracking import RunRecorder
+
+GUIDE_HEADER = "| Model | Task | Steps | Resolution | Denoise (s) ★ | E2E (s) | Peak Mem (GB) | SGLang Ver | GPU |"
+
+
+def _run(uri, model, label, task, denoise, gpu="NVIDIA H100 80GB HBM3", gpus="1", valid="true", status_ok=True, **sampling):
+    params = {
+        "model.name": model, "model.label": label, "model.task": "t2v" if "fr" in str(sampling) else "t2i",
+        "model.task_label": task, "parallel.num_gpus": gpus, "engine.name": "sglang",
+        **{f"model.sampling.{k}": str(v) for k, v in {"width": None, "height": None, "resolution": None,
+                                                     "num_frames": None, "num_inference_steps": None, **sampling}.items()},
+    }
+    tags = {"model": model, "engine": "sglang", "valid": valid, "version.sglang": "0.5.23", "gpu.names": gpu}
+    with RunRecorder(TrackingConfig(uri=uri), model, model, params, tags) as rec:
+        rec.log_result(RunResult(denoise_s=denoise, e2e_s=denoise + 1.5, peak_mem_gib=30.25, valid=valid == "true"))
+        if not status_ok:
+            rec.status = "FAILED"
+    time.sleep(0.01)  # distinct start times: "latest" must be well defined
+    return rec.run_id
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    uri = f"sqlite:///{tmp_path_factory.mktemp('suite') / 'mlflow.db'}"
+    flux = dict(width=1024, height=1024, num_inference_steps=50)
+    _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 20.0, **flux)  # older: replaced by the next one
+    _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 18.5, **flux)
+    _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 1.0, valid="false", **flux)  # e.g. fell back to diffusers: not reported
+    _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 2.0, status_ok=False, **flux)
+    _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 16.0, gpu="NVIDIA H200", **flux)  # another GPU: its own row
+    _run(uri, "wan22_t2v", "Wan2.2-T2V-A14B 720P", "T2V", 300.0, gpus="8", resolution="720p", num_frames=81, num_inference_steps=40)
+    _run(uri, "tiny_flux", "tiny-FLUX", "T2I", 0.1, gpu="none", width=64, height=64, num_inference_steps=4)
+    return uri
+
+
+def test_latest_valid_run_per_model_and_gpu(store):
+    table = suite_table(suite_runs(store)).splitlines()
+    assert table[0] == GUIDE_HEADER
+    rows = table[2:]
+    assert [r.split(" | ")[0].lstrip("| ") for r in rows] == [
+        "Qwen-Image-2512", "Qwen-Image-Edit-2511", "FLUX.1-dev", "FLUX.1-dev", "FLUX.2-dev", "Z-Image-Turbo",
+        "Wan2.2-T2V-A14B 720P", "Wan2.2-TI2V-5B 720P",
+    ]
+    assert "| FLUX.1-dev | T2I | 50 | 1024×1024 | 18.500 | 20.000 | 30.25 | 0.5.23 | NVIDIA H100 80GB HBM3 |" in rows
+    assert "| FLUX.1-dev | T2I | 50 | 1024×1024 | 16.000 | 17.500 | 30.25 | 0.5.23 | NVIDIA H200 |" in rows
+    assert "| Wan2.2-T2V-A14B 720P | T2V | 40 | 720P 81fr | 300.000 | 301.500 | 30.25 | 0.5.23 | 8× NVIDIA H100 80GB HBM3 |" in rows
+    assert "| Qwen-Image-2512 | T2I | 50 | 1024×1024 | - | - | - | - | - |" in rows  # not run yet
+    assert not any("tiny-FLUX" in r for r in rows)
+
+
+def test_suite_command(store, capsys):
+    assert main(["suite", f"tracking.uri={store}", "all=true"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(GUIDE_HEADER) and "| tiny-FLUX | T2I | 4 | 64×64 | 0.100 |" in out and "| CPU |" in out
+    assert main(["bogus"]) == 2

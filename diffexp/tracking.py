@@ -97,6 +97,8 @@ class RunRecorder:
         run = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags)
         self.run_id = run.info.run_id
         self.log_file = log_file
+        # Files worth keeping when the run fails (e.g. per-rank logs); attached only if they exist.
+        self.failure_artifacts: list[Path] = []
         self.status: Optional[str] = None
         self._log_params(params)
 
@@ -161,6 +163,9 @@ class RunRecorder:
                 text = "".join(traceback.format_exception(exc_type, exc, tb))
                 self.client.log_text(self.run_id, text, "traceback.txt")
                 self.set_tags({"error": f"{exc_type.__name__}: {exc}"[:5000]})
+                for path in self.failure_artifacts:
+                    if path.exists():
+                        self.log_artifact(path, path.name if path.is_dir() else None)
             if self.log_file is not None:
                 for handler in logging.getLogger().handlers:
                     handler.flush()

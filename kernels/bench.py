@@ -9,9 +9,8 @@ and MLflow when it is importable and log_mlflow is on.
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -19,6 +18,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from diffexp.errors import ConfigError
+from kernels.bench_report import Timing, write_results
 from kernels.bench_cases import CASES, HEAD_DIM, BenchCase, bytes_moved, max_rel_error
 from kernels.bench_timing import (
     copy_bandwidth_gbps,
@@ -60,19 +60,6 @@ class KernelBenchConfig:
     log_mlflow: bool = True
     tracking_uri: str = "sqlite:///mlruns/mlflow.db"
     experiment: str = "kernel_bench"
-
-
-@dataclass
-class Timing:
-    kernel: str
-    shape: str
-    dtype: str
-    impl: str
-    median_us: float
-    gbps: float
-    pct_of_copy: float
-    host_us: Optional[float] = None
-    max_rel_err: Optional[float] = None
 
 
 def validate(cfg: KernelBenchConfig) -> None:
@@ -152,7 +139,9 @@ def run_bench(cfg: KernelBenchConfig) -> tuple[list[Timing], dict[str, Any]]:
         torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)
     copy_gbps = copy_bandwidth_gbps(device, cfg.copy_gib, cfg.replays)
     env = {
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu (Triton interpreter; times are not GPU times)",
+        "device": (
+            torch.cuda.get_device_name() if device.type == "cuda" else "cpu (Triton interpreter; times are not GPU times)"
+        ),
         "copy_gbps": copy_gbps,
         "torch": torch.__version__,
         "triton": triton.__version__,
@@ -170,55 +159,9 @@ def run_bench(cfg: KernelBenchConfig) -> tuple[list[Timing], dict[str, Any]]:
     return timings, env
 
 
-def markdown_table(timings: list[Timing], env: dict[str, Any]) -> str:
-    """One row per (kernel, shape, dtype): Triton's time, bandwidth, share of copy, and each contender."""
-    rows: dict[tuple[str, str, str], dict[str, Timing]] = {}
-    for t in timings:
-        rows.setdefault((t.kernel, t.shape, t.dtype), {})[t.impl] = t
-    lines = [
-        f"{env['device']}, copy bandwidth {env['copy_gbps']:.0f} GB/s (read + write); torch {env['torch']}, "
-        f"triton {env['triton']}; {env['date']}",
-        "",
-        "Device µs per call (CUDA graph, inputs not in L2); GB/s and % copy for Triton; × = contender time / Triton's;",
-        "host µs = CPU time per eager call (Python, checks, dispatch, launch); rel err = ||triton − fp32 ref|| / ||ref||.",
-        "",
-        "| kernel | shape | dtype | triton µs | GB/s | % copy | eager µs | builtin µs | compile µs | × eager | × builtin "
-        "| × compile | host µs triton | host µs builtin | rel err |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for (kernel, shape, dtype), impls in rows.items():
-        tri = impls["triton"]
-
-        def us(impl: str) -> str:
-            return f"{impls[impl].median_us:.1f}" if impl in impls else "–"
-
-        def speedup(impl: str) -> str:
-            return f"{impls[impl].median_us / tri.median_us:.2f}" if impl in impls else "–"
-
-        def host(impl: str) -> str:
-            return f"{impls[impl].host_us:.0f}" if impl in impls and impls[impl].host_us is not None else "–"
-
-        lines.append(
-            f"| {kernel} | {shape} | {dtype} | {tri.median_us:.1f} | {tri.gbps:.0f} | {tri.pct_of_copy:.0f} | "
-            f"{us('eager')} | {us('builtin')} | {us('compile')} | {speedup('eager')} | {speedup('builtin')} | {speedup('compile')} | {host('triton')} | {host('builtin')} | "
-            f"{tri.max_rel_err:.1e} |"
-        )
-    sweeps = [t for t in timings if t.impl.startswith("triton[")]
-    if sweeps:
-        lines += ["", "Launch sweep (block_m, num_warps):", "", "| kernel | shape | config | µs | % copy |", "|---|---|---|---:|---:|"]
-        lines += [f"| {t.kernel} | {t.shape} | {t.impl} | {t.median_us:.1f} | {t.pct_of_copy:.0f} |" for t in sweeps]
-    return "\n".join(lines) + "\n"
-
-
-def write_results(timings: list[Timing], env: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out_dir / "results.json", out_dir / "results.md"
-    json_path.write_text(json.dumps({"env": env, "timings": [asdict(t) for t in timings]}, indent=1))
-    md_path.write_text(markdown_table(timings, env))
-    return json_path, md_path
-
-
-def log_to_mlflow(cfg: KernelBenchConfig, timings: list[Timing], env: dict[str, Any], files: tuple[Path, ...]) -> Optional[str]:
+def log_to_mlflow(
+    cfg: KernelBenchConfig, timings: list[Timing], env: dict[str, Any], files: tuple[Path, ...]
+) -> Optional[str]:
     """One MLflow run: config and environment as params, one metric per timing, the files as artifacts."""
     try:
         import mlflow

@@ -101,14 +101,14 @@ def test_denoising_loop_grouping_and_stage_missing_on_one_side(capsys):
     assert rows["ImageEncodingStage"].speed is None  # guide: only in the candidate, no verdict
 
 
-def test_exit_status_of_the_real_command():
+def test_exit_status_of_the_real_command(capsys):
     proc = subprocess.run(
         [sys.executable, "-m", "diffexp.compare", str(DUMPS / "flux_base.json"), str(DUMPS / "flux_slower.json")],
         capture_output=True, text=True,
     )
     assert proc.returncode == 1 and "REGRESSION" in proc.stdout
-    bad = subprocess.run([sys.executable, "-m", "diffexp.compare", "missing.json", str(DUMPS / "flux_base.json")], capture_output=True, text=True)
-    assert bad.returncode == 2 and "no such perf dump" in bad.stderr
+    assert main(["missing.json", str(DUMPS / "flux_base.json")]) == 2
+    assert "no such perf dump" in capsys.readouterr().err
 
 
 # --- MLflow runs and sweeps, written to a real store through diffexp's own recorder ---------------
@@ -131,6 +131,11 @@ def _log_run(uri: str, experiment: str, name: str, denoise_s: float, correctness
     return rec.run_id
 
 
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('compare') / 'mlflow.db'}"
+
+
 @pytest.mark.parametrize(
     "correctness,exit_code,verdict",
     [
@@ -140,8 +145,8 @@ def _log_run(uri: str, experiment: str, name: str, denoise_s: float, correctness
         ("fail", 1, "FAIL: the candidate's output failed the correctness review"),
     ],
 )
-def test_correctness_gates_an_improvement(correctness, exit_code, verdict, tmp_path, capsys):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def test_correctness_gates_an_improvement(correctness, exit_code, verdict, store, tmp_path, capsys):
+    uri = store
     base = _log_run(uri, "cmp", "base", 10.0, "pass")
     cand = _log_run(uri, "cmp", "cand", 9.0, correctness)
     md = tmp_path / "pr.md"
@@ -155,11 +160,11 @@ def test_correctness_gates_an_improvement(correctness, exit_code, verdict, tmp_p
     assert "load (info)" in text  # model load is shown, never gating
 
 
-def test_sweeps_are_compared_point_by_point(tmp_path, capsys):
+def test_sweeps_are_compared_point_by_point(store, tmp_path, capsys):
     from diffexp.config.schema import TrackingConfig
     from diffexp.tracking import RunRecorder
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = store
     parents = []
     for name, slowdown in (("before", 1.0), ("after", 1.05)):
         with RunRecorder(TrackingConfig(uri=uri), "sweep-demo", name, {}, {"sweep": "demo", "sweep.role": "parent"}) as parent:

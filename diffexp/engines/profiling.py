@@ -54,9 +54,11 @@ class _Scope:
 def annotate_blocks(transformer: torch.nn.Module, stack: ExitStack) -> int:
     """Add block and sub-part scopes to every DiT block; hooks are removed when `stack` closes."""
     count = 0
-    for list_name, blocks in transformer.named_children():
-        if not isinstance(blocks, torch.nn.ModuleList):
+    for path, blocks in transformer.named_modules():
+        # Block lists sit on the transformer, or one level down when a wrapper (CFG-parallel) holds it.
+        if not isinstance(blocks, torch.nn.ModuleList) or path.count(".") > 1:
             continue
+        list_name = path.rsplit(".", 1)[-1]
         for index, block in enumerate(blocks):
             targets = [(f"{list_name}.{index}", block)]
             targets += [(f"{list_name}.{index}.{_part_of(n)}", m) for n, m in block.named_children() if _part_of(n)]

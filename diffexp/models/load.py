@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 
 import torch
 
@@ -14,6 +15,9 @@ from diffexp.models.tiny import ensure_tiny_checkpoint
 log = logging.getLogger(__name__)
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
+# Loading patches process-wide state (accelerate's init_empty_weights swaps nn.Module.register_parameter,
+# the builder sets the default dtype): runs sharing a process load one at a time.
+_LOAD_LOCK = threading.Lock()
 
 
 def _pipeline_class(model: ModelConfig):
@@ -27,6 +31,11 @@ def _pipeline_class(model: ModelConfig):
 
 
 def load_pipeline(model: ModelConfig, device: torch.device):
+    with _LOAD_LOCK:
+        return _load(model, device)
+
+
+def _load(model: ModelConfig, device: torch.device):
     dtype = DTYPES[model.dtype]
     if model.weights == "random":
         # Straight onto the device: a full-size DiT would take minutes to initialise on CPU.

@@ -97,12 +97,21 @@ def test_cfg_parallel_run_on_two_cpu_ranks_parses():
     assert result.valid and len(result.denoise_step_ms) == 4 and result.tags["log_crosscheck"] == "ok"
 
 
-def test_profiled_run_reports_its_trace():
-    dump, log, folder = load("cpu_flux_profile")
+@pytest.mark.parametrize("case", ["cpu_flux_profile", "diffexp_tiny_flux_ulysses2_profile"])
+def test_profiled_run_reports_its_trace(case):
+    dump, log, folder = load(case)
     [trace] = log.traces
     assert trace.endswith("-2_steps-global-rank0.trace.json.gz")
-    assert (folder / "traces" / Path(trace).name).is_file()
     assert harvest.build_result(dump, log, profiled=True).profiled
+
+
+def test_runs_recorded_through_diffexp_parse_and_cross_check():
+    for case in ("diffexp_tiny_flux_warmup", "diffexp_tiny_flux_ulysses2_profile"):
+        dump, log, folder = load(case)
+        result = harvest.build_result(dump, log)
+        assert result.valid and result.tags["log_crosscheck"] == "ok", case
+        assert "--perf-dump-path" in (folder / "command.sh").read_text()
+    assert next((FIXTURES / "diffexp_tiny_flux_ulysses2_profile" / "traces").glob("*.trace.json.gz")).stat().st_size > 0
 
 
 def test_guide_warmup_flag_is_rejected_by_0_5_23():

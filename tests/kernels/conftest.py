@@ -24,7 +24,6 @@ TOLERANCES = {
 }
 
 
-
 def pytest_report_header(config):
     mode = "CUDA" if ON_GPU else "Triton interpreter (CPU)"
     return f"kernels: {mode}, KERNEL_TEST_SEED={SEED}"

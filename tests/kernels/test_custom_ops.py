@@ -3,12 +3,11 @@
 import pytest
 import torch
 
+from kernels import OPS
 from kernels.gated_residual import gated_residual, gated_residual_norm_modulate
 from kernels.norm_modulate import norm_modulate
 from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_out
 from kernels.rms_norm import rms_norm
-
-from kernel_testing import ON_GPU
 
 
 def _op_args(randn):
@@ -27,9 +26,6 @@ def _op_args(randn):
         "qk_norm_rope": rope,
         "qk_norm_rope_out": (*rope, torch.empty_like(q), torch.empty_like(k)),
     }
-
-
-OPS = ["rms_norm", "norm_modulate", "gated_residual", "gated_residual_norm_modulate", "qk_norm_rope", "qk_norm_rope_out"]
 
 
 @pytest.mark.parametrize("name", OPS)

@@ -1,15 +1,15 @@
 import pytest
 import torch
 
-from kernels.gated_residual import gated_residual, gated_residual_norm_modulate
+from kernel_testing import DTYPES, FULL_SHAPES, SMALL_SHAPES
 from kernels.gated_residual import (
+    gated_residual,
+    gated_residual_norm_modulate,
     gated_residual_norm_modulate_reference,
     gated_residual_reference,
     launch_gated_residual,
     launch_gated_residual_norm_modulate,
 )
-
-from kernel_testing import DTYPES, FULL_SHAPES, SMALL_SHAPES
 
 
 def _inputs(shape, dtype, randn):

@@ -1,11 +1,10 @@
 import pytest
 import torch
 
-from kernels.norm_modulate import norm_modulate
-from kernels._common import KernelInputError
-from kernels.norm_modulate import launch_norm_modulate, norm_modulate_reference
-
 from kernel_testing import DTYPES, FULL_SHAPES, SMALL_SHAPES
+from kernels._common import KernelInputError
+from kernels.norm_modulate import launch_norm_modulate, norm_modulate, norm_modulate_reference
+
 
 def _case(shape, dtype, randn, mod_dtype=None):
     b, s, d = shape

@@ -4,11 +4,9 @@ from diffusers.models.embeddings import apply_rotary_emb
 from diffusers.models.transformers.transformer_flux import FluxPosEmbed
 from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 
-from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_out
+from kernel_testing import DTYPES
 from kernels._common import KernelInputError
-from kernels.qk_norm_rope import qk_norm_rope_reference
-
-from kernel_testing import DTYPES, ON_GPU
+from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_out, qk_norm_rope_reference
 
 
 def _flux_freqs(seq, device):

@@ -1,11 +1,10 @@
 import pytest
 import torch
 
-from kernels.rms_norm import rms_norm
-from kernels._common import KernelInputError
-from kernels.rms_norm import launch_rms_norm, rms_norm_reference
-
 from kernel_testing import DTYPES, FULL_SHAPES, ON_GPU, SMALL_SHAPES
+from kernels._common import KernelInputError
+from kernels.rms_norm import launch_rms_norm, rms_norm, rms_norm_reference
+
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", SMALL_SHAPES)

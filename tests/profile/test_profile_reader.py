@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from diffexp.errors import DiffexpError
+from diffexp.profile import analyze_trace
 from diffexp.profile.reader import read_trace
 
 
@@ -119,3 +120,24 @@ def test_reading_streams_instead_of_loading_the_file(fixture_trace, tmp_path, pa
     assert len(events.gpu_start_us) == 6312
     size = plain.stat().st_size
     assert peak_bytes < size / 2, f"{peak_bytes / 1e6:.1f} MB peak for a {size / 1e6:.1f} MB file"
+
+
+def test_a_trace_written_by_this_torch_is_read_by_the_fast_parser(tmp_path):
+    """torch's own writer (CPU-only here): the fast path must accept its layout and its end without falling back."""
+    torch = pytest.importorskip("torch")
+    from torch.profiler import ProfilerActivity, profile, record_function
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for step in range(2):
+            with record_function(f"denoise_step_{step}"), record_function("transformer_blocks.0.attn"):
+                torch.ones(64, 64) @ torch.ones(64, 64)
+    path = tmp_path / "cpu.trace.json"
+    prof.export_chrome_trace(str(path))
+    events, stats = read_trace(path, parser="fast")
+    assert stats.parser == "fast"
+    names = [events.scope_names[i] for i in events.scope_name_id]
+    assert names.count("transformer_blocks.0.attn") == 2
+    assert {"denoise_step_0", "denoise_step_1"} <= set(names)
+    assert len(events.gpu_start_us) == 0
+    with pytest.raises(DiffexpError, match="no GPU kernels"):
+        analyze_trace(path)

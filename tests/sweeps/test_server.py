@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import threading
-from pathlib import Path
+import subprocess
+import sys
 
 import pytest
 
@@ -50,51 +50,51 @@ def test_tiny_smoke_against_a_tracking_server(mlflow_server, tmp_path):
     assert {"summary/summary.csv", "summary/summary.md", "summary/charts"} <= {f["path"] for f in listed["files"]}
 
 
+POINT = """
+import json, sys
+from pathlib import Path
+from diffexp.config import compose, to_config
+from diffexp.run import execute
+url, experiment, parent, i, out = sys.argv[1:]
+cfg = to_config(compose([
+    "engine.device=cpu", f"model.sampling.num_inference_steps={2 + int(i) % 2}", "review.reference=off",
+    f"tracking.uri={url}", f"tracking.experiment={experiment}", f"tracking.run_name=point{i}", f"output_dir={out}",
+]))
+outcome = execute(cfg, Path(out), parent_run_id=parent)
+print("OUTCOME " + json.dumps({"run_id": outcome.run_id, "metrics": outcome.result.metrics(), "steps": outcome.result.denoise_step_ms}))
+"""
+
+
 def test_four_points_logging_at_once_lose_nothing(mlflow_server, tmp_path):
-    """Four points run concurrently (threads calling execute), each a child of one parent on the server."""
-    from diffexp.config import compose, to_config
+    """Four points run at once as separate processes (as a parallel launcher runs them), children of one parent."""
     from diffexp.config.schema import TrackingConfig
-    from diffexp.run import execute
     from diffexp.tracking import RunRecorder
 
     experiment = "concurrency"
     parent = RunRecorder(TrackingConfig(uri=mlflow_server), experiment, "parent", params={}, tags={"sweep.role": "parent"})
-    outcomes, errors = {}, []
-
-    # Hydra composition is not thread-safe (one GlobalHydra): compose first, run concurrently.
-    configs = [
-        to_config(compose([
-            "engine.device=cpu", f"model.sampling.num_inference_steps={2 + i % 2}", "review.reference=off",
-            f"tracking.uri={mlflow_server}", f"tracking.experiment={experiment}", f"tracking.run_name=point{i}",
-            f"output_dir={tmp_path / str(i)}",
-        ]))
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", POINT, mlflow_server, experiment, parent.run_id, str(i), str(tmp_path / str(i))],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
         for i in range(4)
     ]
-
-    def point(i: int) -> None:
-        try:
-            outcomes[i] = execute(configs[i], Path(tmp_path / str(i)), parent_run_id=parent.run_id)
-        except Exception as exc:  # surfaced below with the point's number
-            errors.append((i, exc))
-
-    threads = [threading.Thread(target=point, args=(i,)) for i in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=600)
+    outcomes = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr[-3000:]
+        outcomes.append(json.loads(next(line for line in stdout.splitlines() if line.startswith("OUTCOME "))[8:]))
     with parent:
         pass
-    assert not errors, errors
     exp = _experiment_id(mlflow_server, experiment)
     children = {c["info"]["run_id"]: c for c in _search(mlflow_server, exp, f"tags.mlflow.parentRunId = '{parent.run_id}'")}
-    assert sorted(children) == sorted(o.run_id for o in outcomes.values())
-    for outcome in outcomes.values():
-        child = children[outcome.run_id]
+    assert sorted(children) == sorted(o["run_id"] for o in outcomes)
+    for outcome in outcomes:
+        child = children[outcome["run_id"]]
         assert child["info"]["status"] == "FINISHED"
         logged = {m["key"]: m["value"] for m in child["data"]["metrics"]}
-        expected = outcome.result.metrics()
-        assert {k: logged[k] for k in expected} == pytest.approx(expected, rel=1e-12)
+        assert {k: logged[k] for k in outcome["metrics"]} == pytest.approx(outcome["metrics"], rel=1e-12)
         history = rest(
-            mlflow_server, f"/api/2.0/mlflow/metrics/get-history?run_id={outcome.run_id}&metric_key=denoise_step_ms_series"
+            mlflow_server, f"/api/2.0/mlflow/metrics/get-history?run_id={outcome['run_id']}&metric_key=denoise_step_ms_series"
         )["metrics"]
-        assert [m["value"] for m in sorted(history, key=lambda m: m["step"])] == pytest.approx(outcome.result.denoise_step_ms)
+        assert [m["value"] for m in sorted(history, key=lambda m: m["step"])] == pytest.approx(outcome["steps"])

@@ -68,9 +68,5 @@ def is_affine_layer_norm(norm: nn.Module) -> bool:
     return isinstance(norm, nn.LayerNorm) and len(norm.normalized_shape) == 1 and norm.weight is not None
 
 
-def rms_weight(norm: nn.Module) -> torch.Tensor | None:
-    return getattr(norm, "weight", None)
-
-
 def is_rms_norm(norm: nn.Module) -> bool:
     return isinstance(norm, nn.RMSNorm) and len(norm.normalized_shape) == 1

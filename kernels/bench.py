@@ -18,8 +18,8 @@ from typing import Any, Callable, Optional
 import torch
 
 from diffexp.errors import ConfigError
-from kernels.bench_report import Timing, write_results
 from kernels.bench_cases import CASES, HEAD_DIM, BenchCase, bytes_moved, max_rel_error
+from kernels.bench_report import Timing, write_results
 from kernels.bench_timing import (
     copy_bandwidth_gbps,
     cpu_ms_per_call,

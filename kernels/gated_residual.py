@@ -1,8 +1,8 @@
 """The gated residual add of adaLN-Zero blocks, alone and fused with the next norm + modulation.
 
-Ops:
-- `torch.ops.diffexp.gated_residual(residual, y, gate)` -> residual + gate · y
-- `torch.ops.diffexp.gated_residual_norm_modulate(residual, y, gate, scale, shift, eps)`
+Entry points (each the op `torch.ops.diffexp.<name>` under torch.compile, a direct launch in eager mode):
+- `gated_residual(residual, y, gate)` -> residual + gate · y
+- `gated_residual_norm_modulate(residual, y, gate, scale, shift, eps)`
   -> (new_residual, LN(new_residual) · (1 + scale) + shift); gate may be None (a plain residual add).
 
 residual and y are [B, S, D]; gate, scale and shift are per sample ([B, D] / [B, 1, D]), per token

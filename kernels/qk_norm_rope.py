@@ -1,8 +1,8 @@
 """Q/K RMSNorm fused with rotary embedding (FLUX / Wan layout), for both tensors in one launch.
 
-Ops:
-- `torch.ops.diffexp.qk_norm_rope(q, k, q_weight, k_weight, cos, sin, eps)` -> (q_out, k_out), new tensors;
-- `torch.ops.diffexp.qk_norm_rope_out(q, k, q_weight, k_weight, cos, sin, eps, q_out, k_out)` writes into
+Entry points (each the op `torch.ops.diffexp.<name>` under torch.compile, a direct launch in eager mode):
+- `qk_norm_rope(q, k, q_weight, k_weight, cos, sin, eps)` -> (q_out, k_out), new tensors;
+- `qk_norm_rope_out(q, k, q_weight, k_weight, cos, sin, eps, q_out, k_out)` writes into
   given tensors: pass q_out=q, k_out=k for in place, or slices of a larger buffer (FLUX writes text and
   image tokens straight into the joint-sequence buffer, which saves the `torch.cat`).
 

@@ -35,6 +35,14 @@ def mlflow_client(mlflow_uri):
     return MlflowClient(tracking_uri=mlflow_uri)
 
 
+def artifact_paths(client, run_id: str, path: str = "") -> list[str]:
+    """Every artifact file of a run, recursively, as paths relative to the run's artifact root."""
+    out = []
+    for item in client.list_artifacts(run_id, path):
+        out += artifact_paths(client, run_id, item.path) if item.is_dir else [item.path]
+    return out
+
+
 def cli_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"

@@ -8,15 +8,9 @@ from PIL import Image
 
 from diffexp.errors import DiffexpError
 from diffexp.run import execute, run_name
+from tests.conftest import artifact_paths
 
 PRIMARY = ["denoise_s", "denoise_step_ms", "text_encode_s", "vae_decode_s", "e2e_s", "peak_mem_gib"]
-
-
-def artifact_paths(client, run_id, path=""):
-    out = []
-    for item in client.list_artifacts(run_id, path):
-        out += artifact_paths(client, run_id, item.path) if item.is_dir else [item.path]
-    return out
 
 
 @pytest.fixture(scope="module")

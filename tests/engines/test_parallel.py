@@ -12,6 +12,7 @@ import pytest
 
 from diffexp.errors import DiffexpError
 from diffexp.run import execute
+from tests.conftest import artifact_paths
 
 pytestmark = pytest.mark.slow
 
@@ -22,13 +23,6 @@ MAX_PIXEL_DIFF = 1
 def frames_of(outcome) -> np.ndarray:
     [npz] = [p for p in outcome.result.outputs if p.endswith(".frames.npz")]
     return np.load(npz)["frames"]
-
-
-def artifact_paths(client, run_id, path=""):
-    out = []
-    for item in client.list_artifacts(run_id, path):
-        out += artifact_paths(client, run_id, item.path) if item.is_dir else [item.path]
-    return out
 
 
 @pytest.fixture(scope="module")

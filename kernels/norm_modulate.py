@@ -1,9 +1,10 @@
 """LayerNorm without affine, then AdaLN modulation, in one pass: y = LN(x) · (1 + scale) + shift.
 
-Call `norm_modulate(x, scale, shift, eps)` (the op `torch.ops.diffexp.norm_modulate` under torch.compile). x is [B, S, D]; scale and shift are per sample
-([B, D] or [B, 1, D]), per token ([B, S, D]) or shared ([1, D]), in any float dtype (FLUX passes bf16, Wan
-fp32). Arithmetic is fp32; the output is a new contiguous tensor in x's dtype. eps defaults to 1e-6, the
-value FLUX's and Wan's norm1 use. Every input needs a contiguous last dimension; other strides are free.
+Call `norm_modulate(x, scale, shift, eps)`; under torch.compile it is the op `torch.ops.diffexp.norm_modulate`.
+x is [B, S, D]; scale and shift are per sample ([B, D] or [B, 1, D]), per token ([B, S, D]) or shared
+([1, D]), in any float dtype (FLUX passes bf16, Wan fp32). Arithmetic is fp32; the output is a new
+contiguous tensor in x's dtype. eps defaults to 1e-6, the value FLUX's and Wan's norm1 use. Every input
+needs a contiguous last dimension; other strides are free.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """RMSNorm with an optional weight: y = x / sqrt(mean(x²) + eps) · w, fp32 inside, output in x's dtype.
 
-Call `rms_norm(x, weight, eps)` (the registered op `torch.ops.diffexp.rms_norm` under torch.compile). x is [..., D] with a contiguous last dimension; 2-D and
-3-D inputs are read in place whatever their leading strides, higher ranks are flattened to 3-D with
-`reshape` (a copy only when their strides do not allow a view). The output is a new contiguous tensor.
+Call `rms_norm(x, weight, eps)`; under torch.compile it is the op `torch.ops.diffexp.rms_norm`.
+x is [..., D] with a contiguous last dimension; 2-D and 3-D inputs are read in place whatever their leading
+strides, higher ranks are flattened to 3-D with `reshape` (a copy only when their strides do not allow a
+view). The output is a new contiguous tensor.
 """
 
 from __future__ import annotations

@@ -109,15 +109,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every variant")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = [run_variant(name, args.out, args.steps, args.overrides) for name in args.variants]
-    summary = {"rows": rows}
+    summary: dict = {"rows": []}
+    # Written after every step, so a run cut off by a time limit keeps what it measured.
+    save = lambda: (args.out / "summary.json").write_text(json.dumps(summary, indent=2))  # noqa: E731
     if args.agreement:
-        try:
-            summary["agreement"] = transformer_agreement()
-        except Exception as exc:  # report, do not lose the timings above
-            summary["agreement"] = {"error": repr(exc)}
-        print(json.dumps(summary["agreement"]), flush=True)
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2))
+        summary["agreement"] = _agreement()
+        save()
+    for name in args.variants:
+        summary["rows"].append(run_variant(name, args.out, args.steps, args.overrides))
+        save()
+
+
+def _agreement() -> dict:
+    try:
+        found = transformer_agreement()
+    except Exception as exc:  # report, do not lose the timings
+        found = {"error": repr(exc)}
+    print(json.dumps(found), flush=True)
+    return found
 
 
 if __name__ == "__main__":

@@ -46,8 +46,8 @@ class SweepParentCallback(Callback):
         from diffexp.environment import environment_tags
         from diffexp.tracking import RunRecorder
 
-        if OmegaConf.select(config, "engine.dry_run"):
-            return  # nothing runs, nothing to record
+        if OmegaConf.select(config, "engine.dry_run") or not OmegaConf.select(config, "tracking.enabled", default=True):
+            return  # nothing runs, or nothing is tracked: no parent run
         name = OmegaConf.select(config, "sweep") or ADHOC_NAME
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         overrides = sweep_overrides(config)
@@ -95,8 +95,10 @@ class SweepParentCallback(Callback):
             report = write_sweep_report(recorder.client, parent, Path(self.info.sweep_dir) / SUMMARY_DIR)
             recorder.log_artifact(Path(self.info.sweep_dir) / SUMMARY_DIR, SUMMARY_DIR)
             s = report.summary
+            compare_url = compare_view_url(recorder.uri, parent.experiment_id, [p.run_id for p in report.points])
             recorder.set_tags(
                 {
+                    "sweep.compare_url": compare_url,
                     "sweep.points": len(report.points),
                     "sweep.passed": s.passed,
                     "sweep.failed": s.failed,
@@ -112,6 +114,7 @@ class SweepParentCallback(Callback):
             )
             log.info("sweep %s: %d passed, %d failed; summary in %s", self.info.name, s.passed, s.failed, Path(self.info.sweep_dir) / SUMMARY_DIR)
             print(s.to_markdown())
+            print(f"compare the points in the MLflow UI: {compare_url}")
 
     def _abandon(self) -> None:
         """The process is ending before the sweep did (Ctrl-C, a launcher error): never leave the parent RUNNING."""
@@ -128,3 +131,9 @@ def _by_key(overrides: list[str], keys: list[str]) -> dict[str, str]:
         if key in keys:
             out[key] = item
     return out
+
+
+def compare_view_url(tracking_uri: str, experiment_id: str, run_ids: list[str]) -> str:
+    """The MLflow UI's compare view on these runs (a local store's UI: `mlflow ui` on its default port)."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
+    return f"{base}/#/compare-runs?runs={json.dumps(run_ids, separators=(',', ':'))}&experiments={json.dumps([experiment_id])}"

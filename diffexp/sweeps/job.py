@@ -19,6 +19,8 @@ from diffexp.sweeps.handoff import TAG_BASELINE, TAG_OVERRIDES, TAG_POINT, TAG_R
 
 log = logging.getLogger(__name__)
 
+LEASE_WAIT_S = 24 * 3600
+
 
 def attach(cfg: Config, info: SweepInfo, point: int, overrides: list[str]) -> None:
     """Make the run a child of the parent: same store, same experiment, tags that find the point."""
@@ -44,7 +46,8 @@ def gpu_lease_for(cfg: Config):
 
     if not needs_lease(cfg.engine.name, cfg.engine.device, cfg.engine.gpus, cfg.engine.dry_run):
         return nullcontext(None)
-    return lease(cfg.parallel.num_gpus, visible_gpu_ids(), timeout_s=cfg.engine.timeout_s)
+    # Points queue for GPUs as long as the launcher lets them live (its own timeout ends the wait).
+    return lease(cfg.parallel.num_gpus, visible_gpu_ids(), timeout_s=LEASE_WAIT_S)
 
 
 def run_point(cfg: DictConfig) -> Optional[str]:

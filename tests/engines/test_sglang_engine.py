@@ -3,7 +3,6 @@ replays real recorded SGLang 0.5.23 runs, so the gate, the harvest and the failu
 
 from __future__ import annotations
 
-import importlib.util
 import shlex
 import signal
 import subprocess
@@ -117,7 +116,6 @@ def test_idle_gpus_are_chosen_from_nvidia_smi(make_config, tmp_path, monkeypatch
 
 
 def test_dry_run_prints_a_copy_pastable_command_without_sglang(make_config, monkeypatch, tmp_path):
-    assert importlib.util.find_spec("sglang") is None or True  # runs with or without the extra
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no cached token file either
     cfg = make_config("model=flux1_dev", "offload=default", "compile=on", "engine.gpus=0")

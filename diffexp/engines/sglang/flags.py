@@ -183,20 +183,13 @@ def generate_args(cfg: Config, paths: RunPaths) -> list[str]:
     return args + list(cfg.engine.extra_args)
 
 
-def _seconds(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)
-
-
 def nsys_prefix(cfg: Config, paths: RunPaths) -> list[str]:
     """`nsys profile` around the whole CLI (the guide's Level-2 pass A); empty unless profile.mode=nsys."""
     if cfg.profile.mode != "nsys":
         return []
-    prefix = ["nsys", "profile", "-t", "cuda", "-o", str(paths.nsys_report), "-f", "true", "--trace-fork-before-exec=true"]
-    if cfg.profile.nsys_delay_s is not None:
-        prefix += ["--delay", _seconds(cfg.profile.nsys_delay_s)]
-    if cfg.profile.nsys_duration_s is not None:
-        prefix += ["--duration", _seconds(cfg.profile.nsys_duration_s)]
-    return prefix
+    from diffexp.profile.nsys import nsys_prefix as wrap  # the one nsys command line, shared by both engines
+
+    return wrap(paths.nsys_report, cfg.profile.nsys_delay_s, cfg.profile.nsys_duration_s)
 
 
 def command(cfg: Config, paths: RunPaths) -> list[str]:

@@ -125,6 +125,9 @@ def _agreement() -> dict:
         found = transformer_agreement()
     except Exception as exc:  # report, do not lose the timings
         found = {"error": repr(exc)}
+    import torch
+
+    torch.cuda.empty_cache()  # the variants that follow run in their own processes
     print(json.dumps(found), flush=True)
     return found
 

@@ -37,9 +37,10 @@ def parse_compare_perf(text: str) -> dict[str, tuple]:
     return rows
 
 
-def ours_as_printed(base: str, cand: str) -> dict[str, tuple]:
-    c = compare(side_from_dump(read_perf_dump(DUMPS / f"{base}.json"), "sglang"),
-                side_from_dump(read_perf_dump(DUMPS / f"{cand}.json"), "sglang"), "sglang")
+def ours_as_printed(base, cand) -> dict[str, tuple]:
+    """Our sglang-rule rows, formatted as compare_perf.py prints them. base/cand: a fixture name or a path."""
+    path = lambda p: p if isinstance(p, Path) else DUMPS / f"{p}.json"  # noqa: E731
+    c = compare(side_from_dump(read_perf_dump(path(base)), "sglang"), side_from_dump(read_perf_dump(path(cand)), "sglang"), "sglang")
     out = {}
     for r in c.rows:
         emoji = (SGLANG_E2E_EMOJI if r.kind == "e2e" else SGLANG_STAGE_EMOJI)[r.speed]
@@ -57,6 +58,38 @@ def test_agrees_with_recorded_compare_perf_output(base, cand):
     ours = ours_as_printed(base, cand)
     assert list(ours) == list(theirs)  # same rows, same order (E2E first, then the stages)
     assert ours == theirs
+
+
+# Real SGLang 0.5.23 CPU runs and compare_perf.py's own output on them, recorded by the SGLang engine's tests.
+REAL = Path(__file__).parent / "fixtures" / "sglang"
+_MULTI_CELL = re.compile(r"^([\d.]+)(?: ms)? \(([-+\d.]+)%\) (\S+)$")
+
+
+@pytest.mark.skipif(not (REAL / "compare_perf_output.txt").is_file(), reason="no recorded SGLang runs")
+def test_agrees_with_compare_perf_on_real_sglang_dumps():
+    theirs = parse_compare_perf((REAL / "compare_perf_output.txt").read_text())
+    ours = ours_as_printed(REAL / "compare_perf" / "baseline.json", REAL / "compare_perf" / "new.json")
+    assert list(ours) == list(theirs) and ours == theirs
+
+
+@pytest.mark.skipif(not (REAL / "compare_perf_output_multi.txt").is_file(), reason="no recorded SGLang runs")
+def test_agrees_with_compare_perf_multi_report_column_by_column():
+    lines = (REAL / "compare_perf_output_multi.txt").read_text().splitlines()
+    labels = [c.strip() for c in next(line for line in lines if line.startswith("| Metric")).strip("|").split("|")][2:]
+    ours = {label: ours_as_printed(REAL / "compare_perf" / "baseline.json", REAL / "compare_perf" / label) for label in labels}
+    checked = 0
+    for line in lines:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) != 2 + len(labels) or cells[0] in ("Metric", "Stage Name") or cells[0].startswith(":"):
+            continue
+        name = "E2E Latency" if cells[0] == "**E2E Latency**" else cells[0]
+        for label, cell in zip(labels, cells[2:]):
+            value, pct, status = _MULTI_CELL.match(cell).groups()
+            b, n, _, our_pct, our_status = ours[label][name]
+            assert (n, our_pct.lstrip("+"), our_status) == (value, pct.lstrip("+"), status), (label, name)
+            assert b == cells[1].removesuffix(" ms")
+            checked += 1
+    assert checked >= 2 * 10
 
 
 @pytest.mark.skipif(importlib.util.find_spec("sglang") is None, reason="sglang not installed: checked against the recorded output")

@@ -124,7 +124,7 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
             log_file=log_file,
         )
         log.info("MLflow run %s in %s", recorder.run_id, recorder.uri)
-        recorder.failure_artifacts = [run_dir / "ranks"]
+        recorder.failure_artifacts = [run_dir / "ranks", run_dir / "sglang.log"]
         with recorder:
             recorder.log_artifact(config_yaml)
             result = engine.run(cfg, run_dir)

@@ -21,6 +21,10 @@ def register() -> None:
     global _registered
     if _registered:
         return
+    # Sweep options live in multirun_sweeps/; make them findable from any working directory.
+    from diffexp.sweeps import use_sweeps_dir
+
+    use_sweeps_dir()
     ConfigStore.instance().store(name="base_config", node=Config)
     _registered = True
 

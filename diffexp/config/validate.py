@@ -156,6 +156,10 @@ def _check_engine(cfg: Config) -> list[str]:
         out.append(f"compile.warmup_runs={cfg.compile.warmup_runs}: must be >= 0")
     backend = cfg.attention.backend
     if e.name == "sglang":
+        # What the SGLang command line cannot express lives beside its flag table.
+        from diffexp.engines.sglang.flags import problems as sglang_problems
+
+        out += sglang_problems(cfg)
         if backend is not None and backend not in SGLANG_ATTENTION:
             out.append(f"attention.backend={backend!r}: engine sglang supports {_allowed(SGLANG_ATTENTION)}")
         if e.backend not in (None, "sglang", "diffusers", "auto"):
@@ -185,7 +189,8 @@ def visible_gpu_count() -> int:
 def check_launch(cfg: Config) -> None:
     """Checks against this machine, run right before the engine starts (never at composition)."""
     problems: list[str] = []
-    uses_gpus = cfg.engine.name == "sglang" or cfg.engine.device == "cuda" or (
+    # SGLang on its CPU platform (engine.device=cpu) needs no GPU; otherwise it always runs on GPUs.
+    uses_gpus = (cfg.engine.name == "sglang" and cfg.engine.device != "cpu") or cfg.engine.device == "cuda" or (
         cfg.engine.device == "auto" and visible_gpu_count() > 0
     )
     if uses_gpus and not cfg.engine.dry_run:

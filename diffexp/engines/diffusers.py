@@ -28,7 +28,9 @@ DEFAULT_SEED = 42
 def resolve_device(cfg: Config) -> torch.device:
     if cfg.engine.device == "cpu" or (cfg.engine.device == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
-    return torch.device("cuda", 0)
+    # engine.gpus (e.g. a GPU lease from a parallel sweep) names the device; else the first visible one.
+    first = int(cfg.engine.gpus.split(",")[0]) if cfg.engine.gpus else 0
+    return torch.device("cuda", first)
 
 
 def call_kwargs(cfg: Config, pipe) -> dict:

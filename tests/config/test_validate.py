@@ -71,7 +71,7 @@ def test_unknown_values_list_what_is_allowed():
 
 
 def test_random_weights_need_an_architecture():
-    [p] = problems("model=qwen_image", "model.weights=random")
+    [p] = problems("model=qwen_image", "engine=diffusers", "model.weights=random")
     assert "model.arch" in p
 
 

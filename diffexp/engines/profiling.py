@@ -131,3 +131,37 @@ def analyze_into(trace: Path, out_dir: Path, categories: str | None) -> dict[str
         return {}
     write_report(analysis, out_dir)
     return summary_metrics(analysis)
+
+
+def analyze_engine_profile(cfg, run_dir: Path, traces_dir: Path, nsys_report: Path) -> tuple[dict[str, float], dict[str, str]]:
+    """After a subprocess engine's profiled run: analyse what it wrote (SGLang's rank-0 torch trace, or the
+    nsys report) into run_dir/profile; returns (metrics, artifacts). Never fails the run: the trace stays."""
+    from diffexp.errors import DiffexpError
+
+    out_dir = run_dir / "profile"
+    try:
+        if cfg.profile.mode == "torch":
+            traces = sorted(traces_dir.glob("*rank0*.trace.json*"), key=lambda p: p.stat().st_mtime) or sorted(
+                traces_dir.glob("*.trace.json*"), key=lambda p: p.stat().st_mtime
+            )
+            if not traces:
+                log.warning("profile=torch: no trace under %s to analyse", traces_dir)
+                return {}, {}
+            return analyze_into(traces[-1], out_dir, cfg.profile.categories), {"profile": str(out_dir)}
+        if cfg.profile.mode == "nsys":
+            from diffexp.profile.categories import load_categories
+            from diffexp.profile.nsys import category_breakdown, export_sqlite, read_activities, write_breakdown
+
+            report = nsys_report.with_suffix(".nsys-rep")
+            if not report.is_file():
+                log.warning("profile=nsys: no report at %s", report)
+                return {}, {}
+            table = category_breakdown(
+                read_activities(export_sqlite(report)), load_categories(cfg.profile.categories), cfg.profile.unprofiled_elapsed_s
+            )
+            write_breakdown(table, out_dir)
+            metrics = {f"profile.nsys.{r.category.replace('(', '_').replace(')', '')}_s": float(r.elapsed_s) for r in table.itertuples()}
+            return metrics, {"profile": str(out_dir)}
+    except (DiffexpError, OSError) as exc:
+        log.warning("profile analysis skipped (the raw profile is kept): %s", exc)
+    return {}, {}

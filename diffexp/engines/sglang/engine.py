@@ -128,6 +128,12 @@ class SGLangEngine:
         )
         result.outputs = collect_outputs(paths.outputs)
         result.artifacts.update(self._artifacts(launch, figures))
+        if cfg.profile.mode != "off":
+            from diffexp.engines.profiling import analyze_engine_profile  # torch only when profiling
+
+            metrics, artifacts = analyze_engine_profile(cfg, paths.run_dir, paths.traces, paths.nsys_report)
+            result.extra_metrics.update(metrics)
+            result.artifacts.update(artifacts)
         result.tags["engine"] = "sglang"
         if "CUDA_VISIBLE_DEVICES" in launch.env:
             result.tags["cuda_visible_devices"] = launch.env["CUDA_VISIBLE_DEVICES"]

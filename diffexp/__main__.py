@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from diffexp.config import CONF_DIR, register, to_config
-from diffexp.errors import DiffexpError
+from diffexp.errors import DiffexpError, RunInterrupted
 from diffexp.logs import quiet_libraries
 from diffexp.sweeps import use_sweeps_dir
 
@@ -45,7 +46,15 @@ def _main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    _main()
+    try:
+        _main()
+    except (KeyboardInterrupt, RunInterrupted):
+        # The run is already recorded as KILLED. Leave now: a library thread that is not a daemon
+        # (or a wedged one after the interrupt) must not keep an interrupted process alive.
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
 
 
 if __name__ == "__main__":

@@ -89,10 +89,14 @@ def _terminate_as_interrupt():
     except ValueError:  # not the main thread (e.g. a parallel sweep worker): leave signals alone
         yield
         return
+    # A process started in the background inherits SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt: during a run, an explicit `kill -INT` must still end it as KILLED.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> Optional[Outcome]:

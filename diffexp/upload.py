@@ -8,9 +8,8 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from diffexp.config.schema import Config, TrackingConfig
+from diffexp.config.schema import TrackingConfig
+from diffexp.config.store import load_config_yaml
 from diffexp.errors import DiffexpError
 from diffexp.results import RunResult
 from diffexp.run import run_name, run_tags
@@ -24,7 +23,7 @@ def upload_run_dir(run_dir: Path, tracking: TrackingConfig, extra_tags: dict[str
     config_yaml, metrics_json = run_dir / "config.yaml", run_dir / "metrics.json"
     if not (config_yaml.is_file() and metrics_json.is_file()):
         raise DiffexpError(f"{run_dir}: not a run directory (needs config.yaml and metrics.json)")
-    cfg: Config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(config_yaml)))  # type: ignore[assignment]
+    cfg = load_config_yaml(config_yaml)
     result = RunResult.read_json(metrics_json)
     # Outputs were recorded with the paths of the machine that ran them: find them here.
     result.outputs = [str(run_dir / "outputs" / Path(p).name) for p in result.outputs if (run_dir / "outputs" / Path(p).name).exists()]

@@ -34,6 +34,11 @@ def to_config(cfg: DictConfig) -> Config:
     return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
 
+def load_config_yaml(path: Path) -> Config:
+    """A run's recorded config.yaml back into a typed Config (validated against the schema on the way)."""
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path)))  # type: ignore[return-value]
+
+
 def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
     """Compose a run config outside `@hydra.main` (tests, report tools).
 

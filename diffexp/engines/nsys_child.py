@@ -1,0 +1,59 @@
+"""profile=nsys for the in-process engine: the generation runs in a child process under `nsys profile`
+(nsys traces a process it starts), then the report is broken down like the SGLang engine's.
+
+    python -m diffexp.engines.nsys_child CONFIG_YAML RUN_DIR   # the child: one unprofiled generation
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Optional
+
+from omegaconf import OmegaConf
+
+from diffexp.config.schema import Config
+from diffexp.errors import DiffexpError
+from diffexp.results import RunResult
+
+CHILD_CONFIG, CHILD_RESULT, CHILD_LOG = "nsys_child_config.yaml", "nsys_child_result.json", "nsys_child.log"
+
+
+def run_under_nsys(cfg: Config, run_dir: Path, wrapper: Optional[list[str]] = None) -> RunResult:
+    """Run the generation in a child under nsys (`wrapper` replaces the nsys prefix, e.g. [] in tests)."""
+    from diffexp.engines.profiling import analyze_engine_profile
+    from diffexp.profile.nsys import nsys_prefix
+
+    report = run_dir / "profile_nsys"
+    (run_dir / CHILD_CONFIG).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    prefix = nsys_prefix(report, cfg.profile.nsys_delay_s, cfg.profile.nsys_duration_s) if wrapper is None else wrapper
+    command = [*prefix, sys.executable, "-m", "diffexp.engines.nsys_child", str(run_dir / CHILD_CONFIG), str(run_dir)]
+    with open(run_dir / CHILD_LOG, "w") as log_file:
+        child = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, timeout=cfg.engine.timeout_s)
+    if child.returncode != 0 or not (run_dir / CHILD_RESULT).is_file():
+        tail = (run_dir / CHILD_LOG).read_text(errors="replace").splitlines()[-20:]
+        raise DiffexpError(f"the profiled generation exited with {child.returncode}:\n" + "\n".join(tail))
+    result = RunResult.read_json(run_dir / CHILD_RESULT)
+    metrics, artifacts = analyze_engine_profile(cfg, run_dir, run_dir / "traces", report)
+    result.extra_metrics.update(metrics)
+    result.artifacts.update({**artifacts, "nsys_child_log": str(run_dir / CHILD_LOG)})
+    if report.with_suffix(".nsys-rep").is_file():
+        result.artifacts["nsys_report"] = str(report.with_suffix(".nsys-rep"))
+    result.profiled = True
+    return result
+
+
+def main(argv: list[str]) -> None:
+    from diffexp.config.store import load_config_yaml
+    from diffexp.engines.diffusers import generate, resolve_device
+
+    config_yaml, run_dir = Path(argv[0]), Path(argv[1])
+    cfg = load_config_yaml(config_yaml)
+    cfg = replace(cfg, profile=replace(cfg.profile, mode="off"))  # nsys is the profiler here
+    generate(cfg, run_dir, resolve_device(cfg)).write_json(run_dir / CHILD_RESULT)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

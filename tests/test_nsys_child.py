@@ -1,0 +1,31 @@
+"""profile=nsys in the in-process engine: the generation runs in a child process (nsys's prefix replaced
+here, since nsys is not installed on CI machines) and its figures come back as the run's."""
+
+from __future__ import annotations
+
+from diffexp.engines.nsys_child import CHILD_LOG, run_under_nsys
+
+
+def test_generation_runs_in_a_child_and_returns_its_figures(make_config, tmp_path):
+    cfg = make_config("profile=nsys", "model.sampling.num_inference_steps=2")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    result = run_under_nsys(cfg, run_dir, wrapper=[])
+    assert result.profiled and result.denoise_s > 0 and len(result.denoise_step_ms) == 2
+    assert (run_dir / "outputs" / "image_000.png").is_file() and (run_dir / CHILD_LOG).is_file()
+    # No report without nsys: the figures stay, the breakdown is simply absent.
+    assert not any(k.startswith("profile.nsys.") for k in result.extra_metrics)
+
+
+def test_nsys_run_is_refused_before_launch_without_nsys(make_config, tmp_path):
+    import shutil
+
+    import pytest
+
+    from diffexp.errors import ConfigError
+    from diffexp.run import execute
+
+    if shutil.which("nsys"):
+        pytest.skip("nsys is installed here")
+    with pytest.raises(ConfigError, match="profile.mode=nsys: `nsys` is not on PATH"):
+        execute(make_config("profile=nsys"), tmp_path / "run")

@@ -151,3 +151,16 @@ def test_not_a_perf_dump_is_a_clear_error(tmp_path):
     bad.write_text(json.dumps({"hello": 1}))
     with pytest.raises(DiffexpError, match="not an SGLang perf dump"):
         harvest.read_perf_dump(bad)
+
+
+def test_log_cross_check_agrees_on_a_real_run_and_flags_a_disagreement():
+    from dataclasses import replace
+
+    from diffexp.engines.sglang import harvest
+
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "sglang" / "cpu_flux_warmup"
+    dump = harvest.read_perf_dump(folder / "perf_dump.json")
+    log = harvest.parse_log((folder / "sglang.log").read_text())
+    assert harvest.build_result(dump, log).tags["log_crosscheck"] == "ok"
+    slower = replace(log, warmup_excluded_s=(log.warmup_excluded_s or 0) * 1.5 + 0.1)
+    assert harvest.build_result(dump, slower).tags["log_crosscheck"].startswith("mismatch: e2e")

@@ -164,7 +164,8 @@ def residency_advice(lines: list[str]) -> Optional[str]:
 
 
 def _close(a: float, b: float) -> bool:
-    return abs(a - b) <= max(0.01 * max(abs(a), abs(b)), 0.002)
+    # The log's figure spans a little more than the dump's (request handling, saving): 2 % or 10 ms.
+    return abs(a - b) <= max(0.02 * max(abs(a), abs(b)), 0.010)
 
 
 def build_result(dump: Optional[PerfDump], log: LogFigures, *, diffusers_baseline: bool = False,

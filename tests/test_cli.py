@@ -49,18 +49,22 @@ def test_interrupt_marks_run_killed(tmp_path, sig):
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env(),
     )
     client = MlflowClient(tracking_uri=uri)
-    # Interrupt once the run exists and the denoise loop is under way.
+    # Interrupt once the run exists and the measured generation is under way.
     deadline = time.time() + 120
     while time.time() < deadline:
         runs = client.search_runs(["0", "1"]) if (tmp_path / "mlflow.db").exists() else []
         if runs and (tmp_path / "outputs").exists() and any((tmp_path / "outputs").rglob("run.log")):
             log = next((tmp_path / "outputs").rglob("run.log")).read_text()
-            if "loading tiny_flux" in log:
+            if "measured generation" in log:
                 break
         time.sleep(0.5)
-    time.sleep(3)
+    time.sleep(2)
     proc.send_signal(sig)
-    out, _ = proc.communicate(timeout=120)
+    try:
+        out, _ = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode != 0, out[-2000:]
     [run] = client.search_runs([client.get_experiment_by_name("tiny_flux").experiment_id])
     assert run.info.status == "KILLED", out[-2000:]

@@ -148,6 +148,7 @@ def generate(
                 profiler.on_step_end()
             return out
 
+        log.info("measured generation: %s denoise steps", kwargs.get("num_inference_steps", "default"))
         with measured.stage("e2e"):
             output = pipe(**kwargs, generator=torch.Generator("cpu").manual_seed(seed), callback_on_step_end=on_step_end)
     peaks = peak_memory_gib(device)

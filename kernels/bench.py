@@ -3,7 +3,7 @@
 Configured by conf/kernel_bench.yaml (Hydra). For each kernel, shape and dtype and each contender: device
 time per call (CUDA-graph replays over rotating input sets, see bench_timing.py), effective bandwidth (least
 bytes read + written over that time), its share of the copy bandwidth measured in the same run, and the
-host time per call. Results go to results.json / results.md in the output directory, a table on stdout,
+host time per call, and a plain copy of the same bytes (what the transfer size alone allows). Results go to results.json / results.md in the output directory, a table on stdout,
 and MLflow when it is importable and log_mlflow is on.
 """
 
@@ -26,6 +26,7 @@ from kernels.bench_timing import (
     graph_ms_per_call,
     host_us_per_call,
     input_sets_for,
+    same_size_copy_ms,
 )
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,9 @@ def bench_case(
 
     for impl, fn in _contenders(case, cfg.baselines, compiled).items():
         record(impl, fn, max_rel_error(fn(first), reference), host=True)
+    copy_ms = same_size_copy_ms(nbytes, cfg.rotate_mib, cfg.graph_ms, cfg.replays, device)
+    copy_rate = nbytes / (copy_ms * 1e-3) / 1e9
+    timings.append(Timing(case.name, shape_name, dtype_name, "copy", copy_ms * 1e3, copy_rate, 100 * copy_rate / copy_gbps))
     if cfg.sweep:
         configs = [tuple(c) for c in cfg.sweep_configs]
         if not case.sweeps_rows:  # only num_warps matters

@@ -31,11 +31,12 @@ def markdown_table(timings: list[Timing], env: dict[str, Any]) -> str:
         f"triton {env['triton']}; {env['date']}",
         "",
         "Device µs per call (CUDA graph, inputs not in L2); GB/s and % copy for Triton; × = contender time / Triton's;",
-        "host µs = CPU time per eager call (Python, checks, dispatch, launch); rel err = ||triton − fp32 ref|| / ||ref||.",
+        "host µs = CPU time per eager call (Python, checks, dispatch, launch); rel err = ||triton − fp32 ref|| / ||ref||;",
+        "copy µs = a plain copy of the same bytes, timed the same way; % of same-size copy = copy µs / triton µs.",
         "",
-        "| kernel | shape | dtype | triton µs | GB/s | % copy | eager µs | builtin µs | compile µs | × eager | × builtin "
-        "| × compile | host µs triton | host µs builtin | rel err |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| kernel | shape | dtype | triton µs | GB/s | % copy | copy µs | % of same-size copy | eager µs | builtin µs "
+        "| compile µs | × eager | × builtin | × compile | host µs triton | host µs builtin | rel err |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for (kernel, shape, dtype), impls in rows.items():
         tri = impls["triton"]
@@ -46,12 +47,15 @@ def markdown_table(timings: list[Timing], env: dict[str, Any]) -> str:
         def speedup(impl: str) -> str:
             return f"{impls[impl].median_us / tri.median_us:.2f}" if impl in impls else "–"
 
+        def same_size(impl: str) -> str:
+            return f"{100 * impls[impl].median_us / tri.median_us:.0f}" if impl in impls else "–"
+
         def host(impl: str) -> str:
             return f"{impls[impl].host_us:.0f}" if impl in impls and impls[impl].host_us is not None else "–"
 
         lines.append(
             f"| {kernel} | {shape} | {dtype} | {tri.median_us:.1f} | {tri.gbps:.0f} | {tri.pct_of_copy:.0f} | "
-            f"{us('eager')} | {us('builtin')} | {us('compile')} | "
+            f"{us('copy')} | {same_size('copy')} | {us('eager')} | {us('builtin')} | {us('compile')} | "
             f"{speedup('eager')} | {speedup('builtin')} | {speedup('compile')} | "
             f"{host('triton')} | {host('builtin')} | {tri.max_rel_err:.1e} |"
         )

@@ -15,6 +15,8 @@ import time
 from typing import Callable
 
 import torch
+import triton
+import triton.language as tl
 
 
 def graph_ms_per_call(fns: list[Callable[[], object]], target_ms: float, replays: int) -> float:
@@ -106,3 +108,29 @@ def copy_bandwidth_gbps(device: torch.device, gib: float, replays: int) -> float
 def input_sets_for(nbytes_per_call: int, rotate_mib: float, max_sets: int = 16) -> int:
     """How many input sets to cycle through so that together they exceed `rotate_mib` (several L2s)."""
     return max(1, min(max_sets, math.ceil(rotate_mib * 2**20 / max(nbytes_per_call, 1))))
+
+
+@triton.jit
+def _copy_kernel(src_ptr, dst_ptr, n, BLOCK: tl.constexpr):
+    offsets = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(dst_ptr + offsets, tl.load(src_ptr + offsets, mask=offsets < n), mask=offsets < n)
+
+
+def same_size_copy_ms(nbytes: int, rotate_mib: float, target_ms: float, replays: int, device: torch.device) -> float:
+    """Device ms of a plain copy moving `nbytes` (half read, half written), timed like the kernels.
+
+    The 1 GiB copy sets the bandwidth ceiling; a 50 MB transfer cannot reach it (launch, ramp-up and the
+    last wave cost a few µs whatever the kernel does), so this copy, of the same bytes as the kernel under
+    test, shows how much of the gap at small shapes is the size. A Triton kernel rather than `Tensor.copy_`,
+    which a CUDA graph turns into a copy-engine memcpy node.
+    """
+    n = max(1, nbytes // 4)  # bf16 elements per side
+    sets = [
+        (torch.empty(n, dtype=torch.bfloat16, device=device), torch.empty(n, dtype=torch.bfloat16, device=device))
+        for _ in range(input_sets_for(nbytes, rotate_mib))
+    ]
+    if device.type != "cuda":
+        return cpu_ms_per_call([lambda s=s: s[1].copy_(s[0]) for s in sets], replays)
+    block = 4096
+    fns = [lambda s=s: _copy_kernel[(triton.cdiv(n, block),)](s[0], s[1], n, BLOCK=block, num_warps=8) for s in sets]
+    return graph_ms_per_call(fns, target_ms, replays)

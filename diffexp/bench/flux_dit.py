@@ -58,34 +58,49 @@ def run_variant(name: str, out: Path, steps: int, extra: list[str]) -> dict:
     return row
 
 
-def transformer_agreement(height: int = 1024, width: int = 1024) -> dict:
-    """Max/mean abs difference of one FLUX.1-dev-size DiT forward, stock vs Triton kernels, same inputs."""
+def flux_transformer(seed: int = 0):
+    """The FLUX.1-dev-size DiT alone, seeded random weights, bf16, on the GPU, in eval mode."""
     import torch
 
     from diffexp.models.arch import build_components, load_arch
 
     arch = load_arch("flux1_dev")
     arch = {"pipeline": arch["pipeline"], "components": {"transformer": arch["components"]["transformer"]}}
-    transformer = build_components(arch, seed=0, device="cuda", dtype=torch.bfloat16)["transformer"]
-    tokens = (height // 16) * (width // 16)
+    return build_components(arch, seed=seed, device="cuda", dtype=torch.bfloat16)["transformer"].eval()
+
+
+def flux_forward_inputs(height: int = 1024, width: int = 1024, text_tokens: int = 512) -> dict:
+    """One denoise step's transformer inputs at a resolution: latent tokens, T5 text, pooled CLIP, ids."""
+    import torch
+
+    side = width // 16
+    tokens = (height // 16) * side
     gen = torch.Generator("cuda").manual_seed(0)
     inputs = dict(
         hidden_states=torch.randn(1, tokens, 64, device="cuda", dtype=torch.bfloat16, generator=gen),
-        encoder_hidden_states=torch.randn(1, 512, 4096, device="cuda", dtype=torch.bfloat16, generator=gen),
+        encoder_hidden_states=torch.randn(1, text_tokens, 4096, device="cuda", dtype=torch.bfloat16, generator=gen),
         pooled_projections=torch.randn(1, 768, device="cuda", dtype=torch.bfloat16, generator=gen),
         timestep=torch.tensor([0.5], device="cuda", dtype=torch.bfloat16),
         guidance=torch.tensor([4.0], device="cuda", dtype=torch.bfloat16),
         img_ids=torch.zeros(tokens, 3, device="cuda"),
-        txt_ids=torch.zeros(512, 3, device="cuda"),
+        txt_ids=torch.zeros(text_tokens, 3, device="cuda"),
         return_dict=False,
     )
-    side = height // 16
     inputs["img_ids"][:, 1] = torch.arange(tokens, device="cuda") // side
     inputs["img_ids"][:, 2] = torch.arange(tokens, device="cuda") % side
+    return inputs
+
+
+def transformer_agreement(height: int = 1024, width: int = 1024) -> dict:
+    """Max/mean abs difference of one FLUX.1-dev-size DiT forward, stock vs Triton kernels, same inputs."""
+    import torch
+
+    from kernels.patch import apply_triton_kernels
+
+    transformer = flux_transformer()
+    inputs = flux_forward_inputs(height, width)
     with torch.no_grad():
         reference = transformer(**inputs)[0].float()
-        from kernels.patch import apply_triton_kernels
-
         patched = apply_triton_kernels(transformer)
         candidate = transformer(**inputs)[0].float()
     diff = (candidate - reference).abs()

@@ -1,0 +1,193 @@
+"""Paired A/B of one FLUX.1-dev-size DiT forward: stock modules vs `kernels=triton`, eager and compiled.
+
+Whole-pipeline runs (diffexp.bench.flux_dit) give the MLflow pair, but a difference of 1 % drowns in
+their run-to-run noise: a power-capped H100 moves its clocks by several percent between runs. Here both
+variants live in one process (two copies of the same seeded weights) and their forwards alternate
+(A B, B A, ...), each timed with CUDA events, so drift hits both alike and the per-round differences give
+the gain with a confidence interval. Host time per forward (until the call returns, before the GPU is
+done) shows whether the host ever falls behind. nvidia-smi samples SM clock and power meanwhile.
+
+    python -m diffexp.bench.transformer_ab --out runs/ab --rounds 300 --profile
+
+Writes OUT/transformer_ab.json (and with --profile, one torch.profiler trace of a compiled forward of each
+variant, for `python -m diffexp.profile OUT/compiled_stock.trace.json.gz OUT/compiled_triton.trace.json.gz`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import subprocess
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from diffexp.bench.flux_dit import flux_forward_inputs, flux_transformer
+
+
+def paired_summary(stock_ms: list[float], triton_ms: list[float]) -> dict:
+    """Gain of triton over stock from paired rounds: mean difference and its 95 % confidence interval."""
+    diffs = [a - b for a, b in zip(stock_ms, triton_ms)]
+    half_width = 1.96 * statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
+    mean_stock = statistics.fmean(stock_ms)
+    return {
+        "rounds": len(diffs),
+        "stock_ms_median": statistics.median(stock_ms),
+        "triton_ms_median": statistics.median(triton_ms),
+        "stock_ms_mean": mean_stock,
+        "triton_ms_mean": statistics.fmean(triton_ms),
+        "stock_ms_sd": statistics.stdev(stock_ms) if len(diffs) > 1 else 0.0,
+        "triton_ms_sd": statistics.stdev(triton_ms) if len(diffs) > 1 else 0.0,
+        "gain_ms_mean": statistics.fmean(diffs),
+        "gain_ms_ci95": half_width,
+        "gain_ms_median": statistics.median(diffs),
+        "gain_pct": 100 * statistics.fmean(diffs) / mean_stock,
+        "triton_faster_in_pct_of_rounds": 100 * sum(d > 0 for d in diffs) / len(diffs),
+    }
+
+
+def timed_ms(fn: Callable[[], object]) -> tuple[float, float]:
+    """(device ms, host ms until `fn` returned) for one call that starts on an idle GPU."""
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize()
+    begin = time.perf_counter()
+    start.record()
+    fn()
+    host_ms = (time.perf_counter() - begin) * 1e3
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end), host_ms
+
+
+def interleaved(stock: Callable, triton: Callable, rounds: int, warmup: int = 3) -> dict:
+    for _ in range(warmup):
+        stock()
+        triton()
+    times: dict[str, list[float]] = {"stock": [], "triton": [], "stock_host": [], "triton_host": []}
+    for i in range(rounds):
+        order = (("stock", stock), ("triton", triton)) if i % 2 == 0 else (("triton", triton), ("stock", stock))
+        for name, fn in order:
+            device_ms, host_ms = timed_ms(fn)
+            times[name].append(device_ms)
+            times[f"{name}_host"].append(host_ms)
+    summary = paired_summary(times["stock"], times["triton"])
+    summary["stock_host_ms_median"] = statistics.median(times["stock_host"])
+    summary["triton_host_ms_median"] = statistics.median(times["triton_host"])
+    summary["stock_ms"], summary["triton_ms"] = times["stock"], times["triton"]
+    return summary
+
+
+@contextmanager
+def gpu_sampler(path: Path, interval_ms: int = 100):
+    """nvidia-smi's SM clock, power and clock-event reasons every interval_ms while the block runs."""
+    query = "timestamp,clocks.sm,power.draw,clocks_event_reasons.active"
+    try:
+        proc = subprocess.Popen(
+            ["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader,nounits", f"-lms={interval_ms}"],
+            stdout=path.open("w"),
+            stderr=subprocess.DEVNULL,
+        )
+    except OSError:
+        proc = None
+    try:
+        yield
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait()
+
+
+def sampler_summary(path: Path) -> dict:
+    clocks, power, reasons = [], [], set()
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 4:
+            try:
+                clocks.append(float(parts[1]))
+                power.append(float(parts[2]))
+            except ValueError:
+                continue
+            reasons.add(parts[3])
+    if not clocks:
+        return {}
+    return {
+        "sm_mhz_mean": statistics.fmean(clocks),
+        "sm_mhz_min": min(clocks),
+        "sm_mhz_max": max(clocks),
+        "power_w_mean": statistics.fmean(power),
+        "power_w_max": max(power),
+        "clock_event_reasons": sorted(reasons),
+        "samples": len(clocks),
+    }
+
+
+def profile_forward(model: torch.nn.Module, inputs: dict, path: Path) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        model(**inputs)
+        torch.cuda.synchronize()
+    prof.export_chrome_trace(str(path))
+    subprocess.run(["gzip", "-f", str(path)], check=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=300, help="paired rounds with torch.compile")
+    parser.add_argument("--eager-rounds", type=int, default=30, help="paired rounds without (0: skip eager)")
+    parser.add_argument("--height", type=int, default=1024)
+    parser.add_argument("--width", type=int, default=1024)
+    parser.add_argument("--compile-mode", default="default", help="torch.compile mode for both variants")
+    parser.add_argument("--profile", action="store_true", help="also trace one compiled forward of each")
+    args = parser.parse_args(argv)
+    if not torch.cuda.is_available():
+        parser.error("needs a CUDA GPU (the FLUX.1-dev-size DiT is 24 GB in bf16; both variants are resident)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    from kernels.patch import apply_triton_kernels
+
+    result: dict = {
+        "gpu": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "height": args.height,
+        "width": args.width,
+        "compile_mode": args.compile_mode,
+    }
+
+    def save() -> None:  # after every phase, so a run cut off keeps what it measured
+        (args.out / "transformer_ab.json").write_text(json.dumps(result, indent=1))
+
+    stock, triton = flux_transformer(), flux_transformer()
+    result["patched"] = apply_triton_kernels(triton)
+    inputs = flux_forward_inputs(args.height, args.width)
+    with torch.no_grad():
+        if args.eager_rounds:
+            with gpu_sampler(args.out / "smi_eager.csv"):
+                result["eager"] = interleaved(lambda: stock.forward(**inputs), lambda: triton.forward(**inputs), args.eager_rounds)
+            result["eager"]["gpu"] = sampler_summary(args.out / "smi_eager.csv")
+            save()
+            print("eager", json.dumps({k: v for k, v in result["eager"].items() if not k.endswith("_ms")}), flush=True)
+        for name, model in (("stock", stock), ("triton", triton)):
+            model.compile(mode=args.compile_mode)
+            begin = time.perf_counter()
+            model(**inputs)
+            torch.cuda.synchronize()
+            result[f"compile_s_{name}"] = time.perf_counter() - begin
+            save()
+        with gpu_sampler(args.out / "smi_compiled.csv"):
+            result["compiled"] = interleaved(lambda: stock(**inputs), lambda: triton(**inputs), args.rounds)
+        result["compiled"]["gpu"] = sampler_summary(args.out / "smi_compiled.csv")
+        save()
+        print("compiled", json.dumps({k: v for k, v in result["compiled"].items() if not k.endswith("_ms")}), flush=True)
+        if args.profile:
+            for name, model in (("stock", stock), ("triton", triton)):
+                profile_forward(model, inputs, args.out / f"compiled_{name}.trace.json")
+
+
+if __name__ == "__main__":
+    main()

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import functools
-import inspect
 import os
-import threading
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import triton
 import triton.language as tl
-from torch.library import wrap_triton
 
 from diffexp.errors import DiffexpError
 
@@ -64,32 +61,6 @@ def check_same_device(**tensors: torch.Tensor | None) -> None:
         raise KernelInputError(f"all tensors must be on one device, got {devices}")
 
 
-# Set while a launcher runs as the body of a registered op (traced by torch.compile, or called through
-# the dispatcher); the eager fast path (eager_or_op) launches the kernel itself, without wrap_triton's
-# higher-order-op dispatch.
-_IN_OP = threading.local()
-
-
-def launcher(kernel):
-    """`kernel[grid](...)`, traceable by torch.compile when called from inside a kernel_op."""
-    return wrap_triton(kernel) if getattr(_IN_OP, "active", False) else kernel
-
-
-def _as_op_body(impl: Callable) -> Callable:
-    @functools.wraps(impl)
-    def body(*args, **kwargs):
-        outer = getattr(_IN_OP, "active", False)
-        _IN_OP.active = True
-        try:
-            return impl(*args, **kwargs)
-        finally:
-            _IN_OP.active = outer
-
-    # Resolved annotations: the schema is inferred from them, and strings would be evaluated in this module.
-    body.__signature__ = inspect.signature(impl, eval_str=True)
-    return body
-
-
 def eager_or_op(impl: Callable, op: Callable) -> Callable:
     """`impl` called directly in eager mode, `op` (the registered custom op) while torch.compile traces.
 
@@ -105,24 +76,6 @@ def eager_or_op(impl: Callable, op: Callable) -> Callable:
 
     call.op = op
     return call
-
-
-def kernel_op(name: str, impl: Callable, fake: Callable, mutates_args: tuple[str, ...] = ()):
-    """Register `impl` (a launcher with type annotations) as the op `torch.ops.diffexp.<name>`.
-
-    On a GPU it is a `torch.library.triton_op`: torch.compile traces through `impl` to its `wrap_triton`
-    launch, and Inductor then launches the kernel from its own generated code. As a plain custom op every
-    call paid the dispatcher, the op's Python and our checks: about 260 µs of host time per call measured
-    in the compiled FLUX.1-dev-size DiT on an H100, which made the host, not the GPU, set the pace
-    (kernels/RESULTS.md). Under the Triton interpreter (CPU tests), tracing cannot run kernels on fake
-    tensors, so there it is a custom op with `fake` as its shape function; the GPU tests cover the other.
-    """
-    qualname = f"diffexp::{name}"
-    if interpreting():
-        op = torch.library.custom_op(qualname, impl, mutates_args=mutates_args)
-        op.register_fake(fake)
-        return op
-    return torch.library.triton_op(qualname, _as_op_body(impl), mutates_args=mutates_args)
 
 
 def modulation_strides(name: str, t: torch.Tensor, batch: int, seq: int, dim: int) -> tuple[int, int]:

@@ -24,8 +24,6 @@ from kernels._common import (
     check_same_device,
     check_tensor,
     eager_or_op,
-    kernel_op,
-    launcher,
     interpreting,
     layer_norm_fp32,
     load_rows,
@@ -111,7 +109,7 @@ def launch_gated_residual(
     if n_rows == 0 or dim == 0:
         return out
     block_m, block_d, num_warps = _elementwise_launch(dim, launch_override)
-    launcher(_gated_residual_kernel)[(triton.cdiv(n_rows, block_m), triton.cdiv(dim, block_d))](
+    _gated_residual_kernel[(triton.cdiv(n_rows, block_m), triton.cdiv(dim, block_d))](
         residual, y, gate, out,
         n_rows, seq, dim,
         residual.stride(0), residual.stride(1), y.stride(0), y.stride(1), *gate_strides,
@@ -143,7 +141,7 @@ def launch_gated_residual_norm_modulate(
     if n_rows == 0 or dim == 0:
         return res_out, mod_out
     cfg = row_launch(dim, launch_override)
-    launcher(_gated_residual_norm_modulate_kernel)[(triton.cdiv(n_rows, cfg.block_m),)](
+    _gated_residual_norm_modulate_kernel[(triton.cdiv(n_rows, cfg.block_m),)](
         residual, y, gate if gate is not None else residual, scale, shift, res_out, mod_out,
         n_rows, seq, dim, eps,
         residual.stride(0), residual.stride(1), y.stride(0), y.stride(1), *gate_strides, *mod_strides,
@@ -161,15 +159,14 @@ def _gated_residual(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor)
     return launch_gated_residual(residual, y, gate, _new_like(residual))
 
 
-def _gated_residual_op_impl(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+@torch.library.custom_op("diffexp::gated_residual", mutates_args=())
+def gated_residual_op(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
     return _gated_residual(residual, y, gate)
 
 
+@gated_residual_op.register_fake
 def _gated_residual_fake(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
     return residual.new_empty(residual.shape)
-
-
-gated_residual_op = kernel_op("gated_residual", _gated_residual_op_impl, _gated_residual_fake)
 
 
 def _gated_residual_norm_modulate(
@@ -186,7 +183,8 @@ def _gated_residual_norm_modulate(
     )
 
 
-def _gated_residual_norm_modulate_op_impl(
+@torch.library.custom_op("diffexp::gated_residual_norm_modulate", mutates_args=())
+def gated_residual_norm_modulate_op(
     residual: torch.Tensor,
     y: torch.Tensor,
     gate: Optional[torch.Tensor],
@@ -197,11 +195,9 @@ def _gated_residual_norm_modulate_op_impl(
     return _gated_residual_norm_modulate(residual, y, gate, scale, shift, eps)
 
 
+@gated_residual_norm_modulate_op.register_fake
 def _gated_residual_norm_modulate_fake(residual, y, gate, scale, shift, eps=1e-6):
     return residual.new_empty(residual.shape), residual.new_empty(residual.shape)
-
-
-gated_residual_norm_modulate_op = kernel_op("gated_residual_norm_modulate", _gated_residual_norm_modulate_op_impl, _gated_residual_norm_modulate_fake)
 
 
 gated_residual = eager_or_op(_gated_residual, gated_residual_op)

@@ -18,8 +18,6 @@ from kernels._common import (
     check_same_device,
     check_tensor,
     eager_or_op,
-    kernel_op,
-    launcher,
     interpreting,
     load_rows,
     modulation_strides,
@@ -112,7 +110,7 @@ def launch_norm_modulate(
     if n_rows == 0 or dim == 0:
         return out
     block_m, chunk, n_chunks, num_warps = chunked_launch(dim, launch_override)
-    launcher(_norm_modulate_kernel)[(triton.cdiv(n_rows, block_m),)](
+    _norm_modulate_kernel[(triton.cdiv(n_rows, block_m),)](
         x, scale, shift, out,
         n_rows, seq, dim, eps,
         x.stride(0), x.stride(1), *mod_strides,
@@ -126,15 +124,14 @@ def _norm_modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, ep
     return launch_norm_modulate(x, scale, shift, eps, torch.empty(x.shape, dtype=x.dtype, device=x.device))
 
 
-def _norm_modulate_op_impl(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+@torch.library.custom_op("diffexp::norm_modulate", mutates_args=())
+def norm_modulate_op(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return _norm_modulate(x, scale, shift, eps)
 
 
+@norm_modulate_op.register_fake
 def _norm_modulate_fake(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return x.new_empty(x.shape)
-
-
-norm_modulate_op = kernel_op("norm_modulate", _norm_modulate_op_impl, _norm_modulate_fake)
 
 
 norm_modulate = eager_or_op(_norm_modulate, norm_modulate_op)

@@ -32,8 +32,6 @@ from kernels._common import (
     check_same_device,
     check_tensor,
     eager_or_op,
-    kernel_op,
-    launcher,
     interpreting,
     warps_for,
 )
@@ -151,7 +149,7 @@ def launch_qk_norm_rope(
         return
     block_h, block_d = triton.next_power_of_2(heads), triton.next_power_of_2(head_dim)
     num_warps = launch_override[1] if launch_override else warps_for(block_h * block_d)
-    launcher(_qk_norm_rope_kernel)[(batch * seq,)](
+    _qk_norm_rope_kernel[(batch * seq,)](
         q, k, q_weight if q_weight is not None else q, k_weight if k_weight is not None else k,
         cos2, sin2, q_out, k_out,
         seq, heads, head_dim, eps,
@@ -178,7 +176,8 @@ def _qk_norm_rope(
     return q_out, k_out
 
 
-def _qk_norm_rope_op_impl(
+@torch.library.custom_op("diffexp::qk_norm_rope", mutates_args=())
+def qk_norm_rope_op(
     q: torch.Tensor,
     k: torch.Tensor,
     q_weight: Optional[torch.Tensor],
@@ -190,14 +189,13 @@ def _qk_norm_rope_op_impl(
     return _qk_norm_rope(q, k, q_weight, k_weight, cos, sin, eps)
 
 
+@qk_norm_rope_op.register_fake
 def _qk_norm_rope_fake(q, k, q_weight, k_weight, cos, sin, eps=1e-6):
     return q.new_empty(q.shape), k.new_empty(k.shape)
 
 
-qk_norm_rope_op = kernel_op("qk_norm_rope", _qk_norm_rope_op_impl, _qk_norm_rope_fake)
-
-
-def _qk_norm_rope_out_op_impl(
+@torch.library.custom_op("diffexp::qk_norm_rope_out", mutates_args=("q_out", "k_out"))
+def qk_norm_rope_out_op(
     q: torch.Tensor,
     k: torch.Tensor,
     q_weight: Optional[torch.Tensor],
@@ -212,11 +210,9 @@ def _qk_norm_rope_out_op_impl(
     launch_qk_norm_rope(q, k, q_weight, k_weight, cos, sin, eps, q_out, k_out)
 
 
+@qk_norm_rope_out_op.register_fake
 def _qk_norm_rope_out_fake(q, k, q_weight, k_weight, cos, sin, eps, q_out, k_out) -> None:
     return None
-
-
-qk_norm_rope_out_op = kernel_op("qk_norm_rope_out", _qk_norm_rope_out_op_impl, _qk_norm_rope_out_fake, mutates_args=("q_out", "k_out"))
 
 
 qk_norm_rope = eager_or_op(_qk_norm_rope, qk_norm_rope_op)

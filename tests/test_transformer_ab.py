@@ -1,7 +1,10 @@
 """The paired A/B statistics and the nvidia-smi sample parsing of diffexp.bench.transformer_ab (CPU)."""
 
+import json
 import math
 import random
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +60,56 @@ def test_refuses_to_start_without_a_gpu(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["--out", str(tmp_path)])
     assert "needs a CUDA GPU" in capsys.readouterr().err
+
+
+# Recorded on an H100 (kernels/RESULTS.md): 20 eager and 300 compiled paired rounds, nvidia-smi samples,
+# and one profiled compiled forward of each variant.
+RECORDED = Path(__file__).parent / "fixtures" / "transformer_ab_h100"
+
+
+def test_recorded_summaries_follow_from_the_recorded_rounds():
+    result = json.loads((RECORDED / "transformer_ab.json").read_text())
+    for phase in ("eager", "compiled"):
+        recorded = result[phase]
+        again = paired_summary(recorded["stock_ms"], recorded["triton_ms"])
+        for key, value in again.items():
+            assert recorded[key] == pytest.approx(value), (phase, key)
+    assert result["compiled"]["gain_ms_mean"] == pytest.approx(-2.143, abs=1e-3)
+    assert sampler_summary(RECORDED / "smi_compiled.csv") == pytest.approx(result["compiled"]["gpu"])
+
+
+def test_recorded_profiles_show_gpu_time_saved_and_host_waits():
+    """The finding in kernels/RESULTS.md, read from the two recorded traces by diffexp.profile."""
+    from diffexp.profile.analysis import analyze_trace
+
+    stock = analyze_trace(RECORDED / "compiled_stock.trace.json.gz")
+    triton = analyze_trace(RECORDED / "compiled_triton.trace.json.gz")
+    by_cat = lambda a: a.categories.set_index("category")["gpu_ms"]  # noqa: E731
+    s, t = by_cat(stock), by_cat(triton)
+    assert t["gemm"] == pytest.approx(s["gemm"], rel=0.01) and t["attn"] == pytest.approx(s["attn"], rel=0.01)
+    assert s["norm"] - t["norm"] > 5.0  # ms of norm kernels per forward removed
+    assert triton.busy_ms < stock.busy_ms - 3.0
+    assert triton.idle_ms > stock.idle_ms + 10.0  # the GPU waits for the host
+
+
+def test_results_are_logged_to_mlflow(tmp_path, mlflow_uri):
+    mlflow = pytest.importorskip("mlflow")
+    out = tmp_path / "ab"
+    shutil.copytree(RECORDED, out)
+    main(["--log", str(out), "--tracking-uri", mlflow_uri])
+
+    mlflow.set_tracking_uri(mlflow_uri)
+    (run,) = mlflow.search_runs(experiment_names=["transformer_ab"], output_format="list")
+    assert run.info.status == "FINISHED"
+    assert run.data.params["gpu"] == "NVIDIA H100 80GB HBM3" and run.data.params["compiled.rounds"] == "300"
+    assert run.data.metrics["compiled.gain_ms_mean"] == pytest.approx(-2.143, abs=1e-3)
+    assert run.data.metrics["eager.gain_pct"] == pytest.approx(25.4, abs=0.1)
+    assert run.data.metrics["compiled.gpu.power_w_mean"] == pytest.approx(687.3, abs=0.1)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert {"transformer_ab.json", "smi_compiled.csv", "compiled_triton.trace.json.gz"} <= artifacts
+
+
+def test_log_needs_a_result_directory(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--log", str(tmp_path)])
+    assert "no transformer_ab.json there" in capsys.readouterr().err

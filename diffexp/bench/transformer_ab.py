@@ -10,7 +10,9 @@ done) shows whether the host ever falls behind. nvidia-smi samples SM clock and 
     python -m diffexp.bench.transformer_ab --out runs/ab --rounds 300 --profile
 
 Writes OUT/transformer_ab.json (and with --profile, one torch.profiler trace of a compiled forward of each
-variant, for `python -m diffexp.profile OUT/compiled_stock.trace.json.gz OUT/compiled_triton.trace.json.gz`).
+variant, for `python -m diffexp.profile OUT/compiled_stock.trace.json.gz OUT/compiled_triton.trace.json.gz`),
+then logs OUT as one MLflow run (experiment transformer_ab) where mlflow is importable. Measured where it
+is not (a GPU box without it): `python -m diffexp.bench.transformer_ab --log OUT` logs it later.
 """
 
 from __future__ import annotations
@@ -126,6 +128,46 @@ def sampler_summary(path: Path) -> dict:
     }
 
 
+RESULT_FILE = "transformer_ab.json"
+
+
+def ab_metrics(result: dict) -> dict[str, float]:
+    """MLflow metrics from a result: every scalar of each phase's summary, and its clock/power summary."""
+    metrics = {k: float(v) for k, v in result.items() if k.startswith("compile_s_")}
+    for phase in ("eager", "compiled"):
+        for key, value in result.get(phase, {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                metrics[f"{phase}.{key}"] = float(value)
+            elif key == "gpu":
+                metrics.update({f"{phase}.gpu.{k}": float(v) for k, v in value.items() if isinstance(v, (int, float))})
+    return metrics
+
+
+def log_to_mlflow(out_dir: Path, tracking_uri: str | None, experiment: str = "transformer_ab") -> str | None:
+    """One MLflow run from OUT: setup as params, the summaries as metrics, every file in OUT as an artifact."""
+    try:
+        import mlflow
+    except ImportError:
+        print(f"mlflow is not importable here: results stay in {out_dir} (log them with --log {out_dir})")
+        return None
+    from diffexp.config.schema import TrackingConfig
+    from diffexp.tracking import resolve_uri
+
+    result = json.loads((out_dir / RESULT_FILE).read_text())
+    mlflow.set_tracking_uri(resolve_uri(TrackingConfig(uri=tracking_uri)))
+    mlflow.set_experiment(experiment)
+    name = f"flux1_dev {result.get('height')}x{result.get('width')} stock vs triton ({result.get('compile_mode')})"
+    with mlflow.start_run(run_name=name) as run:
+        mlflow.log_params({k: str(result.get(k)) for k in ("gpu", "torch", "height", "width", "compile_mode")})
+        mlflow.log_params({f"{p}.rounds": result[p]["rounds"] for p in ("eager", "compiled") if p in result})
+        mlflow.log_metrics(ab_metrics(result))
+        mlflow.set_tags({"gpu.names": str(result.get("gpu")), "kernels.patched": "; ".join(result.get("patched", []))})
+        for path in sorted(out_dir.iterdir()):
+            if path.is_file():
+                mlflow.log_artifact(str(path))
+        return run.info.run_id
+
+
 def profile_forward(model: torch.nn.Module, inputs: dict, path: Path) -> None:
     from torch.profiler import ProfilerActivity, profile
 
@@ -138,14 +180,22 @@ def profile_forward(model: torch.nn.Module, inputs: dict, path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, required=True)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", type=Path, help="measure, writing here")
+    where.add_argument("--log", type=Path, metavar="OUT", help="only log an earlier run's OUT to MLflow")
     parser.add_argument("--rounds", type=int, default=300, help="paired rounds with torch.compile")
     parser.add_argument("--eager-rounds", type=int, default=30, help="paired rounds without (0: skip eager)")
     parser.add_argument("--height", type=int, default=1024)
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--compile-mode", default="default", help="torch.compile mode for both variants")
     parser.add_argument("--profile", action="store_true", help="also trace one compiled forward of each")
+    parser.add_argument("--tracking-uri", default=None, help="MLflow store (default: SQLite under ./mlruns)")
     args = parser.parse_args(argv)
+    if args.log is not None:
+        if not (args.log / RESULT_FILE).is_file():
+            parser.error(f"--log {args.log}: no {RESULT_FILE} there (the directory a measuring run wrote)")
+        log_to_mlflow(args.log, args.tracking_uri)
+        return
     if not torch.cuda.is_available():
         parser.error("needs a CUDA GPU (the FLUX.1-dev-size DiT is 24 GB in bf16; both variants are resident)")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -160,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
     }
 
     def save() -> None:  # after every phase, so a run cut off keeps what it measured
-        (args.out / "transformer_ab.json").write_text(json.dumps(result, indent=1))
+        (args.out / RESULT_FILE).write_text(json.dumps(result, indent=1))
 
     stock, triton = flux_transformer(), flux_transformer()
     result["patched"] = apply_triton_kernels(triton)
@@ -187,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
         if args.profile:
             for name, model in (("stock", stock), ("triton", triton)):
                 profile_forward(model, inputs, args.out / f"compiled_{name}.trace.json")
+    log_to_mlflow(args.out, args.tracking_uri)
 
 
 if __name__ == "__main__":

@@ -111,8 +111,8 @@ def apply_kernels(pipe, impl: str, compiled: bool = False) -> list[str]:
     if compiled and patched:
         log.warning(
             "kernels=triton with compile=on: inside a compiled graph each kernel call goes through the custom-op "
-            "dispatcher (~260 µs of host time); on an H100 the FLUX.1-dev-size DiT forward lost 1.5 %% to "
-            "compile alone although its GPU time fell 3.5 %% (kernels/RESULTS.md). Compare with kernels=torch."
+            "dispatcher (~260 µs of host time); on an H100 the FLUX.1-dev-size DiT forward lost 1.5 % to "
+            "compile alone although its GPU time fell 3.5 % (kernels/RESULTS.md). Compare with kernels=torch."
         )
     return patched
 

@@ -151,4 +151,5 @@ def test_run_setup_warns_when_kernels_meet_compile(compiled, randn, device, capl
         patched = apply_kernels(pipe, "triton", compiled=compiled)
     assert patched and "swapped in" in caplog.text
     assert ("kernels=triton with compile=on" in caplog.text) is compiled
+    assert "%%" not in caplog.text
     assert apply_kernels(SimpleNamespace(transformer=_tiny_flux()), "torch", compiled=True) == []

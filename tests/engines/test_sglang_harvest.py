@@ -128,7 +128,8 @@ def test_failed_request_is_found_in_a_log_that_exited_zero():
 def test_saved_outputs_and_metrics_lines_are_read():
     _, log, folder = load("cpu_flux_native")
     [saved] = log.saved_outputs
-    assert Path(saved).name == next((folder / "outputs").iterdir()).name
+    assert Path(saved) == Path("/tmp/sglcpu/flux2/outputs/a_cat_20261123-162449_62e2a585.png")
+    assert f"--output-path {Path(saved).parent} " in (folder / "command.txt").read_text()
 
 
 def test_denoise_stage_rule_matches_sglang_benchmark_skill():

@@ -48,6 +48,14 @@ def override_forward(module: nn.Module, forward: Callable) -> bool:
     return True
 
 
+def swap_processor(name: str, attn: nn.Module, processor, log: PatchLog, what: str) -> None:
+    """Install `processor` on `attn`, keeping the attention backend and context-parallel config of the old one."""
+    processor._attention_backend = attn.processor._attention_backend
+    processor._parallel_config = attn.processor._parallel_config
+    attn.set_processor(processor)
+    log.add(f"{name}.processor", what)
+
+
 def rms_eps(norm: nn.Module, dtype: torch.dtype) -> float:
     """torch.nn.RMSNorm's eps; its None means the input dtype's machine epsilon."""
     eps = getattr(norm, "eps", None)

@@ -159,9 +159,7 @@ def _gated_residual(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor)
     return launch_gated_residual(residual, y, gate, _new_like(residual))
 
 
-@torch.library.custom_op("diffexp::gated_residual", mutates_args=())
-def gated_residual_op(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
-    return _gated_residual(residual, y, gate)
+gated_residual_op = torch.library.custom_op("diffexp::gated_residual", _gated_residual, mutates_args=())
 
 
 @gated_residual_op.register_fake
@@ -183,16 +181,7 @@ def _gated_residual_norm_modulate(
     )
 
 
-@torch.library.custom_op("diffexp::gated_residual_norm_modulate", mutates_args=())
-def gated_residual_norm_modulate_op(
-    residual: torch.Tensor,
-    y: torch.Tensor,
-    gate: Optional[torch.Tensor],
-    scale: torch.Tensor,
-    shift: torch.Tensor,
-    eps: float = 1e-6,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    return _gated_residual_norm_modulate(residual, y, gate, scale, shift, eps)
+gated_residual_norm_modulate_op = torch.library.custom_op("diffexp::gated_residual_norm_modulate", _gated_residual_norm_modulate, mutates_args=())
 
 
 @gated_residual_norm_modulate_op.register_fake

@@ -124,9 +124,7 @@ def _norm_modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, ep
     return launch_norm_modulate(x, scale, shift, eps, torch.empty(x.shape, dtype=x.dtype, device=x.device))
 
 
-@torch.library.custom_op("diffexp::norm_modulate", mutates_args=())
-def norm_modulate_op(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
-    return _norm_modulate(x, scale, shift, eps)
+norm_modulate_op = torch.library.custom_op("diffexp::norm_modulate", _norm_modulate, mutates_args=())
 
 
 @norm_modulate_op.register_fake

@@ -19,7 +19,7 @@ from diffusers.models.transformers.transformer_flux import (
 )
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 
-from kernels._patching import PatchLog, is_plain_layer_norm, is_rms_norm, override_forward, rms_eps
+from kernels._patching import PatchLog, is_plain_layer_norm, is_rms_norm, override_forward, rms_eps, swap_processor
 from kernels.gated_residual import gated_residual, gated_residual_norm_modulate
 from kernels.norm_modulate import norm_modulate
 from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_out
@@ -183,12 +183,8 @@ def _patch_attention(name: str, attn: torch.nn.Module, log: PatchLog) -> None:
         return  # IP-adapter or custom processors keep their own code.
     if attn.norm_q.eps != attn.norm_k.eps or (joint and attn.norm_added_q.eps != attn.norm_added_k.eps):
         return  # one eps per launch
-    processor = TritonFluxAttnProcessor()
-    # Keep whatever attention backend / context-parallel config was set on the original processor.
-    processor._attention_backend = attn.processor._attention_backend
-    processor._parallel_config = attn.processor._parallel_config
-    attn.set_processor(processor)
-    log.add(f"{name}.processor", "FluxAttnProcessor -> TritonFluxAttnProcessor (diffexp::qk_norm_rope[_out])")
+    what = "FluxAttnProcessor -> TritonFluxAttnProcessor (diffexp::qk_norm_rope[_out])"
+    swap_processor(name, attn, TritonFluxAttnProcessor(), log, what)
 
 
 def patch_flux(model: FluxTransformer2DModel) -> list[str]:

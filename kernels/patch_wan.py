@@ -24,6 +24,7 @@ from kernels._patching import (
     is_rms_norm,
     override_forward,
     rms_eps,
+    swap_processor,
 )
 from kernels.gated_residual import gated_residual, gated_residual_norm_modulate
 from kernels.norm_modulate import norm_modulate
@@ -137,11 +138,8 @@ def _patch_attention(name: str, attn: nn.Module, log: PatchLog) -> None:
         return
     if attn.norm_q.eps != attn.norm_k.eps:
         return  # one eps per launch
-    processor = TritonWanAttnProcessor()
-    processor._attention_backend = attn.processor._attention_backend
-    processor._parallel_config = attn.processor._parallel_config
-    attn.set_processor(processor)
-    log.add(f"{name}.processor", "WanAttnProcessor -> TritonWanAttnProcessor (diffexp::qk_norm_rope, rms_norm)")
+    what = "WanAttnProcessor -> TritonWanAttnProcessor (diffexp::qk_norm_rope, rms_norm)"
+    swap_processor(name, attn, TritonWanAttnProcessor(), log, what)
 
 
 def patch_wan(model: WanTransformer3DModel) -> list[str]:

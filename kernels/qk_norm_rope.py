@@ -176,17 +176,7 @@ def _qk_norm_rope(
     return q_out, k_out
 
 
-@torch.library.custom_op("diffexp::qk_norm_rope", mutates_args=())
-def qk_norm_rope_op(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    q_weight: Optional[torch.Tensor],
-    k_weight: Optional[torch.Tensor],
-    cos: torch.Tensor,
-    sin: torch.Tensor,
-    eps: float = 1e-6,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    return _qk_norm_rope(q, k, q_weight, k_weight, cos, sin, eps)
+qk_norm_rope_op = torch.library.custom_op("diffexp::qk_norm_rope", _qk_norm_rope, mutates_args=())
 
 
 @qk_norm_rope_op.register_fake

@@ -88,9 +88,7 @@ def _rms_norm(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float = 1e-6
     return launch_rms_norm(x, weight, eps, torch.empty(x.shape, dtype=x.dtype, device=x.device))
 
 
-@torch.library.custom_op("diffexp::rms_norm", mutates_args=())
-def rms_norm_op(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float = 1e-6) -> torch.Tensor:
-    return _rms_norm(x, weight, eps)
+rms_norm_op = torch.library.custom_op("diffexp::rms_norm", _rms_norm, mutates_args=())
 
 
 @rms_norm_op.register_fake

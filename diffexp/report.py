@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 from diffexp.errors import DiffexpError
 from diffexp.sweeps.queries import RecordedRun, client, find_parent, search
-from diffexp.sweeps.summary import GUIDE_COLUMNS, MISSING, guide_row, markdown_table, resolution
+from diffexp.sweeps.summary import GUIDE_COLUMNS, MISSING, guide_row, markdown_table, resolution, rounded
 
 # The guide's standard benchmark suite, in its table's order.
 SUITE_MODELS = ("qwen_image", "qwen_image_edit", "flux1_dev", "flux2_dev", "zimage_turbo", "wan22_t2v", "wan22_ti2v")
@@ -76,11 +76,7 @@ def suite_table(runs: Sequence[RecordedRun], every_model: bool = False) -> str:
                     "Resolution": resolution(params),
                 }
             )
-    for row in rows:
-        for column, digits in (("Denoise (s) ★", 3), ("E2E (s)", 3), ("Peak Mem (GB)", 2)):
-            if row[column] != MISSING:
-                row[column] = f"{float(row[column]):.{digits}f}"
-    return markdown_table(GUIDE_COLUMNS, rows)
+    return markdown_table(GUIDE_COLUMNS, [rounded(row) for row in rows])
 
 
 def _options(args: Sequence[str]) -> tuple[Optional[str], dict[str, str]]:

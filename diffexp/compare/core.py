@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from diffexp.compare.perf_dump import PerfDump, is_denoise_stage
+from diffexp.review.verdict import FAIL, PASS, UNCHECKED
 from diffexp.compare.rules import IMPROVEMENT, NEUTRAL, REGRESSION, SGLANG_E2E_EMOJI, SGLANG_STAGE_EMOJI, classify, delta, gates
 from diffexp.sweeps.queries import RecordedRun
 
 DENOISE, E2E = "Denoise ★", "E2E Latency"
-PASS, FAIL, UNCHECKED = "pass", "fail", "unchecked"
 # Stages that are not inference latency (model load, compile warmup): shown, never gating.
 _NOT_LATENCY = ("load", "warmup", "compile")
 
@@ -118,7 +118,7 @@ def side_from_dump(dump: PerfDump, rule: str) -> Side:
 
 
 def side_from_run(run: RecordedRun, label: Optional[str] = None) -> Side:
-    from diffexp.review import verdict_label, verdict_of
+    from diffexp.review.verdict import verdict_of, verdict_reason
 
     r = run.result
     figures: dict[str, Figure] = {}
@@ -138,9 +138,7 @@ def side_from_run(run: RecordedRun, label: Optional[str] = None) -> Side:
         figures["Denoise step (median)"] = Figure(r.denoise_step_median_ms, "info")
     if r.peak_mem_gib is not None:
         figures["Peak memory"] = Figure(r.peak_mem_gib, "info", "GiB")
-    verdict = verdict_of(run.tags)
-    note = verdict_label(run.tags).partition("(")[2].rstrip(")") if verdict != PASS else ""
-    return Side(label or f"{run.name} ({run.run_id[:8]})", figures, verdict, note, run)
+    return Side(label or f"{run.name} ({run.run_id[:8]})", figures, verdict_of(run.tags), verdict_reason(run.tags), run)
 
 
 def compare(base: Side, cand: Side, rule: str) -> Comparison:

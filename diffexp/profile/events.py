@@ -71,12 +71,6 @@ class EventCollector:
             **dict.fromkeys(SCOPE_TRACE_CATEGORIES, self._add_scope),
         }
 
-    def add(self, event: dict[str, Any]) -> None:
-        """Keep one event if it is a complete ("X") GPU activity, launch or user scope."""
-        handler = self.handlers.get(event.get("cat"))  # type: ignore[arg-type]
-        if handler is not None:
-            handler(event)
-
     def _gpu_handler(self, trace_category: str) -> Callable[[dict[str, Any]], None]:
         ids = self._gpu_ids
         name_id_, device_, stream_, start_, dur_, correlation_ = self._gpu_append

@@ -49,14 +49,15 @@ def _write_analysis(analysis: TraceAnalysis, directory: Path, top: int) -> list[
     written = _write_csvs(frames, directory)
     summary = directory / "summary.json"
     summary.write_text(json.dumps(summary_metrics(analysis), indent=2) + "\n", encoding="utf-8")
+    text = analysis_markdown(analysis, top)
     markdown = directory / "profile.md"
-    markdown.write_text(analysis_markdown(analysis, top), encoding="utf-8")
+    markdown.write_text(text, encoding="utf-8")
     traces = [(Path(analysis.source).name, analysis)]
     figures = [charts.category_bar(traces), charts.top_kernel_bar(analysis, top)]
     if len(analysis.steps):
         figures += [charts.step_timeline(traces), charts.step_category_bar(traces)]
     page = directory / "profile.html"
-    _write_html(page, f"Profile: {Path(analysis.source).name}", figures, analysis_markdown(analysis, top))
+    _write_html(page, f"Profile: {Path(analysis.source).name}", figures, text)
     return [*written, summary, markdown, page]
 
 
@@ -67,14 +68,15 @@ def _write_comparison(comparison: TraceComparison, directory: Path, top: int) ->
         "totals_delta": comparison.totals,
     }
     written = _write_csvs(frames, directory)
+    text = comparison_markdown(comparison, top)
     markdown = directory / "comparison.md"
-    markdown.write_text(comparison_markdown(comparison, top), encoding="utf-8")
+    markdown.write_text(text, encoding="utf-8")
     traces = [("before", comparison.before), ("after", comparison.after)]
     figures = [charts.category_bar(traces), charts.kernel_delta_bar(comparison, top)]
     if len(comparison.before.steps) or len(comparison.after.steps):
         figures += [charts.step_timeline(traces), charts.step_category_bar(traces)]
     page = directory / "comparison.html"
-    _write_html(page, "Profile comparison: before vs after", figures, comparison_markdown(comparison, top))
+    _write_html(page, "Profile comparison: before vs after", figures, text)
     written += [markdown, page]
     for label, analysis in traces:
         written += _write_analysis(analysis, directory / label, top)

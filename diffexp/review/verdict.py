@@ -102,15 +102,20 @@ def is_sweep_reference(run: Any) -> bool:
     return _tags_of(run).get(ROLE_TAG) == ROLE_REFERENCE
 
 
-def verdict_label(run: Any) -> str:
-    """The verdict with its reason, for a report cell: `fail (worst-frame PSNR 23.10 dB < 40 dB)`."""
+def verdict_reason(run: Any) -> str:
+    """Why the verdict is not a pass (`worst-frame PSNR 23.10 dB < 40 dB`, `no reference`); empty for a pass."""
     tags = _tags_of(run)
     verdict = verdict_of(tags)
     if verdict == PASS:
-        return PASS
+        return ""
     if verdict == FAIL:
-        return f"fail ({tags.get('review.failed', 'below the bounds')})"
+        return tags.get("review.failed", "below the bounds")
     if is_sweep_reference(tags):
-        return "unchecked (the sweep's reference)"
-    reason = tags.get("review.error") or tags.get("review.note") or "no reference"
-    return f"unchecked ({reason.splitlines()[0]})"
+        return "the sweep's reference"
+    return (tags.get("review.error") or tags.get("review.note") or "no reference").splitlines()[0]
+
+
+def verdict_label(run: Any) -> str:
+    """The verdict with its reason, for a report cell: `fail (worst-frame PSNR 23.10 dB < 40 dB)`."""
+    verdict, reason = verdict_of(run), verdict_reason(run)
+    return f"{verdict} ({reason})" if reason else verdict

@@ -106,7 +106,7 @@ class SweepSummary:
         return out.getvalue()
 
     def to_markdown(self) -> str:
-        return markdown_table(self.columns, [_rounded(row) for row in self.rows])
+        return markdown_table(self.columns, [rounded(row) for row in self.rows])
 
     def write(self, directory: Path) -> dict[str, Path]:
         directory.mkdir(parents=True, exist_ok=True)
@@ -116,7 +116,8 @@ class SweepSummary:
         return paths
 
 
-def _rounded(row: dict[str, str]) -> dict[str, str]:
+def rounded(row: dict[str, str]) -> dict[str, str]:
+    """A table row as displayed: times to 3 decimals, memory to 2, the fastest point's denoise in bold."""
     out = dict(row)
     for column, digits in (("Denoise (s) ★", 3), ("E2E (s)", 3), ("Peak Mem (GB)", 2)):
         if out.get(column, MISSING) != MISSING:

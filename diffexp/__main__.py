@@ -15,12 +15,10 @@ from omegaconf import DictConfig
 from diffexp.config import CONF_DIR, register, to_config
 from diffexp.errors import DiffexpError, RunInterrupted
 from diffexp.logs import quiet_libraries
-from diffexp.sweeps import use_sweeps_dir
 
 log = logging.getLogger("diffexp")
 
-register()
-use_sweeps_dir()
+register()  # also points Hydra at multirun_sweeps/
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")

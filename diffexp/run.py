@@ -148,7 +148,7 @@ def _execute_untracked(cfg: Config, engine, run_dir: Path) -> Outcome:
     with _run_log(run_dir / "run.log"), _terminate_as_interrupt():
         result = engine.run(cfg, run_dir)
         # Keep the machine's description with the figures: they may be uploaded from elsewhere.
-        result.tags = {**environment_tags(), **run_tags(cfg), **result.tags}
+        result.tags = {**run_tags(cfg), **result.tags}  # run_tags include environment_tags()
         result.write_json(run_dir / "metrics.json")
     return Outcome("untracked", str(run_dir / "metrics.json"), result, "FINISHED" if result.valid else "FAILED")
 

@@ -146,26 +146,22 @@ def ab_metrics(result: dict) -> dict[str, float]:
 def log_to_mlflow(out_dir: Path, tracking_uri: str | None, experiment: str = "transformer_ab") -> str | None:
     """One MLflow run from OUT: setup as params, the summaries as metrics, every file in OUT as an artifact."""
     try:
-        import mlflow
-    except ImportError:
+        from diffexp.config.schema import TrackingConfig
+        from diffexp.tracking import RunRecorder
+    except ImportError:  # a GPU box without mlflow
         print(f"mlflow is not importable here: results stay in {out_dir} (log them with --log {out_dir})")
         return None
-    from diffexp.config.schema import TrackingConfig
-    from diffexp.tracking import resolve_uri
 
     result = json.loads((out_dir / RESULT_FILE).read_text())
-    mlflow.set_tracking_uri(resolve_uri(TrackingConfig(uri=tracking_uri)))
-    mlflow.set_experiment(experiment)
     name = f"flux1_dev {result.get('height')}x{result.get('width')} stock vs triton ({result.get('compile_mode')})"
-    with mlflow.start_run(run_name=name) as run:
-        mlflow.log_params({k: str(result.get(k)) for k in ("gpu", "torch", "height", "width", "compile_mode")})
-        mlflow.log_params({f"{p}.rounds": result[p]["rounds"] for p in ("eager", "compiled") if p in result})
-        mlflow.log_metrics(ab_metrics(result))
-        mlflow.set_tags({"gpu.names": str(result.get("gpu")), "kernels.patched": "; ".join(result.get("patched", []))})
+    params = {k: str(result.get(k)) for k in ("gpu", "torch", "height", "width", "compile_mode")}
+    params.update({f"{p}.rounds": str(result[p]["rounds"]) for p in ("eager", "compiled") if p in result})
+    tags = {"gpu.names": str(result.get("gpu")), "kernels.patched": "; ".join(result.get("patched", []))}
+    with RunRecorder(TrackingConfig(uri=tracking_uri), experiment, name, params, tags) as recorder:
+        recorder.log_metrics(ab_metrics(result))
         for path in sorted(out_dir.iterdir()):
-            if path.is_file():
-                mlflow.log_artifact(str(path))
-        return run.info.run_id
+            recorder.log_artifact(path)
+        return recorder.run_id
 
 
 def profile_forward(model: torch.nn.Module, inputs: dict, path: Path) -> None:

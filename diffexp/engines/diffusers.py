@@ -125,8 +125,13 @@ def generate(
     profiler = _profiler_for(cfg, device, run_dir)
     with ExitStack() as stack:
         if profiler is not None:
-            for name in pipeline_setup.denoisers(pipe):
-                profiling.annotate_blocks(getattr(pipe, name), stack)
+            if cfg.compile.enabled:
+                # A compiled graph never calls hooks added to its sub-modules (and adding them before
+                # compiling would break the graph at every block): step scopes only.
+                log.info("profile: block scopes are recorded in eager runs only (compile=on)")
+            else:
+                for name in pipeline_setup.denoisers(pipe):
+                    profiling.annotate_blocks(getattr(pipe, name), stack)
             stack.callback(profiler.stop)
             if cfg.profile.all_stages:
                 profiler.start()

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from omegaconf import OmegaConf
 
 from diffexp.config.schema import Config
+from diffexp.config.store import load_config_yaml
 from diffexp.engines import pipeline_setup
 from diffexp.engines.distributed import cfg_parallel, context_parallel
 from diffexp.engines.distributed.launch import LaunchFiles
@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
     )
     quiet_libraries()
     files = LaunchFiles(run_dir)
-    cfg: Config = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(files.config)))
+    cfg = load_config_yaml(files.config)
     try:
         run_rank(cfg, files, rank, world_size)
     except DiffexpError as exc:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from diffexp.engines.sglang import harvest
 from diffexp.errors import DiffexpError
 
 DENOISING_LOOP = "Denoising Loop"
@@ -28,8 +29,6 @@ class PerfDump:
     # How many entries each stage row sums (the step count of "Denoising Loop").
     counts: dict[str, int]
     denoise_steps_ms: list[float] = field(default_factory=list)
-    commit: str = "N/A"
-    model: Optional[str] = None
     # Max over the memory checkpoints (MiB, as SGLang records it).
     peak_reserved_mb: Optional[float] = None
 
@@ -43,10 +42,8 @@ class PerfDump:
 
 
 def is_denoise_stage(name: str) -> bool:
-    """DenoisingStage and its variants (MOVADenoisingStage, LTX2RefinementStage, …), not BeforeDenoisingStage."""
-    return name == DENOISING_LOOP or (
-        name.endswith(("DenoisingStage", "RefinementStage")) and "BeforeDenoisingStage" not in name
-    )
+    """The engine's denoise stages (DenoisingStage, LTX2RefinementStage, …), and the summed per-step row."""
+    return name == DENOISING_LOOP or harvest.is_denoise_stage(name)
 
 
 def consolidate(steps: list[dict]) -> tuple[dict[str, float], dict[str, int]]:
@@ -76,7 +73,5 @@ def read_perf_dump(path: Path | str) -> PerfDump:
         stages_ms=stages,
         counts=counts,
         denoise_steps_ms=[float(s.get("duration_ms", 0.0)) for s in data.get("denoise_steps_ms", [])],
-        commit=data.get("commit_hash", "N/A"),
-        model=(data.get("meta") or {}).get("model"),
         peak_reserved_mb=max((float(p) for p in peaks if p is not None), default=None),
     )

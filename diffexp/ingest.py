@@ -94,9 +94,8 @@ def ingest(found: Found, tracking: TrackingConfig, extra_tags: Optional[dict[str
         recorder.log_result(result)
         for trace in found.traces:
             recorder.log_artifact(trace, "traces")
-        if not result.valid:
+        if not result.valid:  # log_result marked the run FAILED
             log.error("%s: not a valid SGLang number: %s", found.dump, result.invalid_reason)
-            recorder.status = "FAILED"
     return recorder.run_id
 
 

@@ -137,9 +137,8 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
 
             # After log_result, so a review that cannot be done never loses the run's measurements.
             review_run(cfg, result, recorder, run_dir)
-            if not result.valid:
+            if not result.valid:  # log_result marked the run FAILED
                 log.error("run is not valid: %s", result.invalid_reason)
-                recorder.status = "FAILED"
     return Outcome(recorder.run_id, recorder.uri, result, recorder.status or "FINISHED")
 
 

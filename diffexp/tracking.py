@@ -147,6 +147,8 @@ class RunRecorder:
             self.log_artifact(path, name if Path(path).is_dir() else None)
         if run_dir is not None:
             self.log_artifact(result.write_json(run_dir / "metrics.json"))
+        if not result.valid:  # measured and kept, but not a number to compare (e.g. a silent backend fallback)
+            self.status = "FAILED"
 
     def __enter__(self) -> "RunRecorder":
         return self

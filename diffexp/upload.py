@@ -39,8 +39,6 @@ def upload_run_dir(run_dir: Path, tracking: TrackingConfig, extra_tags: dict[str
         recorder.log_artifact(config_yaml)
         recorder.log_result(result)
         recorder.log_artifact(metrics_json)
-        if not result.valid:
-            recorder.status = "FAILED"
     return recorder.run_id
 
 

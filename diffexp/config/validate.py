@@ -174,6 +174,11 @@ def _check_engine(cfg: Config) -> list[str]:
             )
         if cfg.model.weights == "pretrained" and cfg.model.pipeline is None:
             out.append(f"model.pipeline=None: engine diffusers needs the diffusers pipeline class for model {cfg.model.name!r}")
+        if cfg.profile.mode == "nsys" and cfg.parallel.num_gpus > 1:
+            out.append(
+                f"profile.mode=nsys with parallel.num_gpus={cfg.parallel.num_gpus}: the in-process engine runs nsys "
+                "around single-GPU runs only; use profile=torch (a trace per rank) or engine=sglang"
+            )
     return out
 
 

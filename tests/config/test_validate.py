@@ -78,3 +78,8 @@ def test_random_weights_need_an_architecture():
 def test_all_problems_reported_together():
     found = problems("parallel=ulysses2", "parallel.num_gpus=3", "offload.prefetch_size=-1", "model.sampling.num_inference_steps=0")
     assert len(found) >= 3
+
+
+def test_nsys_around_a_multi_gpu_in_process_run_is_refused():
+    found = problems("engine=diffusers", "parallel=ulysses2", "profile=nsys", "engine.dry_run=true")
+    assert any("profile.mode=nsys with parallel.num_gpus=2" in p and "profile=torch" in p for p in found)

@@ -1,7 +1,7 @@
 """Triton kernels for DiT hot paths: one module per kernel (Triton kernel, PyTorch reference, op wrapper).
 
 Importing the package registers the custom ops `torch.ops.diffexp.*`: rms_norm, norm_modulate,
-gated_residual, gated_residual_norm_modulate, qk_norm_rope, qk_norm_rope_out. The Python entry points
+gated_residual, gated_residual_norm_modulate, qk_norm_rope, qk_norm_rope_out, qk_norm_rope_joint. The Python entry points
 live in the modules of the same name (`from kernels.rms_norm import rms_norm`).
 `kernels.patch.apply_triton_kernels` swaps them into diffusers' FLUX and Wan transformers;
 `python -m kernels.bench` times them. On CPU they run only under TRITON_INTERPRET=1 (tests).
@@ -17,4 +17,5 @@ OPS = (
     "gated_residual_norm_modulate",
     "qk_norm_rope",
     "qk_norm_rope_out",
+    "qk_norm_rope_joint",
 )

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import os
+import threading
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import triton
 import triton.language as tl
+from torch.library import wrap_triton
 
 from diffexp.errors import DiffexpError
 
@@ -61,11 +64,57 @@ def check_same_device(**tensors: torch.Tensor | None) -> None:
         raise KernelInputError(f"all tensors must be on one device, got {devices}")
 
 
+# Set while a launch function runs as the body of a registered op (traced by torch.compile, or called
+# through the dispatcher). Eager calls (eager_or_op) launch the kernel directly, without wrap_triton's
+# higher-order-op dispatch.
+_IN_OP = threading.local()
+
+
+def launcher(kernel):
+    """`kernel` itself, or `wrap_triton(kernel)` inside an op body, so that torch.compile traces the launch."""
+    return wrap_triton(kernel) if getattr(_IN_OP, "active", False) else kernel
+
+
+def _as_op_body(impl: Callable) -> Callable:
+    @functools.wraps(impl)
+    def body(*args, **kwargs):
+        outer = getattr(_IN_OP, "active", False)
+        _IN_OP.active = True
+        try:
+            return impl(*args, **kwargs)
+        finally:
+            _IN_OP.active = outer
+
+    # Resolved annotations: the op schema is inferred from them, and strings would be evaluated elsewhere.
+    body.__signature__ = inspect.signature(impl, eval_str=True)
+    return body
+
+
+def kernel_op(name: str, impl: Callable, fake: Callable, mutates_args: tuple[str, ...] = ()):
+    """Register `impl` (a function with type annotations that launches kernels through `launcher`) as
+    `torch.ops.diffexp.<name>`.
+
+    Normally a `torch.library.triton_op`: torch.compile traces through `impl` down to the Triton launch, and
+    Inductor launches the kernel from its own generated code. As a plain custom op, each call in a compiled
+    graph went back through the dispatcher into Python: about 80 µs of host time per call measured on the
+    H100's host (a raw Triton launch is 18 µs), 267 calls per FLUX.1-dev-size forward, enough to leave the
+    GPU idle (kernels/RESULTS.md). Under the Triton interpreter (the CPU tests) a traced launch cannot run
+    on fake tensors, so there it is a custom op with `fake` as its shape function.
+    """
+    qualname = f"diffexp::{name}"
+    if not interpreting():
+        return torch.library.triton_op(qualname, _as_op_body(impl), mutates_args=mutates_args)
+    op = torch.library.custom_op(qualname, impl, mutates_args=mutates_args)
+    op.register_fake(fake)
+    return op
+
+
 def eager_or_op(impl: Callable, op: Callable) -> Callable:
     """`impl` called directly in eager mode, `op` (the registered custom op) while torch.compile traces.
 
-    The custom-op dispatcher adds tens of µs of host time per call (about 100 µs on the 2-core dev box), as
-    much as the smaller kernels take on the GPU; under torch.compile the op is what keeps the graph whole.
+    Going through the dispatcher adds tens of µs of host time per eager call (about 80 µs on the H100's
+    host), as much as the smaller kernels take on the GPU; under torch.compile the op is what keeps the
+    graph whole and lets Inductor see the launch.
     """
 
     @functools.wraps(impl)

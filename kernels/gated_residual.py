@@ -24,6 +24,8 @@ from kernels._common import (
     check_same_device,
     check_tensor,
     eager_or_op,
+    kernel_op,
+    launcher,
     interpreting,
     layer_norm_fp32,
     load_rows,
@@ -109,7 +111,7 @@ def launch_gated_residual(
     if n_rows == 0 or dim == 0:
         return out
     block_m, block_d, num_warps = _elementwise_launch(dim, launch_override)
-    _gated_residual_kernel[(triton.cdiv(n_rows, block_m), triton.cdiv(dim, block_d))](
+    launcher(_gated_residual_kernel)[(triton.cdiv(n_rows, block_m), triton.cdiv(dim, block_d))](
         residual, y, gate, out,
         n_rows, seq, dim,
         residual.stride(0), residual.stride(1), y.stride(0), y.stride(1), *gate_strides,
@@ -141,7 +143,7 @@ def launch_gated_residual_norm_modulate(
     if n_rows == 0 or dim == 0:
         return res_out, mod_out
     cfg = row_launch(dim, launch_override)
-    _gated_residual_norm_modulate_kernel[(triton.cdiv(n_rows, cfg.block_m),)](
+    launcher(_gated_residual_norm_modulate_kernel)[(triton.cdiv(n_rows, cfg.block_m),)](
         residual, y, gate if gate is not None else residual, scale, shift, res_out, mod_out,
         n_rows, seq, dim, eps,
         residual.stride(0), residual.stride(1), y.stride(0), y.stride(1), *gate_strides, *mod_strides,
@@ -159,12 +161,11 @@ def _gated_residual(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor)
     return launch_gated_residual(residual, y, gate, _new_like(residual))
 
 
-gated_residual_op = torch.library.custom_op("diffexp::gated_residual", _gated_residual, mutates_args=())
-
-
-@gated_residual_op.register_fake
 def _gated_residual_fake(residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
     return residual.new_empty(residual.shape)
+
+
+gated_residual_op = kernel_op("gated_residual", _gated_residual, _gated_residual_fake)
 
 
 def _gated_residual_norm_modulate(
@@ -181,12 +182,11 @@ def _gated_residual_norm_modulate(
     )
 
 
-gated_residual_norm_modulate_op = torch.library.custom_op("diffexp::gated_residual_norm_modulate", _gated_residual_norm_modulate, mutates_args=())
-
-
-@gated_residual_norm_modulate_op.register_fake
 def _gated_residual_norm_modulate_fake(residual, y, gate, scale, shift, eps=1e-6):
     return residual.new_empty(residual.shape), residual.new_empty(residual.shape)
+
+
+gated_residual_norm_modulate_op = kernel_op("gated_residual_norm_modulate", _gated_residual_norm_modulate, _gated_residual_norm_modulate_fake)
 
 
 gated_residual = eager_or_op(_gated_residual, gated_residual_op)

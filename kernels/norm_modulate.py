@@ -18,6 +18,8 @@ from kernels._common import (
     check_same_device,
     check_tensor,
     eager_or_op,
+    kernel_op,
+    launcher,
     interpreting,
     load_rows,
     modulation_strides,
@@ -110,7 +112,7 @@ def launch_norm_modulate(
     if n_rows == 0 or dim == 0:
         return out
     block_m, chunk, n_chunks, num_warps = chunked_launch(dim, launch_override)
-    _norm_modulate_kernel[(triton.cdiv(n_rows, block_m),)](
+    launcher(_norm_modulate_kernel)[(triton.cdiv(n_rows, block_m),)](
         x, scale, shift, out,
         n_rows, seq, dim, eps,
         x.stride(0), x.stride(1), *mod_strides,
@@ -124,12 +126,11 @@ def _norm_modulate(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, ep
     return launch_norm_modulate(x, scale, shift, eps, torch.empty(x.shape, dtype=x.dtype, device=x.device))
 
 
-norm_modulate_op = torch.library.custom_op("diffexp::norm_modulate", _norm_modulate, mutates_args=())
-
-
-@norm_modulate_op.register_fake
 def _norm_modulate_fake(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     return x.new_empty(x.shape)
+
+
+norm_modulate_op = kernel_op("norm_modulate", _norm_modulate, _norm_modulate_fake)
 
 
 norm_modulate = eager_or_op(_norm_modulate, norm_modulate_op)

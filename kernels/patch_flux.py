@@ -22,7 +22,7 @@ from diffusers.models.attention_dispatch import dispatch_attention_fn
 from kernels._patching import PatchLog, is_plain_layer_norm, is_rms_norm, override_forward, rms_eps, swap_processor
 from kernels.gated_residual import gated_residual, gated_residual_norm_modulate
 from kernels.norm_modulate import norm_modulate
-from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_out
+from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_joint
 from kernels.rms_norm import rms_norm
 
 
@@ -109,8 +109,10 @@ def _single_block_forward(
 class TritonFluxAttnProcessor(FluxAttnProcessor):
     """FluxAttnProcessor with norm_q/norm_k (and the added text ones) + RoPE done by diffexp::qk_norm_rope.
 
-    Joint (double-block) attention writes text and image tokens straight into the joint q/k buffers, so the
-    original `torch.cat` of q and k disappears too.
+    Joint (double-block) attention normalises and rotates text and image tokens in one launch that writes the
+    joint q/k, so the original `torch.cat` of q and k disappears too. (Writing each part into slices of one
+    buffer would do the same in eager mode, but under torch.compile functionalisation turns those in-place
+    writes into copies of the slices and of the whole buffer: three extra passes over q and k.)
     """
 
     def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, image_rotary_emb=None):
@@ -135,20 +137,10 @@ class TritonFluxAttnProcessor(FluxAttnProcessor):
                 query = torch.cat([rms_norm(encoder_query, attn.norm_added_q.weight, added_eps), query], dim=1)
                 key = torch.cat([rms_norm(encoder_key, attn.norm_added_k.weight, added_eps), key], dim=1)
         elif joint:
-            cos, sin = image_rotary_emb
-            text_len = encoder_query.shape[1]
-            batch, image_len, heads, head_dim = query.shape
-            joint_query = query.new_empty(batch, text_len + image_len, heads, head_dim)
-            joint_key = key.new_empty(batch, text_len + image_len, heads, head_dim)
-            qk_norm_rope_out(
-                encoder_query, encoder_key, attn.norm_added_q.weight, attn.norm_added_k.weight,
-                cos[:text_len], sin[:text_len], added_eps, joint_query[:, :text_len], joint_key[:, :text_len],
+            query, key = qk_norm_rope_joint(
+                encoder_query, encoder_key, attn.norm_added_q.weight, attn.norm_added_k.weight, added_eps,
+                query, key, attn.norm_q.weight, attn.norm_k.weight, eps, *image_rotary_emb,
             )  # fmt: skip
-            qk_norm_rope_out(
-                query, key, attn.norm_q.weight, attn.norm_k.weight,
-                cos[text_len:], sin[text_len:], eps, joint_query[:, text_len:], joint_key[:, text_len:],
-            )  # fmt: skip
-            query, key = joint_query, joint_key
         else:
             query, key = qk_norm_rope(query, key, attn.norm_q.weight, attn.norm_k.weight, *image_rotary_emb, eps)
         if joint:
@@ -183,7 +175,7 @@ def _patch_attention(name: str, attn: torch.nn.Module, log: PatchLog) -> None:
         return  # IP-adapter or custom processors keep their own code.
     if attn.norm_q.eps != attn.norm_k.eps or (joint and attn.norm_added_q.eps != attn.norm_added_k.eps):
         return  # one eps per launch
-    what = "FluxAttnProcessor -> TritonFluxAttnProcessor (diffexp::qk_norm_rope[_out])"
+    what = "FluxAttnProcessor -> TritonFluxAttnProcessor (diffexp::qk_norm_rope[_joint])"
     swap_processor(name, attn, TritonFluxAttnProcessor(), log, what)
 
 

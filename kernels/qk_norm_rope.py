@@ -32,6 +32,8 @@ from kernels._common import (
     check_same_device,
     check_tensor,
     eager_or_op,
+    kernel_op,
+    launcher,
     interpreting,
     warps_for,
 )
@@ -61,13 +63,15 @@ def _norm_rope_tile(
 
 @triton.jit
 def _qk_norm_rope_kernel(
-    q_ptr, k_ptr, qw_ptr, kw_ptr, cos_ptr, sin_ptr, q_out_ptr, k_out_ptr,
-    seq, heads, head_dim, eps,
-    stride_qb, stride_qs, stride_kb, stride_ks, stride_cos, stride_sin,
-    stride_qob, stride_qos, stride_kob, stride_kos,
+    qa_ptr, ka_ptr, qwa_ptr, kwa_ptr, qb_ptr, kb_ptr, qwb_ptr, kwb_ptr, cos_ptr, sin_ptr, q_out_ptr, k_out_ptr,
+    seq, split, heads, head_dim, eps_a, eps_b,
+    stride_qab, stride_qas, stride_kab, stride_kas, stride_qbb, stride_qbs, stride_kbb, stride_kbs,
+    stride_cos, stride_sin, stride_qob, stride_qos, stride_kob, stride_kos,
     HAS_Q_WEIGHT: tl.constexpr, HAS_K_WEIGHT: tl.constexpr, ACROSS_HEADS: tl.constexpr,
     BLOCK_H: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
+    """One program per output token. Positions < split come from source a, the rest from source b (row pos -
+    split there): FLUX's text and image tokens go straight into the joint sequence. split = 0: b only."""
     row = tl.program_id(0).to(tl.int64)
     batch = row // seq
     pos = row - batch * seq
@@ -75,9 +79,17 @@ def _qk_norm_rope_kernel(
     d = tl.arange(0, BLOCK_D)
     mask = (h < heads)[:, None] & (d < head_dim)[None, :]
     tile = h[:, None] * head_dim + d[None, :]
+    if pos < split:
+        q_src = qa_ptr + batch * stride_qab + pos * stride_qas
+        k_src = ka_ptr + batch * stride_kab + pos * stride_kas
+        qw_ptr, kw_ptr, eps = qwa_ptr, kwa_ptr, eps_a
+    else:
+        q_src = qb_ptr + batch * stride_qbb + (pos - split) * stride_qbs
+        k_src = kb_ptr + batch * stride_kbb + (pos - split) * stride_kbs
+        qw_ptr, kw_ptr, eps = qwb_ptr, kwb_ptr, eps_b
     # Issue every load before the first reduction: more bytes in flight per program.
-    q = tl.load(q_ptr + batch * stride_qb + pos * stride_qs + tile, mask=mask, other=0.0).to(tl.float32)
-    k = tl.load(k_ptr + batch * stride_kb + pos * stride_ks + tile, mask=mask, other=0.0).to(tl.float32)
+    q = tl.load(q_src + tile, mask=mask, other=0.0).to(tl.float32)
+    k = tl.load(k_src + tile, mask=mask, other=0.0).to(tl.float32)
     pair = tl.arange(0, BLOCK_D // 2)
     pair_mask = 2 * pair < head_dim
     cos = tl.load(cos_ptr + pos * stride_cos + 2 * pair, mask=pair_mask, other=0.0).to(tl.float32)
@@ -120,6 +132,63 @@ def _rope_table(name: str, t: torch.Tensor, seq: int, head_dim: int) -> torch.Te
     return t.reshape(seq, head_dim)
 
 
+def _check_source(tag: str, q, k, q_weight, k_weight, first: torch.Tensor) -> Optional[bool]:
+    """One source's q/k/weights; q must match `first` (source a's q) in batch, heads, head_dim and dtype."""
+    _check_heads_packed(f"{tag}q", q, q.shape)
+    _check_heads_packed(f"{tag}k", k, q.shape)
+    if (q.shape[0], *q.shape[2:]) != (first.shape[0], *first.shape[2:]) or q.dtype != first.dtype:
+        raise KernelInputError(
+            f"{tag}q: shape {tuple(q.shape)} / {q.dtype} must match text_q's {tuple(first.shape)} / {first.dtype} "
+            "in batch, heads, head_dim and dtype"
+        )
+    heads, head_dim = q.shape[2], q.shape[3]
+    kinds = {_check_weight(f"{tag}q_weight", q_weight, heads, head_dim), _check_weight(f"{tag}k_weight", k_weight, heads, head_dim)}
+    if kinds >= {True, False}:
+        raise KernelInputError(f"{tag}q_weight and {tag}k_weight must both be per head [Dh] or both across heads [H·Dh]")
+    return next(iter(kinds - {None}), None)
+
+
+def _launch(sources: list[tuple], cos, sin, q_out, k_out, launch_override) -> None:
+    """sources: one or two (q, k, q_weight, k_weight, eps), laid one after another along the sequence."""
+    tags = ["", ""] if len(sources) == 1 else ["text_", "image_"]
+    across = {_check_source(tag, q, k, qw, kw, sources[0][0]) for tag, (q, k, qw, kw, _) in zip(tags, sources)}
+    if len(across - {None}) > 1:
+        raise KernelInputError("every q/k weight must be per head [Dh], or every one across heads [H·Dh]")
+    for name, i in (("q_weight", 2), ("k_weight", 3)):
+        given = [src[i] for src in sources]
+        if len(sources) == 2 and ((given[0] is None) != (given[1] is None) or (given[0] is not None and given[0].dtype != given[1].dtype)):
+            raise KernelInputError(f"text_{name} and image_{name}: give both (in one dtype) or neither")
+    q0 = sources[0][0]
+    batch, heads, head_dim = q0.shape[0], q0.shape[2], q0.shape[3]
+    seq = sum(src[0].shape[1] for src in sources)
+    if head_dim % 2:
+        raise KernelInputError(f"q: head_dim must be even for rotary pairs, got {head_dim}")
+    out_shape = torch.Size((batch, seq, heads, head_dim))
+    _check_heads_packed("q_out", q_out, out_shape)
+    _check_heads_packed("k_out", k_out, out_shape)
+    cos2, sin2 = _rope_table("cos", cos, seq, head_dim), _rope_table("sin", sin, seq, head_dim)
+    check_same_device(
+        q_out=q_out, k_out=k_out, cos=cos, sin=sin,
+        **{f"{tag}{name}": t for tag, src in zip(tags, sources) for name, t in zip(("q", "k", "q_weight", "k_weight"), src)},
+    )  # fmt: skip
+    if q_out.numel() == 0:
+        return
+    (qa, ka, qwa, kwa, eps_a), (qb, kb, qwb, kwb, eps_b) = sources[0], sources[-1]
+    split = qa.shape[1] if len(sources) == 2 else 0
+    block_h, block_d = triton.next_power_of_2(heads), triton.next_power_of_2(head_dim)
+    num_warps = launch_override[1] if launch_override else warps_for(block_h * block_d)
+    launcher(_qk_norm_rope_kernel)[(batch * seq,)](
+        qa, ka, qa if qwa is None else qwa, ka if kwa is None else kwa,
+        qb, kb, qb if qwb is None else qwb, kb if kwb is None else kwb,
+        cos2, sin2, q_out, k_out,
+        seq, split, heads, head_dim, eps_a, eps_b,
+        qa.stride(0), qa.stride(1), ka.stride(0), ka.stride(1), qb.stride(0), qb.stride(1), kb.stride(0), kb.stride(1),
+        cos2.stride(0), sin2.stride(0), q_out.stride(0), q_out.stride(1), k_out.stride(0), k_out.stride(1),
+        HAS_Q_WEIGHT=qwb is not None, HAS_K_WEIGHT=kwb is not None, ACROSS_HEADS=True in across,
+        BLOCK_H=block_h, BLOCK_D=block_d, num_warps=1 if interpreting() else num_warps,
+    )  # fmt: skip
+
+
 def launch_qk_norm_rope(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -133,31 +202,34 @@ def launch_qk_norm_rope(
     launch_override: tuple[int, int] | None = None,
 ) -> None:
     """Write the normalised, rotated q and k into q_out and k_out (which may be q and k)."""
-    _check_heads_packed("q", q, q.shape)
-    _check_heads_packed("k", k, q.shape)
-    _check_heads_packed("q_out", q_out, q.shape)
-    _check_heads_packed("k_out", k_out, q.shape)
-    batch, seq, heads, head_dim = q.shape
-    if head_dim % 2:
-        raise KernelInputError(f"q: head_dim must be even for rotary pairs, got {head_dim}")
-    kinds = {_check_weight("q_weight", q_weight, heads, head_dim), _check_weight("k_weight", k_weight, heads, head_dim)}
-    if kinds >= {True, False}:
-        raise KernelInputError("q_weight and k_weight must both be per head [Dh] or both across heads [H·Dh]")
-    cos2, sin2 = _rope_table("cos", cos, seq, head_dim), _rope_table("sin", sin, seq, head_dim)
-    check_same_device(q=q, k=k, q_weight=q_weight, k_weight=k_weight, cos=cos, sin=sin, q_out=q_out, k_out=k_out)
-    if q.numel() == 0:
-        return
-    block_h, block_d = triton.next_power_of_2(heads), triton.next_power_of_2(head_dim)
-    num_warps = launch_override[1] if launch_override else warps_for(block_h * block_d)
-    _qk_norm_rope_kernel[(batch * seq,)](
-        q, k, q_weight if q_weight is not None else q, k_weight if k_weight is not None else k,
-        cos2, sin2, q_out, k_out,
-        seq, heads, head_dim, eps,
-        q.stride(0), q.stride(1), k.stride(0), k.stride(1), cos2.stride(0), sin2.stride(0),
-        q_out.stride(0), q_out.stride(1), k_out.stride(0), k_out.stride(1),
-        HAS_Q_WEIGHT=q_weight is not None, HAS_K_WEIGHT=k_weight is not None, ACROSS_HEADS=True in kinds,
-        BLOCK_H=block_h, BLOCK_D=block_d, num_warps=1 if interpreting() else num_warps,
-    )  # fmt: skip
+    if q_out.shape != q.shape:
+        raise KernelInputError(f"q_out: shape {tuple(q_out.shape)} differs from q's {tuple(q.shape)}")
+    _launch([(q, k, q_weight, k_weight, eps)], cos, sin, q_out, k_out, launch_override)
+
+
+def launch_qk_norm_rope_joint(
+    text_q: torch.Tensor,
+    text_k: torch.Tensor,
+    text_q_weight: Optional[torch.Tensor],
+    text_k_weight: Optional[torch.Tensor],
+    text_eps: float,
+    image_q: torch.Tensor,
+    image_k: torch.Tensor,
+    image_q_weight: Optional[torch.Tensor],
+    image_k_weight: Optional[torch.Tensor],
+    image_eps: float,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+    q_out: torch.Tensor,
+    k_out: torch.Tensor,
+    launch_override: tuple[int, int] | None = None,
+) -> None:
+    """Text then image tokens, each with its own norm weights and eps, into q_out/k_out [B, St + Si, H, Dh]."""
+    sources = [
+        (text_q, text_k, text_q_weight, text_k_weight, text_eps),
+        (image_q, image_k, image_q_weight, image_k_weight, image_eps),
+    ]
+    _launch(sources, cos, sin, q_out, k_out, launch_override)
 
 
 def _qk_norm_rope(
@@ -176,16 +248,47 @@ def _qk_norm_rope(
     return q_out, k_out
 
 
-qk_norm_rope_op = torch.library.custom_op("diffexp::qk_norm_rope", _qk_norm_rope, mutates_args=())
-
-
-@qk_norm_rope_op.register_fake
 def _qk_norm_rope_fake(q, k, q_weight, k_weight, cos, sin, eps=1e-6):
     return q.new_empty(q.shape), k.new_empty(k.shape)
 
 
-@torch.library.custom_op("diffexp::qk_norm_rope_out", mutates_args=("q_out", "k_out"))
-def qk_norm_rope_out_op(
+qk_norm_rope_op = kernel_op("qk_norm_rope", _qk_norm_rope, _qk_norm_rope_fake)
+
+
+def _qk_norm_rope_joint(
+    text_q: torch.Tensor,
+    text_k: torch.Tensor,
+    text_q_weight: Optional[torch.Tensor],
+    text_k_weight: Optional[torch.Tensor],
+    text_eps: float,
+    image_q: torch.Tensor,
+    image_k: torch.Tensor,
+    image_q_weight: Optional[torch.Tensor],
+    image_k_weight: Optional[torch.Tensor],
+    image_eps: float,
+    cos: torch.Tensor,
+    sin: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """FLUX joint attention's q and k, [B, St + Si, H, Dh]: text tokens first, in one launch and no torch.cat."""
+    shape = (text_q.shape[0], text_q.shape[1] + image_q.shape[1], *text_q.shape[2:])
+    q_out = torch.empty(shape, dtype=text_q.dtype, device=text_q.device)
+    k_out = torch.empty(shape, dtype=text_k.dtype, device=text_k.device)
+    launch_qk_norm_rope_joint(
+        text_q, text_k, text_q_weight, text_k_weight, text_eps,
+        image_q, image_k, image_q_weight, image_k_weight, image_eps, cos, sin, q_out, k_out,
+    )  # fmt: skip
+    return q_out, k_out
+
+
+def _qk_norm_rope_joint_fake(text_q, text_k, text_q_weight, text_k_weight, text_eps, image_q, image_k, *rest):
+    shape = (text_q.shape[0], text_q.shape[1] + image_q.shape[1], *text_q.shape[2:])
+    return text_q.new_empty(shape), text_k.new_empty(shape)
+
+
+qk_norm_rope_joint_op = kernel_op("qk_norm_rope_joint", _qk_norm_rope_joint, _qk_norm_rope_joint_fake)
+
+
+def _qk_norm_rope_out(
     q: torch.Tensor,
     k: torch.Tensor,
     q_weight: Optional[torch.Tensor],
@@ -200,13 +303,16 @@ def qk_norm_rope_out_op(
     launch_qk_norm_rope(q, k, q_weight, k_weight, cos, sin, eps, q_out, k_out)
 
 
-@qk_norm_rope_out_op.register_fake
 def _qk_norm_rope_out_fake(q, k, q_weight, k_weight, cos, sin, eps, q_out, k_out) -> None:
     return None
 
 
+qk_norm_rope_out_op = kernel_op("qk_norm_rope_out", _qk_norm_rope_out, _qk_norm_rope_out_fake, ("q_out", "k_out"))
+
+
 qk_norm_rope = eager_or_op(_qk_norm_rope, qk_norm_rope_op)
 qk_norm_rope_out = eager_or_op(launch_qk_norm_rope, qk_norm_rope_out_op)
+qk_norm_rope_joint = eager_or_op(_qk_norm_rope_joint, qk_norm_rope_joint_op)
 
 
 def _rms_norm_heads(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float) -> torch.Tensor:

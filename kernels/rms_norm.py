@@ -19,6 +19,8 @@ from kernels._common import (
     check_same_device,
     check_tensor,
     eager_or_op,
+    kernel_op,
+    launcher,
     load_rows,
     rms_norm_fp32,
     row_coords,
@@ -75,7 +77,7 @@ def launch_rms_norm(
     if n_rows == 0 or dim == 0:
         return out
     cfg = row_launch(dim, launch_override)
-    _rms_norm_kernel[(triton.cdiv(n_rows, cfg.block_m),)](
+    launcher(_rms_norm_kernel)[(triton.cdiv(n_rows, cfg.block_m),)](
         rows, weight if weight is not None else rows, out,
         n_rows, rows.shape[1], dim, rows.stride(0), rows.stride(1), eps,
         HAS_WEIGHT=weight is not None, BLOCK_M=cfg.block_m, BLOCK_D=cfg.block_d, num_warps=cfg.num_warps,
@@ -88,12 +90,11 @@ def _rms_norm(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float = 1e-6
     return launch_rms_norm(x, weight, eps, torch.empty(x.shape, dtype=x.dtype, device=x.device))
 
 
-rms_norm_op = torch.library.custom_op("diffexp::rms_norm", _rms_norm, mutates_args=())
-
-
-@rms_norm_op.register_fake
 def _rms_norm_fake(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float = 1e-6) -> torch.Tensor:
     return x.new_empty(x.shape)
+
+
+rms_norm_op = kernel_op("rms_norm", _rms_norm, _rms_norm_fake)
 
 
 rms_norm = eager_or_op(_rms_norm, rms_norm_op)

@@ -6,7 +6,7 @@ import torch
 from kernels import OPS
 from kernels.gated_residual import gated_residual, gated_residual_norm_modulate
 from kernels.norm_modulate import norm_modulate
-from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_out
+from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_joint, qk_norm_rope_out
 from kernels.rms_norm import rms_norm
 
 
@@ -25,6 +25,8 @@ def _op_args(randn):
         "gated_residual_norm_modulate": (x, y, gate, scale, shift, 1e-6),
         "qk_norm_rope": rope,
         "qk_norm_rope_out": (*rope, torch.empty_like(q), torch.empty_like(k)),
+        "qk_norm_rope_joint": (q, k, rope[2], rope[3], 1e-6, q[:, :2], k[:, :2], rope[3], rope[2], 1e-5,
+                               randn(s + 2, head_dim), randn(s + 2, head_dim)),
     }
 
 
@@ -41,7 +43,9 @@ def _block(x, y, gate, scale, shift, q, k, w, cos, sin):
     q, k = qk_norm_rope(q, k, w, w, cos, sin, 1e-6)
     q2, k2 = q.clone(), k.clone()
     qk_norm_rope_out(q, k, w, w, cos, sin, 1e-6, q2, k2)
-    return rms_norm(x, None, 1e-6) + 1, q2 - q, k2 * 2
+    joint_cos, joint_sin = torch.cat([cos[:1], cos]), torch.cat([sin[:1], sin])
+    qj, kj = qk_norm_rope_joint(q[:, :1], k[:, :1], w, w, 1e-5, q2, k2, w * 2, w, 1e-6, joint_cos, joint_sin)
+    return rms_norm(x, None, 1e-6) + 1, q2 - q, k2 * 2, qj + 1, kj
 
 
 def _block_args(randn):

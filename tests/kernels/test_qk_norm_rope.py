@@ -6,7 +6,7 @@ from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
 
 from kernel_testing import DTYPES
 from kernels._common import KernelInputError
-from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_out, qk_norm_rope_reference
+from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_joint, qk_norm_rope_out, qk_norm_rope_reference
 
 
 def _flux_freqs(seq, device):
@@ -107,6 +107,37 @@ def test_into_joint_buffer_from_fused_projection(randn, check, device):
     want_img = qk_norm_rope_reference(q_img, k_img, w[2], w[3], cos[text:], sin[text:], 1e-6)
     check(q_all, torch.cat([want_txt[0], want_img[0]], dim=1), torch.float32)
     check(k_all, torch.cat([want_txt[1], want_img[1]], dim=1), torch.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("batch,text,image,heads", [(1, 3, 5, 2), (2, 7, 4, 3)])
+def test_joint_text_then_image(batch, text, image, heads, dtype, randn, check):
+    """FLUX double block: text tokens (their own weights and eps) then image tokens, one launch, one buffer;
+    q/k read in place from fused QKV projections."""
+    head_dim = 16
+    qkv_txt, qkv_img = randn(batch, text, 3 * heads * head_dim, dtype=dtype), randn(batch, image, 3 * heads * head_dim, dtype=dtype)
+    q_txt, k_txt, _ = (t.unflatten(-1, (heads, head_dim)) for t in qkv_txt.chunk(3, dim=-1))
+    q_img, k_img, _ = (t.unflatten(-1, (heads, head_dim)) for t in qkv_img.chunk(3, dim=-1))
+    w = [(randn(head_dim) + 1).to(dtype) for _ in range(4)]
+    angles = randn(text + image, head_dim // 2).repeat_interleave(2, -1)
+    cos, sin = angles.cos(), angles.sin()
+    q_all, k_all = qk_norm_rope_joint(q_txt, k_txt, w[0], w[1], 1e-5, q_img, k_img, w[2], w[3], 1e-6, cos, sin)
+    want_txt = qk_norm_rope_reference(q_txt, k_txt, w[0], w[1], cos[:text], sin[:text], 1e-5)
+    want_img = qk_norm_rope_reference(q_img, k_img, w[2], w[3], cos[text:], sin[text:], 1e-6)
+    assert q_all.shape == (batch, text + image, heads, head_dim) and q_all.is_contiguous()
+    check(q_all, torch.cat([want_txt[0], want_img[0]], dim=1), dtype)
+    check(k_all, torch.cat([want_txt[1], want_img[1]], dim=1), dtype)
+
+
+def test_joint_rejects_mismatched_sources(randn):
+    q_txt, q_img = randn(1, 2, 2, 16), randn(1, 3, 2, 16)
+    cos = randn(5, 16)
+    with pytest.raises(KernelInputError, match="text_q_weight and image_q_weight: give both"):
+        qk_norm_rope_joint(q_txt, q_txt, randn(16), None, 1e-6, q_img, q_img, None, None, 1e-6, cos, cos)
+    with pytest.raises(KernelInputError, match=r"image_q: shape \(1, 3, 4, 8\).*must match text_q's"):
+        qk_norm_rope_joint(q_txt, q_txt, None, None, 1e-6, randn(1, 3, 4, 8), randn(1, 3, 4, 8), None, None, 1e-6, cos, cos)
+    with pytest.raises(KernelInputError, match=r"cos: expected \[S=5, Dh=16\]"):
+        qk_norm_rope_joint(q_txt, q_txt, None, None, 1e-6, q_img, q_img, None, None, 1e-6, cos[:4], cos)
 
 
 def test_without_weights(randn, check):

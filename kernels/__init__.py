@@ -1,8 +1,9 @@
 """Triton kernels for DiT hot paths: one module per kernel (Triton kernel, PyTorch reference, op wrapper).
 
 Importing the package registers the custom ops `torch.ops.diffexp.*`: rms_norm, norm_modulate,
-gated_residual, gated_residual_norm_modulate, qk_norm_rope, qk_norm_rope_out, qk_norm_rope_joint. The Python entry points
-live in the modules of the same name (`from kernels.rms_norm import rms_norm`).
+gated_residual, gated_residual_norm_modulate, qk_norm_rope, qk_norm_rope_out, and the `_joint` forms of
+norm_modulate, gated_residual and qk_norm_rope (inputs given as text and image parts, read without a cat).
+The Python entry points live in the modules of the same name (`from kernels.rms_norm import rms_norm`).
 `kernels.patch.apply_triton_kernels` swaps them into diffusers' FLUX and Wan transformers;
 `python -m kernels.bench` times them. On CPU they run only under TRITON_INTERPRET=1 (tests).
 """
@@ -15,6 +16,8 @@ OPS = (
     "norm_modulate",
     "gated_residual",
     "gated_residual_norm_modulate",
+    "norm_modulate_joint",
+    "gated_residual_joint",
     "qk_norm_rope",
     "qk_norm_rope_out",
     "qk_norm_rope_joint",

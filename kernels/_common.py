@@ -7,7 +7,7 @@ import inspect
 import os
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 import triton
@@ -207,6 +207,54 @@ def load_rows(ptr, batch, pos, stride_b, stride_s, cols, mask):
     """A [BLOCK_M, BLOCK_D] tile of a [B, S, D] tensor (any strides but the last) as fp32; masked lanes are 0."""
     offsets = (batch * stride_b + pos * stride_s)[:, None] + cols[None, :]
     return tl.load(ptr + offsets, mask=mask, other=0.0).to(tl.float32)
+
+
+@triton.jit
+def load_rows_split(
+    head_ptr, tail_ptr, split, batch, pos, stride_hb, stride_hs, stride_tb, stride_ts, cols, mask, SPLIT: tl.constexpr
+):  # fmt: skip
+    """load_rows of a [B, S, D] tensor held as two along the sequence: positions < split from `head`, the rest
+    from `tail` (at pos - split); what a consumer of `torch.cat([head, tail], dim=1)` reads, without the cat.
+    SPLIT=False: one tensor, `tail`, and `head` is never read."""
+    if SPLIT:
+        in_head = (pos < split)[:, None]
+        head = load_rows(head_ptr, batch, pos, stride_hb, stride_hs, cols, mask & in_head)
+        tail = load_rows(tail_ptr, batch, pos - split, stride_tb, stride_ts, cols, mask & ~in_head)
+        return tl.where(in_head, head, tail)
+    return load_rows(tail_ptr, batch, pos, stride_tb, stride_ts, cols, mask)
+
+
+@dataclass(frozen=True)
+class SplitRows:
+    """The launch arguments of a [B, S, D] input given as one tensor or as (head, tail) along the sequence."""
+
+    head: torch.Tensor
+    tail: torch.Tensor
+    split: int
+    batch: int
+    seq: int
+    dim: int
+
+    @property
+    def is_split(self) -> bool:
+        return self.head is not self.tail
+
+    def strides(self) -> tuple[int, int, int, int]:
+        return self.head.stride(0), self.head.stride(1), self.tail.stride(0), self.tail.stride(1)
+
+
+def split_rows(name: str, head: Optional[torch.Tensor], tail: torch.Tensor) -> SplitRows:
+    """Check `tail` (and `head`, when given: same batch, width and dtype) as [B, S, D] inputs of a row kernel."""
+    check_tensor(name, tail, ndim=(3,))
+    if head is None:
+        return SplitRows(tail, tail, 0, *tail.shape)
+    check_tensor(f"{name}_head", head, ndim=(3,))
+    if (head.shape[0], head.shape[2], head.dtype) != (tail.shape[0], tail.shape[2], tail.dtype):
+        raise KernelInputError(
+            f"{name}_head: shape {tuple(head.shape)} / {head.dtype} must match {name}'s {tuple(tail.shape)} / "
+            f"{tail.dtype} in batch, width and dtype (it is joined to {name} along the sequence)"
+        )
+    return SplitRows(head, tail, head.shape[1], tail.shape[0], head.shape[1] + tail.shape[1], tail.shape[2])
 
 
 @triton.jit

@@ -2,6 +2,8 @@
 
 Entry points (each the op `torch.ops.diffexp.<name>` under torch.compile, a direct launch in eager mode):
 - `gated_residual(residual, y, gate)` -> residual + gate · y
+- `gated_residual_joint(residual_head, residual, y, gate)` -> torch.cat([residual_head, residual], dim=1) + gate · y,
+  read from the two without the cat (FLUX's single blocks join text and image tokens)
 - `gated_residual_norm_modulate(residual, y, gate, scale, shift, eps)`
   -> (new_residual, LN(new_residual) · (1 + scale) + shift); gate may be None (a plain residual add).
 
@@ -29,25 +31,29 @@ from kernels._common import (
     interpreting,
     layer_norm_fp32,
     load_rows,
+    load_rows_split,
     modulation_strides,
     row_coords,
+    SplitRows,
+    split_rows,
     row_launch,
     store_rows,
 )
-from kernels.norm_modulate import broadcast_reference, check_modulation, modulate_rows, norm_modulate_reference
+from kernels.norm_modulate import broadcast_reference, modulate_rows, modulation_args, norm_modulate_reference
 
 
 @triton.jit
 def _gated_residual_kernel(
-    res_ptr, y_ptr, gate_ptr, out_ptr,
-    n_rows, seq, dim,
-    stride_rb, stride_rs, stride_yb, stride_ys, stride_gb, stride_gs,
-    BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
+    rh_ptr, res_ptr, y_ptr, gate_ptr, out_ptr,
+    n_rows, seq, split, dim,
+    stride_rhb, stride_rhs, stride_rb, stride_rs, stride_yb, stride_ys, stride_gb, stride_gs,
+    SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_D: tl.constexpr,
 ):  # fmt: skip
+    """SPLIT: the residual is the sequence join of rh (positions < split) and res (see load_rows_split)."""
     rows, batch, pos, row_mask = row_coords(tl.program_id(0), n_rows, seq, BLOCK_M)
     cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     mask = row_mask[:, None] & (cols < dim)[None, :]
-    res = load_rows(res_ptr, batch, pos, stride_rb, stride_rs, cols, mask)
+    res = load_rows_split(rh_ptr, res_ptr, split, batch, pos, stride_rhb, stride_rhs, stride_rb, stride_rs, cols, mask, SPLIT)
     y = load_rows(y_ptr, batch, pos, stride_yb, stride_ys, cols, mask)
     gate = load_rows(gate_ptr, batch, pos, stride_gb, stride_gs, cols, mask)
     store_rows(out_ptr, rows, dim, cols, res + gate * y, mask)
@@ -75,16 +81,17 @@ def _gated_residual_norm_modulate_kernel(
     store_rows(mod_out_ptr, rows, dim, cols, out, mask)
 
 
-def _check_pair(residual: torch.Tensor, y: torch.Tensor) -> None:
-    check_tensor("residual", residual, ndim=(3,))
+def _check_pair(residual: torch.Tensor, y: torch.Tensor, residual_head: Optional[torch.Tensor] = None) -> SplitRows:
+    rows = split_rows("residual", residual_head, residual)
     check_tensor("y", y, ndim=(3,))
-    if y.shape != residual.shape:
-        raise KernelInputError(f"y: shape {tuple(y.shape)} differs from residual's {tuple(residual.shape)}")
+    if y.shape != (rows.batch, rows.seq, rows.dim):
+        raise KernelInputError(f"y: shape {tuple(y.shape)} differs from the residual's {(rows.batch, rows.seq, rows.dim)}")
+    return rows
 
 
-def _check_out(name: str, out: torch.Tensor, like: torch.Tensor) -> None:
-    if not out.is_contiguous() or out.shape != like.shape:
-        raise KernelInputError(f"{name}: expected a contiguous tensor of shape {tuple(like.shape)}")
+def _check_out(name: str, out: torch.Tensor, shape: tuple[int, ...]) -> None:
+    if not out.is_contiguous() or out.shape != shape:
+        raise KernelInputError(f"{name}: expected a contiguous tensor of shape {shape}")
 
 
 def _elementwise_launch(dim: int, override: tuple[int, int] | None) -> tuple[int, int, int]:
@@ -100,22 +107,26 @@ def launch_gated_residual(
     gate: torch.Tensor,
     out: torch.Tensor,
     launch_override: tuple[int, int] | None = None,
+    residual_head: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """Write residual + gate · y into `out` (contiguous, residual's shape)."""
-    _check_pair(residual, y)
-    batch, seq, dim = residual.shape
+    """Write residual + gate · y into `out` (contiguous, y's shape).
+
+    With `residual_head`, the residual is `torch.cat([residual_head, residual], dim=1)`, read without the cat.
+    """
+    rows = _check_pair(residual, y, residual_head)
+    batch, seq, dim = rows.batch, rows.seq, rows.dim
     gate_strides = modulation_strides("gate", gate, batch, seq, dim)
-    check_same_device(residual=residual, y=y, gate=gate, out=out)
-    _check_out("out", out, residual)
+    check_same_device(residual=residual, residual_head=residual_head, y=y, gate=gate, out=out)
+    _check_out("out", out, (batch, seq, dim))
     n_rows = batch * seq
     if n_rows == 0 or dim == 0:
         return out
     block_m, block_d, num_warps = _elementwise_launch(dim, launch_override)
     launcher(_gated_residual_kernel)[(triton.cdiv(n_rows, block_m), triton.cdiv(dim, block_d))](
-        residual, y, gate, out,
-        n_rows, seq, dim,
-        residual.stride(0), residual.stride(1), y.stride(0), y.stride(1), *gate_strides,
-        BLOCK_M=block_m, BLOCK_D=block_d, num_warps=num_warps,
+        rows.head, rows.tail, y, gate, out,
+        n_rows, seq, rows.split, dim,
+        *rows.strides(), y.stride(0), y.stride(1), *gate_strides,
+        SPLIT=rows.is_split, BLOCK_M=block_m, BLOCK_D=block_d, num_warps=num_warps,
     )  # fmt: skip
     return out
 
@@ -133,12 +144,12 @@ def launch_gated_residual_norm_modulate(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Write the new residual into `res_out` and its modulated LayerNorm into `mod_out`."""
     _check_pair(residual, y)
-    mod_strides = check_modulation(residual, scale, shift)
     batch, seq, dim = residual.shape
+    mod_strides = modulation_args(scale, shift, batch, seq, dim)
     gate_strides = modulation_strides("gate", gate, batch, seq, dim) if gate is not None else (0, 0)
     check_same_device(residual=residual, y=y, gate=gate, scale=scale, shift=shift, res_out=res_out, mod_out=mod_out)
-    _check_out("res_out", res_out, residual)
-    _check_out("mod_out", mod_out, residual)
+    _check_out("res_out", res_out, residual.shape)
+    _check_out("mod_out", mod_out, residual.shape)
     n_rows = batch * seq
     if n_rows == 0 or dim == 0:
         return res_out, mod_out
@@ -189,7 +200,21 @@ def _gated_residual_norm_modulate_fake(residual, y, gate, scale, shift, eps=1e-6
 gated_residual_norm_modulate_op = kernel_op("gated_residual_norm_modulate", _gated_residual_norm_modulate, _gated_residual_norm_modulate_fake)
 
 
+def _gated_residual_joint(residual_head: torch.Tensor, residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    """torch.cat([residual_head, residual], dim=1) + gate · y without the cat (Triton), into a new tensor."""
+    out = torch.empty(y.shape, dtype=residual.dtype, device=residual.device)
+    return launch_gated_residual(residual, y, gate, out, residual_head=residual_head)
+
+
+def _gated_residual_joint_fake(residual_head, residual, y, gate):
+    return y.new_empty(y.shape, dtype=residual.dtype)
+
+
+gated_residual_joint_op = kernel_op("gated_residual_joint", _gated_residual_joint, _gated_residual_joint_fake)
+
+
 gated_residual = eager_or_op(_gated_residual, gated_residual_op)
+gated_residual_joint = eager_or_op(_gated_residual_joint, gated_residual_joint_op)
 gated_residual_norm_modulate = eager_or_op(_gated_residual_norm_modulate, gated_residual_norm_modulate_op)
 
 

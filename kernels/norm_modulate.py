@@ -1,6 +1,8 @@
 """LayerNorm without affine, then AdaLN modulation, in one pass: y = LN(x) · (1 + scale) + shift.
 
 Call `norm_modulate(x, scale, shift, eps)`; under torch.compile it is the op `torch.ops.diffexp.norm_modulate`.
+`norm_modulate_joint(head, tail, scale, shift, eps)` is the same for `torch.cat([head, tail], dim=1)`,
+read from the two without the cat (FLUX's single blocks join text and image tokens).
 x is [B, S, D]; scale and shift are per sample ([B, D] or [B, 1, D]), per token ([B, S, D]) or shared
 ([1, D]), in any float dtype (FLUX passes bf16, Wan fp32). Arithmetic is fp32; the output is a new
 contiguous tensor in x's dtype. eps defaults to 1e-6, the value FLUX's and Wan's norm1 use. Every input
@@ -8,6 +10,8 @@ needs a contiguous last dimension; other strides are free.
 """
 
 from __future__ import annotations
+
+from typing import Optional
 
 import torch
 import triton
@@ -22,8 +26,10 @@ from kernels._common import (
     launcher,
     interpreting,
     load_rows,
+    load_rows_split,
     modulation_strides,
     row_coords,
+    split_rows,
     store_rows,
 )
 
@@ -38,15 +44,16 @@ def modulate_rows(normed, scale_ptr, shift_ptr, batch, pos, stride_cb, stride_cs
 
 @triton.jit
 def _norm_modulate_kernel(
-    x_ptr, scale_ptr, shift_ptr, out_ptr,
-    n_rows, seq, dim, eps,
-    stride_xb, stride_xs, stride_cb, stride_cs, stride_tb, stride_ts,
-    BLOCK_M: tl.constexpr, CHUNK: tl.constexpr, N_CHUNKS: tl.constexpr,
+    xh_ptr, x_ptr, scale_ptr, shift_ptr, out_ptr,
+    n_rows, seq, split, dim, eps,
+    stride_xhb, stride_xhs, stride_xb, stride_xs, stride_cb, stride_cs, stride_tb, stride_ts,
+    SPLIT: tl.constexpr, BLOCK_M: tl.constexpr, CHUNK: tl.constexpr, N_CHUNKS: tl.constexpr,
 ):  # fmt: skip
     """Rows walked in CHUNK-wide pieces: a sum pass, a centred sum-of-squares pass, then normalise + modulate.
 
     The later passes re-read x from L1 (or keep it in registers), so HBM sees each byte once; unlike a
     power-of-two row tile, no lane is masked off at the DiT widths (3072 = 3·1024, 5120 = 5·1024).
+    SPLIT: x is the sequence join of xh (positions < split) and x (see load_rows_split).
     """
     rows, batch, pos, row_mask = row_coords(tl.program_id(0), n_rows, seq, BLOCK_M)
     offsets = tl.arange(0, CHUNK)
@@ -54,19 +61,19 @@ def _norm_modulate_kernel(
     for c in tl.static_range(N_CHUNKS):
         cols = c * CHUNK + offsets
         mask = row_mask[:, None] & (cols < dim)[None, :]
-        total += load_rows(x_ptr, batch, pos, stride_xb, stride_xs, cols, mask)
+        total += load_rows_split(xh_ptr, x_ptr, split, batch, pos, stride_xhb, stride_xhs, stride_xb, stride_xs, cols, mask, SPLIT)
     mean = tl.sum(total, axis=1) / dim
     squares = tl.zeros([BLOCK_M, CHUNK], tl.float32)
     for c in tl.static_range(N_CHUNKS):
         cols = c * CHUNK + offsets
         mask = row_mask[:, None] & (cols < dim)[None, :]
-        centered = tl.where(mask, load_rows(x_ptr, batch, pos, stride_xb, stride_xs, cols, mask) - mean[:, None], 0.0)
+        centered = tl.where(mask, load_rows_split(xh_ptr, x_ptr, split, batch, pos, stride_xhb, stride_xhs, stride_xb, stride_xs, cols, mask, SPLIT) - mean[:, None], 0.0)
         squares += centered * centered
     rstd = tl.rsqrt(tl.sum(squares, axis=1) / dim + eps)
     for c in tl.static_range(N_CHUNKS):
         cols = c * CHUNK + offsets
         mask = row_mask[:, None] & (cols < dim)[None, :]
-        x = load_rows(x_ptr, batch, pos, stride_xb, stride_xs, cols, mask)
+        x = load_rows_split(xh_ptr, x_ptr, split, batch, pos, stride_xhb, stride_xhs, stride_xb, stride_xs, cols, mask, SPLIT)
         normed = (x - mean[:, None]) * rstd[:, None]
         y = modulate_rows(normed, scale_ptr, shift_ptr, batch, pos, stride_cb, stride_cs, stride_tb, stride_ts, cols, mask)
         store_rows(out_ptr, rows, dim, cols, y, mask)
@@ -87,10 +94,8 @@ def chunked_launch(dim: int, override: tuple[int, int] | None = None) -> tuple[i
     return block_m, chunk, triton.cdiv(dim, chunk), num_warps
 
 
-def check_modulation(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> tuple[int, int, int, int]:
-    """x must be [B, S, D]; returns the (batch, seq) strides of scale, then of shift, broadcast to x."""
-    check_tensor("x", x, ndim=(3,))
-    batch, seq, dim = x.shape
+def modulation_args(scale: torch.Tensor, shift: torch.Tensor, batch: int, seq: int, dim: int) -> tuple[int, int, int, int]:
+    """The (batch, seq) strides of scale, then of shift, broadcast to [B, S, D]."""
     return (*modulation_strides("scale", scale, batch, seq, dim), *modulation_strides("shift", shift, batch, seq, dim))
 
 
@@ -101,22 +106,27 @@ def launch_norm_modulate(
     eps: float,
     out: torch.Tensor,
     launch_override: tuple[int, int] | None = None,
+    x_head: Optional[torch.Tensor] = None,
 ) -> torch.Tensor:
-    """Write norm_modulate(x) into `out` (contiguous, x's shape); the op below and the tests call this."""
-    mod_strides = check_modulation(x, scale, shift)
-    check_same_device(x=x, scale=scale, shift=shift, out=out)
-    if not out.is_contiguous() or out.shape != x.shape:
-        raise KernelInputError(f"out: expected a contiguous tensor of shape {tuple(x.shape)}")
-    batch, seq, dim = x.shape
+    """Write norm_modulate(x) into `out` (contiguous, x's shape); the ops below and the tests call this.
+
+    With `x_head`, the input is `torch.cat([x_head, x], dim=1)`, read from the two without the cat.
+    """
+    rows = split_rows("x", x_head, x)
+    batch, seq, dim = rows.batch, rows.seq, rows.dim
+    mod_strides = modulation_args(scale, shift, batch, seq, dim)
+    check_same_device(x=x, x_head=x_head, scale=scale, shift=shift, out=out)
+    if not out.is_contiguous() or out.shape != (batch, seq, dim):
+        raise KernelInputError(f"out: expected a contiguous tensor of shape {(batch, seq, dim)}")
     n_rows = batch * seq
     if n_rows == 0 or dim == 0:
         return out
     block_m, chunk, n_chunks, num_warps = chunked_launch(dim, launch_override)
     launcher(_norm_modulate_kernel)[(triton.cdiv(n_rows, block_m),)](
-        x, scale, shift, out,
-        n_rows, seq, dim, eps,
-        x.stride(0), x.stride(1), *mod_strides,
-        BLOCK_M=block_m, CHUNK=chunk, N_CHUNKS=n_chunks, num_warps=num_warps,
+        rows.head, rows.tail, scale, shift, out,
+        n_rows, seq, rows.split, dim, eps,
+        *rows.strides(), *mod_strides,
+        SPLIT=rows.is_split, BLOCK_M=block_m, CHUNK=chunk, N_CHUNKS=n_chunks, num_warps=num_warps,
     )  # fmt: skip
     return out
 
@@ -130,10 +140,22 @@ def _norm_modulate_fake(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tenso
     return x.new_empty(x.shape)
 
 
+def _norm_modulate_joint(
+    head: torch.Tensor, tail: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
+    """norm_modulate(torch.cat([head, tail], dim=1), ...) without the cat (Triton)."""
+    shape = (tail.shape[0], head.shape[1] + tail.shape[1], tail.shape[2])
+    return launch_norm_modulate(tail, scale, shift, eps, tail.new_empty(shape), x_head=head)
+
+
+def _norm_modulate_joint_fake(head, tail, scale, shift, eps=1e-6):
+    return tail.new_empty((tail.shape[0], head.shape[1] + tail.shape[1], tail.shape[2]))
+
+
 norm_modulate_op = kernel_op("norm_modulate", _norm_modulate, _norm_modulate_fake)
-
-
+norm_modulate_joint_op = kernel_op("norm_modulate_joint", _norm_modulate_joint, _norm_modulate_joint_fake)
 norm_modulate = eager_or_op(_norm_modulate, norm_modulate_op)
+norm_modulate_joint = eager_or_op(_norm_modulate_joint, norm_modulate_joint_op)
 
 
 def broadcast_reference(t: torch.Tensor) -> torch.Tensor:

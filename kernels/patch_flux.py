@@ -20,8 +20,8 @@ from diffusers.models.transformers.transformer_flux import (
 from diffusers.models.attention_dispatch import dispatch_attention_fn
 
 from kernels._patching import PatchLog, is_plain_layer_norm, is_rms_norm, override_forward, rms_eps, swap_processor
-from kernels.gated_residual import gated_residual, gated_residual_norm_modulate
-from kernels.norm_modulate import norm_modulate
+from kernels.gated_residual import gated_residual, gated_residual_joint, gated_residual_norm_modulate
+from kernels.norm_modulate import norm_modulate, norm_modulate_joint
 from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_joint
 from kernels.rms_norm import rms_norm
 
@@ -91,19 +91,21 @@ def _single_block_forward(
     image_rotary_emb: tuple[torch.Tensor, torch.Tensor] | None = None,
     joint_attention_kwargs: dict[str, Any] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    text_seq_len = encoder_hidden_states.shape[1]
-    hidden_states = torch.cat([encoder_hidden_states, hidden_states], dim=1)
-    residual = hidden_states
-    norm_hidden_states, gate = self.norm(hidden_states, emb=temb)
+    # The block's input is torch.cat([text, image], dim=1); the norm and the residual add read the two parts
+    # where they are (under torch.compile the cat would be written out once for each of them).
+    text, image = encoder_hidden_states, hidden_states
+    emb = self.norm.linear(self.norm.silu(temb))
+    shift_msa, scale_msa, gate = emb.chunk(3, dim=1)
+    norm_hidden_states = norm_modulate_joint(text, image, scale_msa, shift_msa, self.norm.norm.eps)
     mlp_hidden_states = self.act_mlp(self.proj_mlp(norm_hidden_states))
     attn_output = self.attn(
         hidden_states=norm_hidden_states, image_rotary_emb=image_rotary_emb, **(joint_attention_kwargs or {})
     )
     hidden_states = torch.cat([attn_output, mlp_hidden_states], dim=2)
-    hidden_states = gated_residual(residual, self.proj_out(hidden_states), gate)
+    hidden_states = gated_residual_joint(text, image, self.proj_out(hidden_states), gate)
     if hidden_states.dtype == torch.float16:
         hidden_states = hidden_states.clip(-65504, 65504)
-    return hidden_states[:, :text_seq_len], hidden_states[:, text_seq_len:]
+    return hidden_states[:, : text.shape[1]], hidden_states[:, text.shape[1] :]
 
 
 class TritonFluxAttnProcessor(FluxAttnProcessor):
@@ -198,7 +200,8 @@ def patch_flux(model: FluxTransformer2DModel) -> list[str]:
                     log.add(name, "FluxTransformerBlock.forward -> diffexp::gated_residual_norm_modulate, gated_residual")
             _patch_attention(f"{name}.attn", module.attn, log)
         elif isinstance(module, FluxSingleTransformerBlock):
-            if override_forward(module, _single_block_forward):
-                log.add(name, "FluxSingleTransformerBlock.forward -> diffexp::gated_residual")
+            if isinstance(module.norm, AdaLayerNormZeroSingle) and is_plain_layer_norm(module.norm.norm):
+                if override_forward(module, _single_block_forward):
+                    log.add(name, "FluxSingleTransformerBlock.forward -> diffexp::norm_modulate_joint, gated_residual_joint")
             _patch_attention(f"{name}.attn", module.attn, log)
     return log.lines()

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from kernels import OPS
-from kernels.gated_residual import gated_residual, gated_residual_norm_modulate
-from kernels.norm_modulate import norm_modulate
+from kernels.gated_residual import gated_residual, gated_residual_joint, gated_residual_norm_modulate
+from kernels.norm_modulate import norm_modulate, norm_modulate_joint
 from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_joint, qk_norm_rope_out
 from kernels.rms_norm import rms_norm
 
@@ -23,6 +23,8 @@ def _op_args(randn):
         "norm_modulate": (x, scale, shift, 1e-6),
         "gated_residual": (x, y, gate),
         "gated_residual_norm_modulate": (x, y, gate, scale, shift, 1e-6),
+        "norm_modulate_joint": (x[:, :1], x, scale, shift, 1e-6),
+        "gated_residual_joint": (x[:, :1], x, randn(b, s + 1, d), gate),
         "qk_norm_rope": rope,
         "qk_norm_rope_out": (*rope, torch.empty_like(q), torch.empty_like(k)),
         "qk_norm_rope_joint": (q, k, rope[2], rope[3], 1e-6, q[:, :2], k[:, :2], rope[3], rope[2], 1e-5,
@@ -40,6 +42,8 @@ def _block(x, y, gate, scale, shift, q, k, w, cos, sin):
     h = norm_modulate(x, scale, shift, 1e-6) * 2
     x, h = gated_residual_norm_modulate(x, h + y, gate, scale, shift, 1e-6)
     x = gated_residual(x, torch.tanh(h), gate)
+    joined = norm_modulate_joint(x[:, :1], x, scale, shift, 1e-6)
+    x = gated_residual_joint(x[:, :1], x, joined, gate)[:, 1:]
     q, k = qk_norm_rope(q, k, w, w, cos, sin, 1e-6)
     q2, k2 = q.clone(), k.clone()
     qk_norm_rope_out(q, k, w, w, cos, sin, 1e-6, q2, k2)

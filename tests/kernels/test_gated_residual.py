@@ -4,6 +4,7 @@ import torch
 from kernel_testing import DTYPES, FULL_SHAPES, SMALL_SHAPES
 from kernels.gated_residual import (
     gated_residual,
+    gated_residual_joint,
     gated_residual_norm_modulate,
     gated_residual_norm_modulate_reference,
     gated_residual_reference,
@@ -80,3 +81,20 @@ def test_every_element_written(randn, check):
     res_out, mod_out = torch.full_like(residual, float("nan")), torch.full_like(residual, float("nan"))
     got = launch_gated_residual_norm_modulate(residual, y, gate, scale, shift, 1e-6, res_out, mod_out)
     _check_both(got, gated_residual_norm_modulate_reference(residual, y, gate, scale, shift, 1e-6), torch.float32, check)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("head_len,tail_len,dim", [(1, 6, 96), (5, 3, 3072), (7, 9, 200)])
+def test_joint_residual_without_cat(head_len, tail_len, dim, dtype, randn, check):
+    """FLUX single block: the residual is torch.cat([text, image], dim=1), read from the two parts."""
+    head, tail = randn(2, head_len, dim, dtype=dtype, scale=2.0), randn(2, tail_len, dim, dtype=dtype, scale=2.0)
+    y, gate = randn(2, head_len + tail_len, dim, dtype=dtype), randn(2, 1, dim, dtype=dtype)
+    got = gated_residual_joint(head, tail, y, gate)
+    check(got, gated_residual_reference(torch.cat([head, tail], dim=1), y, gate), dtype)
+
+
+def test_joint_rejects_y_of_another_length(randn):
+    from kernels._common import KernelInputError
+
+    with pytest.raises(KernelInputError, match=r"y: shape \(1, 4, 32\) differs from the residual's \(1, 5, 32\)"):
+        gated_residual_joint(randn(1, 2, 32), randn(1, 3, 32), randn(1, 4, 32), randn(1, 32))

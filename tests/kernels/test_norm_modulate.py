@@ -3,7 +3,7 @@ import torch
 
 from kernel_testing import DTYPES, FULL_SHAPES, SMALL_SHAPES
 from kernels._common import KernelInputError
-from kernels.norm_modulate import launch_norm_modulate, norm_modulate, norm_modulate_reference
+from kernels.norm_modulate import launch_norm_modulate, norm_modulate, norm_modulate_joint, norm_modulate_reference
 
 
 def _case(shape, dtype, randn, mod_dtype=None):
@@ -73,3 +73,21 @@ def test_every_element_written(randn, check):
 def test_rejects_mismatched_modulation(randn):
     with pytest.raises(KernelInputError, match="scale"):
         norm_modulate(randn(2, 3, 64), randn(3, 64), randn(2, 64), 1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("head_len,tail_len,dim", [(1, 6, 96), (5, 3, 3072), (7, 9, 200)])
+def test_joint_reads_head_and_tail_without_cat(head_len, tail_len, dim, dtype, randn, check):
+    """FLUX single block: the input is torch.cat([text, image], dim=1); the tail a strided view of a wider tensor."""
+    head = randn(2, head_len, dim, dtype=dtype, scale=3.0) + 1.0
+    tail = (randn(2, tail_len, 2 * dim, dtype=dtype, scale=2.0) - 1.0)[..., dim:]
+    scale, shift = randn(2, dim, dtype=dtype, scale=0.5), randn(2, dim, dtype=dtype)
+    got = norm_modulate_joint(head, tail, scale, shift, 1e-6)
+    want = norm_modulate_reference(torch.cat([head, tail], dim=1), scale, shift, 1e-6)
+    assert got.shape == (2, head_len + tail_len, dim) and got.is_contiguous()
+    check(got, want, dtype)
+
+
+def test_joint_rejects_a_head_of_another_width(randn):
+    with pytest.raises(KernelInputError, match=r"x_head: shape \(1, 2, 32\).*must match x's \(1, 3, 64\)"):
+        norm_modulate_joint(randn(1, 2, 32), randn(1, 3, 64), randn(1, 64), randn(1, 64), 1e-6)

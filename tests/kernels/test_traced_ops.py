@@ -26,10 +26,12 @@ TRACE = textwrap.dedent(
         h = ops.norm_modulate(x, scale, shift, 1e-6)
         r, h2 = ops.gated_residual_norm_modulate(x, h, gate, scale, shift, 1e-6)
         r = ops.gated_residual(r, h2, gate)
+        j = ops.norm_modulate_joint(x, h, scale, shift, 1e-6)
+        rj = ops.gated_residual_joint(x, h, j, gate)
         q2, k2 = ops.qk_norm_rope(q, k, w, w, cos, sin, 1e-6)
         ops.qk_norm_rope_out(q, k, w, w, cos, sin, 1e-6, q, k)
         qj, kj = ops.qk_norm_rope_joint(q2, k2, w, w, 1e-5, q, k, w, w, 1e-6, torch.cat([cos, cos]), torch.cat([sin, sin]))
-        return ops.rms_norm(r, None, 1e-6), q2, k2, q, k, qj, kj
+        return ops.rms_norm(r, None, 1e-6), q2, k2, q, k, qj, kj, rj
 
     def args(device):
         b, s, h, dh = 2, 8, 2, 32
@@ -62,9 +64,8 @@ def test_ops_trace_to_triton_launches_without_a_gpu():
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # norm_modulate, gated_residual_norm_modulate, gated_residual, qk_norm_rope, qk_norm_rope_out,
-    # qk_norm_rope_joint, rms_norm: one launch each
-    assert "launches 7" in proc.stdout
+    # one launch for each op in kernels.OPS
+    assert "launches 9" in proc.stdout
 
 
 @pytest.mark.gpu
@@ -79,7 +80,7 @@ def test_inductor_sees_which_arguments_each_kernel_writes():
         for node in gm.graph.nodes
         if "triton_kernel_wrapper_functional" in str(node.target)
     ]
-    assert len(written) == 7
+    assert len(written) == 9
     for names in written:
         assert all(name.endswith("out_ptr") for name in names), written
     out = torch.compile(namespace["block"], fullgraph=True)(*namespace["args"]("cuda"))

@@ -103,15 +103,20 @@ def transformer_agreement(height: int = 1024, width: int = 1024) -> dict:
         reference = transformer(**inputs)[0].float()
         patched = apply_triton_kernels(transformer)
         candidate = transformer(**inputs)[0].float()
+    return {"patched": patched, **output_difference(reference, candidate)}
+
+
+def output_difference(reference, candidate) -> dict:
+    """How far one forward's output is from another's: max/mean |diff|, mean |diff| / mean |reference|, finite."""
+    reference, candidate = reference.float(), candidate.float()
     diff = (candidate - reference).abs()
     scale = reference.abs().mean().item()
     return {
-        "patched": patched,
         "max_abs_diff": diff.max().item(),
         "mean_abs_diff": diff.mean().item(),
         "mean_abs_reference": scale,
         "relative_mean_diff": diff.mean().item() / scale if scale else None,
-        "finite": bool(torch.isfinite(candidate).all().item()),
+        "finite": bool(candidate.isfinite().all().item()),
     }
 
 

@@ -29,7 +29,7 @@ from typing import Callable
 
 import torch
 
-from diffexp.bench.flux_dit import flux_forward_inputs, flux_transformer
+from diffexp.bench.flux_dit import flux_forward_inputs, flux_transformer, output_difference
 
 
 def paired_summary(stock_ms: list[float], triton_ms: list[float]) -> dict:
@@ -134,6 +134,8 @@ RESULT_FILE = "transformer_ab.json"
 def ab_metrics(result: dict) -> dict[str, float]:
     """MLflow metrics from a result: every scalar of each phase's summary, and its clock/power summary."""
     metrics = {k: float(v) for k, v in result.items() if k.startswith("compile_s_")}
+    for phase, found in result.get("agreement", {}).items():
+        metrics.update({f"agreement.{phase}.{k}": float(v) for k, v in found.items() if isinstance(v, (int, float))})
     for phase in ("eager", "compiled"):
         for key, value in result.get(phase, {}).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -212,19 +214,26 @@ def main(argv: list[str] | None = None) -> None:
     result["patched"] = apply_triton_kernels(triton)
     inputs = flux_forward_inputs(args.height, args.width)
     with torch.no_grad():
+        # Same weights, same inputs: the variants' outputs must agree to bf16 rounding before their speed counts.
+        result["agreement"] = {"eager": output_difference(stock(**inputs)[0], triton(**inputs)[0])}
+        save()
         if args.eager_rounds:
             with gpu_sampler(args.out / "smi_eager.csv"):
                 result["eager"] = interleaved(lambda: stock.forward(**inputs), lambda: triton.forward(**inputs), args.eager_rounds)
             result["eager"]["gpu"] = sampler_summary(args.out / "smi_eager.csv")
             save()
             print("eager", json.dumps({k: v for k, v in result["eager"].items() if not k.endswith("_ms")}), flush=True)
+        first = {}
         for name, model in (("stock", stock), ("triton", triton)):
             model.compile(mode=args.compile_mode)
             begin = time.perf_counter()
-            model(**inputs)
+            first[name] = model(**inputs)[0]
             torch.cuda.synchronize()
             result[f"compile_s_{name}"] = time.perf_counter() - begin
             save()
+        result["agreement"]["compiled"] = output_difference(first["stock"], first["triton"])
+        print("agreement", json.dumps(result["agreement"]), flush=True)
+        del first
         with gpu_sampler(args.out / "smi_compiled.csv"):
             result["compiled"] = interleaved(lambda: stock(**inputs), lambda: triton(**inputs), args.rounds)
         result["compiled"]["gpu"] = sampler_summary(args.out / "smi_compiled.csv")

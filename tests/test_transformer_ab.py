@@ -62,8 +62,8 @@ def test_refuses_to_start_without_a_gpu(tmp_path, capsys):
     assert "needs a CUDA GPU" in capsys.readouterr().err
 
 
-# Recorded on an H100 (kernels/RESULTS.md): 20 eager and 300 compiled paired rounds, nvidia-smi samples,
-# and one profiled compiled forward of each variant.
+# Recorded on an H100 (kernels/RESULTS.md): the outputs' agreement, 10 eager and 100 compiled paired rounds,
+# nvidia-smi samples, and one profiled compiled forward of each variant.
 RECORDED = Path(__file__).parent / "fixtures" / "transformer_ab_h100"
 
 
@@ -74,11 +74,22 @@ def test_recorded_summaries_follow_from_the_recorded_rounds():
         again = paired_summary(recorded["stock_ms"], recorded["triton_ms"])
         for key, value in again.items():
             assert recorded[key] == pytest.approx(value), (phase, key)
-    assert result["compiled"]["gain_ms_mean"] == pytest.approx(-2.143, abs=1e-3)
+    assert result["compiled"]["gain_ms_mean"] == pytest.approx(1.960, abs=1e-3)
+    assert result["compiled"]["gain_ms_mean"] > result["compiled"]["gain_ms_ci95"] > 0  # a gain, outside noise
     assert sampler_summary(RECORDED / "smi_compiled.csv") == pytest.approx(result["compiled"]["gpu"])
 
 
-def test_recorded_profiles_show_gpu_time_saved_and_host_waits():
+def test_recorded_outputs_agree_to_bf16_rounding():
+    """Same weights and inputs: stock and Triton-kernel forwards differ by rounding, eager and compiled."""
+    agreement = json.loads((RECORDED / "transformer_ab.json").read_text())["agreement"]
+    assert set(agreement) == {"eager", "compiled"}
+    for found in agreement.values():
+        assert found["finite"]
+        assert found["relative_mean_diff"] < 0.02
+        assert found["max_abs_diff"] < 0.05  # output values are O(1): a few bf16 spacings
+
+
+def test_recorded_profiles_show_gpu_time_saved_and_no_host_wait():
     """The finding in kernels/RESULTS.md, read from the two recorded traces by diffexp.profile."""
     from diffexp.profile.analysis import analyze_trace
 
@@ -87,9 +98,10 @@ def test_recorded_profiles_show_gpu_time_saved_and_host_waits():
     by_cat = lambda a: a.categories.set_index("category")["gpu_ms"]  # noqa: E731
     s, t = by_cat(stock), by_cat(triton)
     assert t["gemm"] == pytest.approx(s["gemm"], rel=0.01) and t["attn"] == pytest.approx(s["attn"], rel=0.01)
-    assert s["norm"] - t["norm"] > 5.0  # ms of norm kernels per forward removed
+    assert s["norm"] - t["norm"] > 3.0  # ms of norm kernels per forward removed
     assert triton.busy_ms < stock.busy_ms - 3.0
-    assert triton.idle_ms > stock.idle_ms + 10.0  # the GPU waits for the host
+    # Inductor launches the kernels itself (triton_op): the GPU waits for the host no longer than stock's.
+    assert triton.idle_ms == pytest.approx(stock.idle_ms, abs=0.5)
 
 
 def test_results_are_logged_to_mlflow(tmp_path, mlflow_uri):
@@ -101,10 +113,11 @@ def test_results_are_logged_to_mlflow(tmp_path, mlflow_uri):
     mlflow.set_tracking_uri(mlflow_uri)
     (run,) = mlflow.search_runs(experiment_names=["transformer_ab"], output_format="list")
     assert run.info.status == "FINISHED"
-    assert run.data.params["gpu"] == "NVIDIA H100 80GB HBM3" and run.data.params["compiled.rounds"] == "300"
-    assert run.data.metrics["compiled.gain_ms_mean"] == pytest.approx(-2.143, abs=1e-3)
-    assert run.data.metrics["eager.gain_pct"] == pytest.approx(25.4, abs=0.1)
-    assert run.data.metrics["compiled.gpu.power_w_mean"] == pytest.approx(687.3, abs=0.1)
+    assert run.data.params["gpu"] == "NVIDIA H100 80GB HBM3" and run.data.params["compiled.rounds"] == "100"
+    assert run.data.metrics["compiled.gain_ms_mean"] == pytest.approx(1.960, abs=1e-3)
+    assert run.data.metrics["eager.gain_pct"] == pytest.approx(15.8, abs=0.1)
+    assert run.data.metrics["compiled.gpu.power_w_mean"] == pytest.approx(683.2, abs=0.1)
+    assert run.data.metrics["agreement.compiled.max_abs_diff"] == pytest.approx(0.0337, abs=1e-4)
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
     assert {"transformer_ab.json", "smi_compiled.csv", "compiled_triton.trace.json.gz"} <= artifacts
 

@@ -103,7 +103,7 @@ def generate(
         pipe = load_pipeline(cfg.model, device)
         placement = pipeline_setup.apply_offload(pipe, cfg.offload, device)
         pipeline_setup.apply_attention(pipe, cfg.attention.backend)
-        patched = pipeline_setup.apply_kernels(pipe, cfg.kernels.impl, compiled=cfg.compile.enabled)
+        patched = pipeline_setup.apply_kernels(pipe, cfg.kernels.impl)
         if parallelize is not None:
             parallelize(pipe)
         pipeline_setup.apply_compile(pipe, cfg)

@@ -99,7 +99,7 @@ def apply_attention(pipe, backend: str | None) -> None:
     log.info("attention backend: %s (diffusers %s)", backend, name)
 
 
-def apply_kernels(pipe, impl: str, compiled: bool = False) -> list[str]:
+def apply_kernels(pipe, impl: str) -> list[str]:
     if impl == "torch":
         return []
     from kernels.patch import apply_triton_kernels
@@ -108,12 +108,6 @@ def apply_kernels(pipe, impl: str, compiled: bool = False) -> list[str]:
     for denoiser in denoisers(pipe):
         patched += apply_triton_kernels(getattr(pipe, denoiser))
     log.info("triton kernels swapped in: %s", ", ".join(patched) or "none")
-    if compiled and patched:
-        log.warning(
-            "kernels=triton with compile=on: inside a compiled graph each kernel call goes through the custom-op "
-            "dispatcher (~260 µs of host time); on an H100 the FLUX.1-dev-size DiT forward lost 1.5 % to "
-            "compile alone although its GPU time fell 3.5 % (kernels/RESULTS.md). Compare with kernels=torch."
-        )
     return patched
 
 

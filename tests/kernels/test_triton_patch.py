@@ -137,19 +137,3 @@ def test_patched_model_compiles_fullgraph(family, randn, device):
         want = model(**inputs)[0]
         got = torch.compile(model, fullgraph=True, backend="aot_eager")(**inputs)[0]
     torch.testing.assert_close(got, want)
-
-
-@pytest.mark.parametrize("compiled", [False, True])
-def test_run_setup_warns_when_kernels_meet_compile(compiled, randn, device, caplog):
-    """The engine's kernel step says when the measured host cost of custom ops under compile applies."""
-    from types import SimpleNamespace
-
-    from diffexp.engines.pipeline_setup import apply_kernels
-
-    pipe = SimpleNamespace(transformer=_randomize(_tiny_flux(), randn, device))
-    with caplog.at_level("INFO", logger="diffexp.engines.pipeline_setup"):
-        patched = apply_kernels(pipe, "triton", compiled=compiled)
-    assert patched and "swapped in" in caplog.text
-    assert ("kernels=triton with compile=on" in caplog.text) is compiled
-    assert "%%" not in caplog.text
-    assert apply_kernels(SimpleNamespace(transformer=_tiny_flux()), "torch", compiled=True) == []

@@ -10,10 +10,12 @@ FluxTransformer2DModel
   -> diffexp::norm_modulate (the emb linear stays).
 - `FluxTransformerBlock.forward`: residual + gate·attn, norm2 and modulation -> diffexp::gated_residual_norm_modulate;
   residual + gate·ff -> diffexp::gated_residual (both streams).
-- `FluxSingleTransformerBlock.forward`: residual + gate·proj_out -> diffexp::gated_residual.
+- `FluxSingleTransformerBlock.forward` (when its norm is a plain LayerNorm): the block input is the join of
+  text and image tokens, read by diffexp::norm_modulate_joint (norm + modulation) and
+  diffexp::gated_residual_joint (residual + gate·proj_out) where the two parts are, without the torch.cat.
 - `FluxAttention.processor` (when it is the stock FluxAttnProcessor): norm_q/norm_k, norm_added_q/k and
-  apply_rotary_emb -> diffexp::qk_norm_rope (single blocks) / qk_norm_rope_out (double blocks, which also
-  writes text and image tokens straight into the joint q/k, removing the torch.cat of q and k).
+  apply_rotary_emb -> diffexp::qk_norm_rope (single blocks) / qk_norm_rope_joint (double blocks: text and
+  image tokens in one launch that writes the joint q/k, removing the torch.cat of q and k).
 
 WanTransformer3DModel
 - `WanTransformerBlock.forward`: norm1 + modulation -> diffexp::norm_modulate; residual + gate·attn1 fused with

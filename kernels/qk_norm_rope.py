@@ -3,8 +3,12 @@
 Entry points (each the op `torch.ops.diffexp.<name>` under torch.compile, a direct launch in eager mode):
 - `qk_norm_rope(q, k, q_weight, k_weight, cos, sin, eps)` -> (q_out, k_out), new tensors;
 - `qk_norm_rope_out(q, k, q_weight, k_weight, cos, sin, eps, q_out, k_out)` writes into
-  given tensors: pass q_out=q, k_out=k for in place, or slices of a larger buffer (FLUX writes text and
-  image tokens straight into the joint-sequence buffer, which saves the `torch.cat`).
+  given tensors: pass q_out=q, k_out=k for in place, or slices of a larger buffer. (Under torch.compile,
+  writes into slices become copies: functionalisation. Use the joint form for that.)
+- `qk_norm_rope_joint(text_q, text_k, text_q_weight, text_k_weight, text_eps, image_q, image_k,
+  image_q_weight, image_k_weight, image_eps, cos, sin)` -> (q, k) of the joint sequence [B, St + Si, H, Dh],
+  text tokens first, each part with its own weights and eps, in one launch (FLUX's double blocks; it
+  saves the `torch.cat` of q and k). cos/sin cover the joint sequence.
 
 q, k: [B, S, H, Dh] with heads packed (stride(-1) == 1, stride(-2) == Dh; batch and sequence strides are
 free, so chunks of a fused QKV projection are read in place). Dh must be even.

@@ -211,31 +211,6 @@ def launch_qk_norm_rope(
     _launch([(q, k, q_weight, k_weight, eps)], cos, sin, q_out, k_out, launch_override)
 
 
-def launch_qk_norm_rope_joint(
-    text_q: torch.Tensor,
-    text_k: torch.Tensor,
-    text_q_weight: Optional[torch.Tensor],
-    text_k_weight: Optional[torch.Tensor],
-    text_eps: float,
-    image_q: torch.Tensor,
-    image_k: torch.Tensor,
-    image_q_weight: Optional[torch.Tensor],
-    image_k_weight: Optional[torch.Tensor],
-    image_eps: float,
-    cos: torch.Tensor,
-    sin: torch.Tensor,
-    q_out: torch.Tensor,
-    k_out: torch.Tensor,
-    launch_override: tuple[int, int] | None = None,
-) -> None:
-    """Text then image tokens, each with its own norm weights and eps, into q_out/k_out [B, St + Si, H, Dh]."""
-    sources = [
-        (text_q, text_k, text_q_weight, text_k_weight, text_eps),
-        (image_q, image_k, image_q_weight, image_k_weight, image_eps),
-    ]
-    _launch(sources, cos, sin, q_out, k_out, launch_override)
-
-
 def _qk_norm_rope(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -273,20 +248,24 @@ def _qk_norm_rope_joint(
     cos: torch.Tensor,
     sin: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """FLUX joint attention's q and k, [B, St + Si, H, Dh]: text tokens first, in one launch and no torch.cat."""
-    shape = (text_q.shape[0], text_q.shape[1] + image_q.shape[1], *text_q.shape[2:])
-    q_out = torch.empty(shape, dtype=text_q.dtype, device=text_q.device)
-    k_out = torch.empty(shape, dtype=text_k.dtype, device=text_k.device)
-    launch_qk_norm_rope_joint(
-        text_q, text_k, text_q_weight, text_k_weight, text_eps,
-        image_q, image_k, image_q_weight, image_k_weight, image_eps, cos, sin, q_out, k_out,
-    )  # fmt: skip
+    """FLUX joint attention's q and k, [B, St + Si, H, Dh]: text tokens first, each part with its own
+    weights and eps, in one launch and no torch.cat."""
+    q_out = text_q.new_empty(_joint_shape(text_q, image_q))
+    k_out = text_k.new_empty(_joint_shape(text_q, image_q))
+    sources = [
+        (text_q, text_k, text_q_weight, text_k_weight, text_eps),
+        (image_q, image_k, image_q_weight, image_k_weight, image_eps),
+    ]
+    _launch(sources, cos, sin, q_out, k_out, None)
     return q_out, k_out
 
 
+def _joint_shape(text_q: torch.Tensor, image_q: torch.Tensor) -> tuple[int, ...]:
+    return (text_q.shape[0], text_q.shape[1] + image_q.shape[1], *text_q.shape[2:])
+
+
 def _qk_norm_rope_joint_fake(text_q, text_k, text_q_weight, text_k_weight, text_eps, image_q, image_k, *rest):
-    shape = (text_q.shape[0], text_q.shape[1] + image_q.shape[1], *text_q.shape[2:])
-    return text_q.new_empty(shape), text_k.new_empty(shape)
+    return text_q.new_empty(_joint_shape(text_q, image_q)), text_k.new_empty(_joint_shape(text_q, image_q))
 
 
 qk_norm_rope_joint_op = kernel_op("qk_norm_rope_joint", _qk_norm_rope_joint, _qk_norm_rope_joint_fake)

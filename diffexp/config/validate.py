@@ -174,6 +174,12 @@ def _check_engine(cfg: Config) -> list[str]:
             )
         if cfg.model.weights == "pretrained" and cfg.model.pipeline is None:
             out.append(f"model.pipeline=None: engine diffusers needs the diffusers pipeline class for model {cfg.model.name!r}")
+        if (cfg.parallel.cfg_parallel_size or 1) > 2:
+            out.append(
+                f"parallel.cfg_parallel_size={cfg.parallel.cfg_parallel_size}: the in-process engine splits the two "
+                "CFG branches (conditional, unconditional) over 2 GPU groups; allowed: 1 or 2 (larger sizes are "
+                "SGLang's own layout: engine=sglang)"
+            )
         if cfg.profile.mode == "nsys" and cfg.parallel.num_gpus > 1:
             out.append(
                 f"profile.mode=nsys with parallel.num_gpus={cfg.parallel.num_gpus}: the in-process engine runs nsys "

@@ -83,3 +83,12 @@ def test_all_problems_reported_together():
 def test_nsys_around_a_multi_gpu_in_process_run_is_refused():
     found = problems("engine=diffusers", "parallel=ulysses2", "profile=nsys", "engine.dry_run=true")
     assert any("profile.mode=nsys with parallel.num_gpus=2" in p and "profile=torch" in p for p in found)
+
+
+def test_in_process_cfg_parallel_has_two_branches():
+    """SGLang takes cfg_parallel_size=4 (see test_sglang_validation); the in-process engine has 2 CFG groups."""
+    overrides = ("model=wan22_t2v", "parallel=gpus2", "parallel.num_gpus=8", "parallel.cfg_parallel_size=4",
+                 "parallel.ulysses_degree=2", "engine.dry_run=true")  # fmt: skip
+    found = problems("engine=diffusers", *overrides)
+    assert any("parallel.cfg_parallel_size=4" in p and "allowed: 1 or 2" in p and "engine=sglang" in p for p in found)
+    validate(to_config(compose(["engine=sglang", *overrides])))

@@ -7,6 +7,7 @@ else that looks runs up after the fact); like it, the only other place that impo
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
@@ -44,9 +45,14 @@ class LoggedRun:
         return self.tags.get(PARENT_TAG)
 
 
+def reading_store(uri: Optional[str] = None) -> TrackingConfig:
+    """The store a reading command opens: the given URI, else $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db."""
+    return TrackingConfig(uri=uri or os.environ.get("MLFLOW_TRACKING_URI") or None)
+
+
 def client_for_uri(uri: Optional[str]) -> MlflowClient:
-    """A client for `uri`, or for the default local store (`./mlruns/mlflow.db`) when None."""
-    return client_for(TrackingConfig(uri=uri))
+    """A client for the store `reading_store(uri)` names."""
+    return client_for(reading_store(uri))
 
 
 def _logged(run) -> LoggedRun:

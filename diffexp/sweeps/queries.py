@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from typing import Optional
 
 from mlflow import MlflowClient
 
-from diffexp.config.schema import TrackingConfig
 from diffexp.errors import DiffexpError
 from diffexp.results import RunResult
 from diffexp.sweeps.handoff import TAG_POINT, TAG_ROLE, TAG_SWEEP
-from diffexp.tracking import client_for
-from diffexp.tracking_queries import LoggedRun, search_runs
+from diffexp.tracking_queries import LoggedRun, client_for_uri, search_runs
 from diffexp.tracking_queries import get_run as logged_run
 
 STEP_SERIES = "denoise_step_ms_series"
@@ -44,11 +41,6 @@ class RecordedRun:
     def point(self) -> Optional[int]:
         value = self.tags.get(TAG_POINT)
         return int(value) if value is not None else None
-
-
-def tracking(uri: Optional[str] = None) -> TrackingConfig:
-    """The store to read: the given URI, else $MLFLOW_TRACKING_URI, else diffexp's default ./mlruns."""
-    return TrackingConfig(uri=uri or os.environ.get("MLFLOW_TRACKING_URI") or None)
 
 
 def result_from_metrics(metrics: dict[str, float], step_ms: list[float]) -> RunResult:
@@ -125,4 +117,4 @@ def has_point(client: MlflowClient, experiment: str, parent_run_id: str, point: 
 
 
 def client(uri: Optional[str] = None) -> MlflowClient:
-    return client_for(tracking(uri))
+    return client_for_uri(uri)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -70,3 +71,14 @@ def test_review_cli_after_the_fact(sweep):
     assert run.data.tags["review.reference_run_id"] == sweep.run_id("p2")
     assert "review.role" not in run.data.tags
     assert run.data.metrics["review.psnr_db"] == 100.0
+
+
+def test_review_cli_reads_the_store_from_the_environment(sweep, tmp_path):
+    """Like every reading command: no --tracking-uri, $MLFLOW_TRACKING_URI names the store (cwd has none)."""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": sweep.uri}
+    done = subprocess.run(
+        [sys.executable, "-m", "diffexp.review", sweep.run_id("p1"), "--reference", sweep.run_id("p2")],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0 and "correctness pass" in done.stdout, done.stdout + done.stderr
+    assert not (tmp_path / "mlruns").exists()

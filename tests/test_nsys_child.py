@@ -29,3 +29,26 @@ def test_nsys_run_is_refused_before_launch_without_nsys(make_config, tmp_path):
         pytest.skip("nsys is installed here")
     with pytest.raises(ConfigError, match="profile.mode=nsys: `nsys` is not on PATH"):
         execute(make_config("profile=nsys"), tmp_path / "run")
+
+
+def test_a_timeout_ends_the_generation_under_nsys_too(make_config, tmp_path):
+    """The wrapper stands in for nsys: it starts a process of its own and waits. At engine.timeout_s the
+    whole group goes, not only the wrapper (which would leave the generation running on the GPU)."""
+    import time
+    from pathlib import Path
+
+    import pytest
+
+    from diffexp.engines.sglang.process import EngineTimeout
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    pid_file = tmp_path / "pid"
+    wrapper = ["sh", "-c", f"sleep 300 & echo $! > {pid_file}; wait", "nsys-stand-in"]
+    started = time.monotonic()
+    with pytest.raises(EngineTimeout, match="the nsys-profiled generation ran past engine.timeout_s=3"):
+        run_under_nsys(make_config("profile=nsys", "engine.timeout_s=3"), run_dir, wrapper=wrapper)
+    assert time.monotonic() - started < 60
+    pid = int(pid_file.read_text())
+    stat = Path(f"/proc/{pid}/stat")
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"

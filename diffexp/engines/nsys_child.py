@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-import subprocess
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -24,17 +24,20 @@ CHILD_CONFIG, CHILD_RESULT, CHILD_LOG = "nsys_child_config.yaml", "nsys_child_re
 def run_under_nsys(cfg: Config, run_dir: Path, wrapper: Optional[list[str]] = None) -> RunResult:
     """Run the generation in a child under nsys (`wrapper` replaces the nsys prefix, e.g. [] in tests)."""
     from diffexp.engines.profiling import analyze_engine_profile
+    from diffexp.engines.sglang.process import run_streaming
     from diffexp.profile.nsys import nsys_prefix
 
     report = run_dir / "profile_nsys"
     (run_dir / CHILD_CONFIG).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     prefix = nsys_prefix(report, cfg.profile.nsys_delay_s, cfg.profile.nsys_duration_s) if wrapper is None else wrapper
     command = [*prefix, sys.executable, "-m", "diffexp.engines.nsys_child", str(run_dir / CHILD_CONFIG), str(run_dir)]
-    with open(run_dir / CHILD_LOG, "w") as log_file:
-        child = subprocess.run(command, stdout=log_file, stderr=subprocess.STDOUT, timeout=cfg.engine.timeout_s)
-    if child.returncode != 0 or not (run_dir / CHILD_RESULT).is_file():
-        tail = (run_dir / CHILD_LOG).read_text(errors="replace").splitlines()[-20:]
-        raise DiffexpError(f"the profiled generation exited with {child.returncode}:\n" + "\n".join(tail))
+    # Its own process group, supervised like the SGLang engine's: a timeout or Ctrl-C ends nsys and the
+    # generation under it, not nsys alone.
+    returncode, tail = run_streaming(
+        command, dict(os.environ), run_dir / CHILD_LOG, cfg.engine.timeout_s, echo=None, what="the nsys-profiled generation"
+    )
+    if returncode != 0 or not (run_dir / CHILD_RESULT).is_file():
+        raise DiffexpError(f"the profiled generation exited with {returncode}:\n" + "\n".join(tail[-20:]))
     result = RunResult.read_json(run_dir / CHILD_RESULT)
     metrics, artifacts = analyze_engine_profile(cfg, run_dir, run_dir / "traces", report)
     result.extra_metrics.update(metrics)

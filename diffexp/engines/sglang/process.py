@@ -78,6 +78,7 @@ def run_streaming(
     echo: Optional[TextIO] = sys.stdout,
     grace_s: float = GRACE_S,
     tail_lines: int = 60,
+    what: str = "sglang generate",
 ) -> tuple[int, list[str]]:
     """(exit code, last lines of output). Raises EngineTimeout past timeout_s; re-raises
     KeyboardInterrupt / RunInterrupted after killing the group. The group is always emptied."""
@@ -105,7 +106,7 @@ def run_streaming(
                     if time.monotonic() > deadline:
                         log.error("timed out after %.0f s; killing process group %d", timeout_s, pgid)
                         raise EngineTimeout(
-                            f"sglang generate ran past engine.timeout_s={timeout_s:g} s and was killed "
+                            f"{what} ran past engine.timeout_s={timeout_s:g} s and was killed "
                             f"(log: {log_path})"
                         ) from None
         except BaseException:

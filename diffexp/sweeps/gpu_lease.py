@@ -47,6 +47,23 @@ def visible_gpu_ids() -> list[str]:
     return [str(i) for i in range(count)]
 
 
+def torch_index(gpu_id: str) -> int:
+    """torch's CUDA index of a GPU named as `engine.gpus` and the leases name them: an entry of
+    CUDA_VISIBLE_DEVICES when it is set (torch numbers the visible GPUs from 0), else an index."""
+    gpu_id = gpu_id.strip()
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        ids = [g.strip() for g in env.split(",") if g.strip()]
+        if gpu_id not in ids:
+            raise DiffexpError(
+                f"engine.gpus: GPU {gpu_id!r} is not one of CUDA_VISIBLE_DEVICES={env}; allowed: {', '.join(ids) or 'none'}"
+            )
+        return ids.index(gpu_id)
+    if not gpu_id.isdigit():
+        raise DiffexpError(f"engine.gpus: {gpu_id!r} is not a GPU index (0, 1, ...) and CUDA_VISIBLE_DEVICES is not set")
+    return int(gpu_id)
+
+
 def _try_lock(path: Path):
     handle = open(path, "a+")
     try:

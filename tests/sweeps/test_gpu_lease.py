@@ -82,3 +82,19 @@ def test_when_a_point_needs_a_lease(monkeypatch):
     assert not needs_lease("sglang", "auto", None, dry_run=True)
     monkeypatch.setenv("SLURM_JOB_ID", "42")  # the scheduler isolates GPUs
     assert not needs_lease("sglang", "auto", None, dry_run=False)
+
+
+def test_engine_gpus_name_devices_as_cuda_visible_devices_does(monkeypatch, make_config):
+    """A lease hands out ids from CUDA_VISIBLE_DEVICES; torch numbers the visible GPUs from 0."""
+    import torch
+
+    from diffexp.engines.diffusers import resolve_device
+    from diffexp.errors import DiffexpError
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
+    assert resolve_device(make_config("engine.device=cuda", "engine.gpus='6'")) == torch.device("cuda", 2)
+    assert resolve_device(make_config("engine.device=cuda", "engine.gpus='5,6'")) == torch.device("cuda", 1)
+    with pytest.raises(DiffexpError, match=r"GPU '1' is not one of CUDA_VISIBLE_DEVICES=4,5,6,7; allowed: 4, 5, 6, 7"):
+        resolve_device(make_config("engine.device=cuda", "engine.gpus='1'"))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert resolve_device(make_config("engine.device=cuda", "engine.gpus='3'")) == torch.device("cuda", 3)

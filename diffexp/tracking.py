@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 MAX_PARAM_CHARS = 6000
 BATCH = 100
+# The per-step denoise times, one MLflow metric step per denoise step.
+STEP_SERIES = "denoise_step_ms_series"
 
 
 def default_store_dir() -> Path:
@@ -129,7 +131,7 @@ class RunRecorder:
         """Metrics (scalars and the per-step series), tags, outputs and named artifacts, and metrics.json."""
         self.log_metrics(result.metrics())
         now = get_current_time_millis()
-        series = [Metric("denoise_step_ms_series", ms, now, i) for i, ms in enumerate(result.denoise_step_ms)]
+        series = [Metric(STEP_SERIES, ms, now, i) for i, ms in enumerate(result.denoise_step_ms)]
         for i in range(0, len(series), BATCH):
             self.client.log_batch(self.run_id, metrics=series[i : i + BATCH])
         self.set_tags(

@@ -11,10 +11,10 @@ from mlflow import MlflowClient
 from diffexp.errors import DiffexpError
 from diffexp.results import RunResult
 from diffexp.sweeps.handoff import TAG_POINT, TAG_ROLE, TAG_SWEEP
+from diffexp.tracking import STEP_SERIES
 from diffexp.tracking_queries import LoggedRun, client_for_uri, search_runs
 from diffexp.tracking_queries import get_run as logged_run
 
-STEP_SERIES = "denoise_step_ms_series"
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
 

@@ -94,11 +94,13 @@ def generate(
     parallelize: Optional[Callable[[Any], None]] = None,
     barrier: Optional[Callable[[], None]] = None,
     save_outputs: bool = True,
+    analyze_profile: bool = True,
 ) -> RunResult:
     """Load, set up, warm up and time one generation: a single-process run, or one rank's part of a parallel run.
 
     A rank passes `parallelize` (shards the loaded pipeline, before compile), `barrier` (every clock reading
-    waits for all ranks) and `save_outputs=False` on all ranks but rank 0.
+    waits for all ranks), `save_outputs=False` on all ranks but rank 0, and `analyze_profile=False`: the
+    trace is then only written (artifact `trace_file`), and the launcher reads it once the ranks are gone.
     """
     clock = StageClock(device, barrier=barrier)
     with clock.stage("load"):
@@ -171,8 +173,12 @@ def generate(
     profile_metrics, profile_artifacts = {}, {}
     if profiler is not None:
         trace = profiler.export(f"{cfg.model.name}-rank0")
-        profile_metrics = profiling.analyze_into(trace, run_dir / "profile", cfg.profile.categories)
-        profile_artifacts = {"traces": str(trace.parent), "profile": str(run_dir / "profile")}
+        profile_artifacts = {"traces": str(trace.parent)}
+        if analyze_profile:
+            profile_metrics, more = profiling.analyze_run_trace(cfg, trace, run_dir)
+            profile_artifacts.update(more)
+        else:
+            profile_artifacts[profiling.TRACE_FILE] = str(trace)
 
     return RunResult(
         denoise_s=steps.denoise_s,

@@ -133,6 +133,15 @@ def analyze_into(trace: Path, out_dir: Path, categories: str | None) -> dict[str
     return summary_metrics(analysis)
 
 
+# A result's artifact naming the trace still to be analysed (a parallel run's rank 0 leaves it to the launcher).
+TRACE_FILE = "trace_file"
+
+
+def analyze_run_trace(cfg, trace: Path, run_dir: Path) -> tuple[dict[str, float], dict[str, str]]:
+    """The in-process engine's trace read into run_dir/profile: (summary metrics, artifacts)."""
+    return analyze_into(trace, run_dir / "profile", cfg.profile.categories), {"profile": str(run_dir / "profile")}
+
+
 def analyze_engine_profile(cfg, run_dir: Path, traces_dir: Path, nsys_report: Path) -> tuple[dict[str, float], dict[str, str]]:
     """After a subprocess engine's profiled run: analyse what it wrote (SGLang's rank-0 torch trace, or the
     nsys report) into run_dir/profile; returns (metrics, artifacts). Never fails the run: the trace stays."""

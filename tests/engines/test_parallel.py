@@ -83,3 +83,16 @@ def test_a_dying_rank_fails_the_run_with_all_logs_and_leaves_no_process(store, m
     assert "test fault injection" in rank_log
     # The failing rank's last lines land in the run's own log too.
     assert "test fault injection" in (store[0] / "dying" / "run.log").read_text()
+
+
+def test_the_launcher_reads_rank0s_trace_after_the_ranks_exit(store):
+    """profile=torch on 2 ranks: rank 0 writes its trace and exits with the others; the launcher analyses it."""
+    outcome = run_tiny_wan(store, "profiled", "parallel=ulysses2", "profile=torch", "profile.num_steps=2")
+    assert outcome.status == "FINISHED" and outcome.result.profiled
+    run_dir = store[0] / "profiled"
+    [trace] = (run_dir / "traces").glob("*rank0*.trace.json*")
+    assert "trace_file" not in outcome.result.artifacts and outcome.result.artifacts["profile"] == str(run_dir / "profile")
+    # On CPU the trace has no GPU kernels: the analysis says so, in the launcher's log and not in rank 0's.
+    skipped = "GPU-time analysis skipped"
+    assert skipped in (run_dir / "run.log").read_text()
+    assert skipped not in (run_dir / "ranks" / "rank0.log").read_text()

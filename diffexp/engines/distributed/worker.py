@@ -147,4 +147,12 @@ def _die_with_launcher() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    code = main(sys.argv[1:])
+    # The rank's work and its files are done (the process group is destroyed in run_rank). Leave without the
+    # interpreter's teardown: a C++ thread of the collectives' stack still joinable at exit makes the process
+    # abort ("terminate called without an active exception", seen once on CI after a rank's generation had
+    # finished), and the launcher would fail a run whose every rank did its work.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from diffexp.errors import DiffexpError
-from diffexp.sweeps.queries import RecordedRun, client, find_parent, search
+from diffexp.sweeps.queries import RecordedRun, find_parent, search
 from diffexp.sweeps.summary import GUIDE_COLUMNS, MISSING, guide_row, markdown_table, resolution, rounded
+from diffexp.tracking_queries import client_for_uri
 
 # The guide's standard benchmark suite, in its table's order.
 SUITE_MODELS = ("qwen_image", "qwen_image_edit", "flux1_dev", "flux2_dev", "zimage_turbo", "wan22_t2v", "wan22_ti2v")
@@ -27,14 +28,14 @@ def rebuild_sweep(ref: str, out: Optional[Path] = None, uri: Optional[str] = Non
     """The sweep's report files, rebuilt from MLflow into `out`; equal to the ones logged when it ended."""
     from diffexp.sweeps.artifacts import write_sweep_report
 
-    store = client(uri)
+    store = client_for_uri(uri)
     parent = find_parent(store, ref)
     return write_sweep_report(store, parent, out or Path("reports") / parent.run_id)
 
 
 def suite_runs(uri: Optional[str] = None) -> list[RecordedRun]:
     """FINISHED, valid, unprofiled runs (sweep points included, sweep parents not), newest first."""
-    found = search(client(uri), "attributes.status = 'FINISHED' and tags.valid = 'true'")
+    found = search(client_for_uri(uri), "attributes.status = 'FINISHED' and tags.valid = 'true'")
     return [r for r in found if r.tags.get("profiled") != "true" and r.tags.get("sweep.role") != "parent"]
 
 

@@ -45,14 +45,9 @@ class LoggedRun:
         return self.tags.get(PARENT_TAG)
 
 
-def reading_store(uri: Optional[str] = None) -> TrackingConfig:
-    """The store a reading command opens: the given URI, else $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db."""
-    return TrackingConfig(uri=uri or os.environ.get("MLFLOW_TRACKING_URI") or None)
-
-
-def client_for_uri(uri: Optional[str]) -> MlflowClient:
-    """A client for the store `reading_store(uri)` names."""
-    return client_for(reading_store(uri))
+def client_for_uri(uri: Optional[str] = None) -> MlflowClient:
+    """A client for the store a reading command opens: `uri`, else $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db."""
+    return client_for(TrackingConfig(uri=uri or os.environ.get("MLFLOW_TRACKING_URI") or None))
 
 
 def _logged(run) -> LoggedRun:

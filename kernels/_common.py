@@ -57,6 +57,17 @@ def check_tensor(
         )
 
 
+def check_out(name: str, out: torch.Tensor, shape: tuple[int, ...]) -> None:
+    """An output the kernels write row by row: contiguous, of the given shape."""
+    if not out.is_contiguous() or tuple(out.shape) != tuple(shape):
+        raise KernelInputError(f"{name}: expected a contiguous tensor of shape {tuple(shape)}")
+
+
+def joined_shape(head: torch.Tensor, tail: torch.Tensor) -> tuple[int, ...]:
+    """The shape of torch.cat([head, tail], dim=1)."""
+    return (tail.shape[0], head.shape[1] + tail.shape[1], *tail.shape[2:])
+
+
 def check_same_device(**tensors: torch.Tensor | None) -> None:
     present = [t for t in tensors.values() if t is not None]
     if any(t.device != present[0].device for t in present):
@@ -254,7 +265,7 @@ def split_rows(name: str, head: Optional[torch.Tensor], tail: torch.Tensor) -> S
             f"{name}_head: shape {tuple(head.shape)} / {head.dtype} must match {name}'s {tuple(tail.shape)} / "
             f"{tail.dtype} in batch, width and dtype (it is joined to {name} along the sequence)"
         )
-    return SplitRows(head, tail, head.shape[1], tail.shape[0], head.shape[1] + tail.shape[1], tail.shape[2])
+    return SplitRows(head, tail, head.shape[1], *joined_shape(head, tail))
 
 
 @triton.jit

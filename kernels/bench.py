@@ -3,8 +3,9 @@
 Configured by conf/kernel_bench.yaml (Hydra). For each kernel, shape and dtype and each contender: device
 time per call (CUDA-graph replays over rotating input sets, see bench_timing.py), effective bandwidth (least
 bytes read + written over that time), its share of the copy bandwidth measured in the same run, and the
-host time per call, and a plain copy of the same bytes (what the transfer size alone allows). Results go to results.json / results.md in the output directory, a table on stdout,
-and MLflow when it is importable and log_mlflow is on.
+host time per call, and a plain copy of the same bytes (what the transfer size alone allows). Results go to
+results.json / results.md in the output directory, a table on stdout, and MLflow when it is importable and
+log_mlflow is on.
 """
 
 from __future__ import annotations

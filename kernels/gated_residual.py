@@ -23,6 +23,7 @@ import triton.language as tl
 
 from kernels._common import (
     KernelInputError,
+    check_out,
     check_same_device,
     check_tensor,
     eager_or_op,
@@ -89,11 +90,6 @@ def _check_pair(residual: torch.Tensor, y: torch.Tensor, residual_head: Optional
     return rows
 
 
-def _check_out(name: str, out: torch.Tensor, shape: tuple[int, ...]) -> None:
-    if not out.is_contiguous() or out.shape != shape:
-        raise KernelInputError(f"{name}: expected a contiguous tensor of shape {shape}")
-
-
 def _elementwise_launch(dim: int, override: tuple[int, int] | None) -> tuple[int, int, int]:
     """(BLOCK_M, BLOCK_D, num_warps): column blocks of 1024 divide the DiT widths (3072, 5120) exactly."""
     block_d = min(triton.next_power_of_2(dim), 1024)
@@ -117,7 +113,7 @@ def launch_gated_residual(
     batch, seq, dim = rows.batch, rows.seq, rows.dim
     gate_strides = modulation_strides("gate", gate, batch, seq, dim)
     check_same_device(residual=residual, residual_head=residual_head, y=y, gate=gate, out=out)
-    _check_out("out", out, (batch, seq, dim))
+    check_out("out", out, (batch, seq, dim))
     n_rows = batch * seq
     if n_rows == 0 or dim == 0:
         return out
@@ -148,8 +144,8 @@ def launch_gated_residual_norm_modulate(
     mod_strides = modulation_args(scale, shift, batch, seq, dim)
     gate_strides = modulation_strides("gate", gate, batch, seq, dim) if gate is not None else (0, 0)
     check_same_device(residual=residual, y=y, gate=gate, scale=scale, shift=shift, res_out=res_out, mod_out=mod_out)
-    _check_out("res_out", res_out, residual.shape)
-    _check_out("mod_out", mod_out, residual.shape)
+    check_out("res_out", res_out, residual.shape)
+    check_out("mod_out", mod_out, residual.shape)
     n_rows = batch * seq
     if n_rows == 0 or dim == 0:
         return res_out, mod_out

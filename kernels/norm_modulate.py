@@ -18,13 +18,13 @@ import triton
 import triton.language as tl
 
 from kernels._common import (
-    KernelInputError,
+    check_out,
     check_same_device,
-    check_tensor,
     eager_or_op,
     kernel_op,
     launcher,
     interpreting,
+    joined_shape,
     load_rows,
     load_rows_split,
     modulation_strides,
@@ -116,8 +116,7 @@ def launch_norm_modulate(
     batch, seq, dim = rows.batch, rows.seq, rows.dim
     mod_strides = modulation_args(scale, shift, batch, seq, dim)
     check_same_device(x=x, x_head=x_head, scale=scale, shift=shift, out=out)
-    if not out.is_contiguous() or out.shape != (batch, seq, dim):
-        raise KernelInputError(f"out: expected a contiguous tensor of shape {(batch, seq, dim)}")
+    check_out("out", out, (batch, seq, dim))
     n_rows = batch * seq
     if n_rows == 0 or dim == 0:
         return out
@@ -144,12 +143,11 @@ def _norm_modulate_joint(
     head: torch.Tensor, tail: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6
 ) -> torch.Tensor:
     """norm_modulate(torch.cat([head, tail], dim=1), ...) without the cat (Triton)."""
-    shape = (tail.shape[0], head.shape[1] + tail.shape[1], tail.shape[2])
-    return launch_norm_modulate(tail, scale, shift, eps, tail.new_empty(shape), x_head=head)
+    return launch_norm_modulate(tail, scale, shift, eps, tail.new_empty(joined_shape(head, tail)), x_head=head)
 
 
 def _norm_modulate_joint_fake(head, tail, scale, shift, eps=1e-6):
-    return tail.new_empty((tail.shape[0], head.shape[1] + tail.shape[1], tail.shape[2]))
+    return tail.new_empty(joined_shape(head, tail))
 
 
 norm_modulate_op = kernel_op("norm_modulate", _norm_modulate, _norm_modulate_fake)

@@ -39,6 +39,7 @@ from kernels._common import (
     kernel_op,
     launcher,
     interpreting,
+    joined_shape,
     warps_for,
 )
 
@@ -158,9 +159,9 @@ def _launch(sources: list[tuple], cos, sin, q_out, k_out, launch_override) -> No
     across = {_check_source(tag, q, k, qw, kw, sources[0][0]) for tag, (q, k, qw, kw, _) in zip(tags, sources)}
     if len(across - {None}) > 1:
         raise KernelInputError("every q/k weight must be per head [Dh], or every one across heads [H·Dh]")
-    for name, i in (("q_weight", 2), ("k_weight", 3)):
-        given = [src[i] for src in sources]
-        if len(sources) == 2 and ((given[0] is None) != (given[1] is None) or (given[0] is not None and given[0].dtype != given[1].dtype)):
+    for name, i in (("q_weight", 2), ("k_weight", 3)) if len(sources) == 2 else ():
+        text, image = sources[0][i], sources[1][i]
+        if (text is None) != (image is None) or (text is not None and text.dtype != image.dtype):
             raise KernelInputError(f"text_{name} and image_{name}: give both (in one dtype) or neither")
     q0 = sources[0][0]
     batch, heads, head_dim = q0.shape[0], q0.shape[2], q0.shape[3]
@@ -206,8 +207,6 @@ def launch_qk_norm_rope(
     launch_override: tuple[int, int] | None = None,
 ) -> None:
     """Write the normalised, rotated q and k into q_out and k_out (which may be q and k)."""
-    if q_out.shape != q.shape:
-        raise KernelInputError(f"q_out: shape {tuple(q_out.shape)} differs from q's {tuple(q.shape)}")
     _launch([(q, k, q_weight, k_weight, eps)], cos, sin, q_out, k_out, launch_override)
 
 
@@ -250,8 +249,8 @@ def _qk_norm_rope_joint(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """FLUX joint attention's q and k, [B, St + Si, H, Dh]: text tokens first, each part with its own
     weights and eps, in one launch and no torch.cat."""
-    q_out = text_q.new_empty(_joint_shape(text_q, image_q))
-    k_out = text_k.new_empty(_joint_shape(text_q, image_q))
+    q_out = text_q.new_empty(joined_shape(text_q, image_q))
+    k_out = text_k.new_empty(joined_shape(text_q, image_q))
     sources = [
         (text_q, text_k, text_q_weight, text_k_weight, text_eps),
         (image_q, image_k, image_q_weight, image_k_weight, image_eps),
@@ -260,12 +259,8 @@ def _qk_norm_rope_joint(
     return q_out, k_out
 
 
-def _joint_shape(text_q: torch.Tensor, image_q: torch.Tensor) -> tuple[int, ...]:
-    return (text_q.shape[0], text_q.shape[1] + image_q.shape[1], *text_q.shape[2:])
-
-
 def _qk_norm_rope_joint_fake(text_q, text_k, text_q_weight, text_k_weight, text_eps, image_q, image_k, *rest):
-    return text_q.new_empty(_joint_shape(text_q, image_q)), text_k.new_empty(_joint_shape(text_q, image_q))
+    return text_q.new_empty(joined_shape(text_q, image_q)), text_k.new_empty(joined_shape(text_q, image_q))
 
 
 qk_norm_rope_joint_op = kernel_op("qk_norm_rope_joint", _qk_norm_rope_joint, _qk_norm_rope_joint_fake)

@@ -16,6 +16,7 @@ import triton.language as tl
 
 from kernels._common import (
     KernelInputError,
+    check_out,
     check_same_device,
     check_tensor,
     eager_or_op,
@@ -70,8 +71,7 @@ def launch_rms_norm(
         if weight.shape[0] != dim:
             raise KernelInputError(f"weight: expected shape [{dim}] to match x's last dim, got {tuple(weight.shape)}")
     check_same_device(x=x, weight=weight, out=out)
-    if not out.is_contiguous() or out.shape != x.shape:
-        raise KernelInputError(f"out: expected a contiguous tensor of shape {tuple(x.shape)}")
+    check_out("out", out, x.shape)
     rows = _as_rows(x)
     n_rows = rows.shape[0] * rows.shape[1]
     if n_rows == 0 or dim == 0:

@@ -84,6 +84,16 @@ def interleaved(stock: Callable, triton: Callable, rounds: int, warmup: int = 3)
     return summary
 
 
+def measured_phase(out: Path, phase: str, stock: Callable, triton: Callable, rounds: int) -> dict:
+    """`rounds` paired rounds while nvidia-smi samples into OUT/smi_<phase>.csv; the summary, clocks included."""
+    samples = out / f"smi_{phase}.csv"
+    with gpu_sampler(samples):
+        summary = interleaved(stock, triton, rounds)
+    summary["gpu"] = sampler_summary(samples)
+    print(phase, json.dumps({k: v for k, v in summary.items() if not k.endswith("_ms")}), flush=True)
+    return summary
+
+
 @contextmanager
 def gpu_sampler(path: Path, interval_ms: int = 100):
     """nvidia-smi's SM clock, power and clock-event reasons every interval_ms while the block runs."""
@@ -218,11 +228,9 @@ def main(argv: list[str] | None = None) -> None:
         result["agreement"] = {"eager": output_difference(stock(**inputs)[0], triton(**inputs)[0])}
         save()
         if args.eager_rounds:
-            with gpu_sampler(args.out / "smi_eager.csv"):
-                result["eager"] = interleaved(lambda: stock.forward(**inputs), lambda: triton.forward(**inputs), args.eager_rounds)
-            result["eager"]["gpu"] = sampler_summary(args.out / "smi_eager.csv")
+            eager = (lambda: stock.forward(**inputs), lambda: triton.forward(**inputs))
+            result["eager"] = measured_phase(args.out, "eager", *eager, args.eager_rounds)
             save()
-            print("eager", json.dumps({k: v for k, v in result["eager"].items() if not k.endswith("_ms")}), flush=True)
         first = {}
         for name, model in (("stock", stock), ("triton", triton)):
             model.compile(mode=args.compile_mode)
@@ -234,11 +242,8 @@ def main(argv: list[str] | None = None) -> None:
         result["agreement"]["compiled"] = output_difference(first["stock"], first["triton"])
         print("agreement", json.dumps(result["agreement"]), flush=True)
         del first
-        with gpu_sampler(args.out / "smi_compiled.csv"):
-            result["compiled"] = interleaved(lambda: stock(**inputs), lambda: triton(**inputs), args.rounds)
-        result["compiled"]["gpu"] = sampler_summary(args.out / "smi_compiled.csv")
+        result["compiled"] = measured_phase(args.out, "compiled", lambda: stock(**inputs), lambda: triton(**inputs), args.rounds)
         save()
-        print("compiled", json.dumps({k: v for k, v in result["compiled"].items() if not k.endswith("_ms")}), flush=True)
         if args.profile:
             for name, model in (("stock", stock), ("triton", triton)):
                 profile_forward(model, inputs, args.out / f"compiled_{name}.trace.json")

@@ -20,8 +20,9 @@ from diffexp.compare.render import print_terminal, to_markdown
 from diffexp.compare.rules import RULES
 from diffexp.errors import DiffexpError
 from diffexp.sweeps.handoff import TAG_OVERRIDES, TAG_ROLE
-from diffexp.sweeps.queries import RecordedRun, children, client, find_parent, get_run
+from diffexp.sweeps.queries import RecordedRun, children, find_parent, get_run
 from diffexp.sweeps.summary import markdown_table, point_label
+from diffexp.tracking_queries import client_for_uri
 
 log = logging.getLogger("diffexp.compare")
 
@@ -94,7 +95,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
-        store = None if all(Path(a).is_file() for a in (args.base, args.candidate)) else client(args.tracking_uri)
+        store = None if all(Path(a).is_file() for a in (args.base, args.candidate)) else client_for_uri(args.tracking_uri)
         base, cand = resolve(args.base, store), resolve(args.candidate, store)
         comparisons, extra = compare_refs(base, cand, args.rule, store)
     except DiffexpError as exc:

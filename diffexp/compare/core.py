@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from diffexp.compare.perf_dump import PerfDump, is_denoise_stage
-from diffexp.review.verdict import FAIL, PASS, UNCHECKED
 from diffexp.compare.rules import IMPROVEMENT, NEUTRAL, REGRESSION, SGLANG_E2E_EMOJI, SGLANG_STAGE_EMOJI, classify, delta, gates
+from diffexp.review.verdict import FAIL, PASS, UNCHECKED
 from diffexp.sweeps.queries import RecordedRun
 
 DENOISE, E2E = "Denoise ★", "E2E Latency"

@@ -40,23 +40,28 @@ def visible_gpu_ids() -> list[str]:
     from diffexp.config.validate import visible_gpu_count
 
     count = visible_gpu_count()
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
+    listed = _cuda_visible_devices()
+    if listed is not None:
         # CUDA stops at the first id that does not exist: only the leading `count` ids are real.
-        return [g.strip() for g in env.split(",") if g.strip()][:count]
+        return listed[:count]
     return [str(i) for i in range(count)]
+
+
+def _cuda_visible_devices() -> Optional[list[str]]:
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return None if env is None else [g.strip() for g in env.split(",") if g.strip()]
 
 
 def torch_index(gpu_id: str) -> int:
     """torch's CUDA index of a GPU named as `engine.gpus` and the leases name them: an entry of
     CUDA_VISIBLE_DEVICES when it is set (torch numbers the visible GPUs from 0), else an index."""
     gpu_id = gpu_id.strip()
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        ids = [g.strip() for g in env.split(",") if g.strip()]
+    ids = _cuda_visible_devices()
+    if ids is not None:
         if gpu_id not in ids:
             raise DiffexpError(
-                f"engine.gpus: GPU {gpu_id!r} is not one of CUDA_VISIBLE_DEVICES={env}; allowed: {', '.join(ids) or 'none'}"
+                f"engine.gpus: GPU {gpu_id!r} is not one of CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}; "
+                f"allowed: {', '.join(ids) or 'none'}"
             )
         return ids.index(gpu_id)
     if not gpu_id.isdigit():

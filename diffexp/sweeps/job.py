@@ -85,10 +85,11 @@ def run_point(cfg: DictConfig) -> Optional[str]:
 
 def _record_failure(config: Optional[Config], info: SweepInfo, point: int, overrides: list[str], exc: Exception) -> None:
     """A point that failed before its run existed (bad input file, no GPUs, …) still becomes a FAILED child."""
-    from diffexp.sweeps.queries import client, has_point
+    from diffexp.sweeps.queries import has_point
+    from diffexp.tracking_queries import client_for_uri
 
     try:
-        store = client(info.tracking_uri)
+        store = client_for_uri(info.tracking_uri)
         if has_point(store, info.experiment, info.run_id, point):
             return  # execute() created the run and already marked it FAILED
         _failed_child(config, info, point, overrides, exc)

@@ -12,7 +12,7 @@ from diffexp.errors import DiffexpError
 from diffexp.results import RunResult
 from diffexp.sweeps.handoff import TAG_POINT, TAG_ROLE, TAG_SWEEP
 from diffexp.tracking import STEP_SERIES
-from diffexp.tracking_queries import LoggedRun, client_for_uri, search_runs
+from diffexp.tracking_queries import LoggedRun, search_runs
 from diffexp.tracking_queries import get_run as logged_run
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -114,7 +114,3 @@ def has_point(client: MlflowClient, experiment: str, parent_run_id: str, point: 
         client, f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{TAG_POINT}` = '{point}'", [exp.experiment_id]
     )
     return bool(found)
-
-
-def client(uri: Optional[str] = None) -> MlflowClient:
-    return client_for_uri(uri)

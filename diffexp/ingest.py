@@ -83,13 +83,21 @@ def ingest(found: Found, tracking: TrackingConfig, extra_tags: Optional[dict[str
     model = str(dump.meta.get("model") or "unknown").rstrip("/")
     params = {"model.path": model, "prompt": _text(dump.meta.get("prompt", ""))[:6000], "source": str(found.dump)}
     tags = {
-        "engine": "sglang", "ingested": "true", "ingested_from": str(found.dump), "model": Path(model).name,
+        "engine": "sglang",
+        "ingested": "true",
+        "ingested_from": str(found.dump),
+        "model": Path(model).name,
         **({"sglang.request_id": dump.request_id} if dump.request_id else {}),
         **({"sglang.dump_tag": dump.tag} if dump.tag else {}),
         **(extra_tags or {}),
     }
-    recorder = RunRecorder(tracking, experiment=tracking.experiment or Path(model).name or "ingested",
-                           run_name=tracking.run_name or f"{Path(model).name} · {found.dump.stem}", params=params, tags=tags)
+    recorder = RunRecorder(
+        tracking,
+        experiment=tracking.experiment or Path(model).name or "ingested",
+        run_name=tracking.run_name or f"{Path(model).name} · {found.dump.stem}",
+        params=params,
+        tags=tags,
+    )
     with recorder:
         recorder.log_result(result)
         for trace in found.traces:

@@ -10,8 +10,9 @@ model, not only the guide's seven).
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from diffexp.errors import DiffexpError
 from diffexp.sweeps.queries import RecordedRun, find_parent, search
@@ -20,8 +21,10 @@ from diffexp.tracking_queries import client_for_uri
 
 # The guide's standard benchmark suite, in its table's order.
 SUITE_MODELS = ("qwen_image", "qwen_image_edit", "flux1_dev", "flux2_dev", "zimage_turbo", "wan22_t2v", "wan22_ti2v")
-USAGE = "usage: python -m diffexp.report sweep=<parent run id|run name|sweep name> [out=DIR] [tracking.uri=URI]\n" \
-        "       python -m diffexp.report suite [all=true] [tracking.uri=URI]"
+USAGE = (
+    "usage: python -m diffexp.report sweep=<parent run id|run name|sweep name> [out=DIR] [tracking.uri=URI]\n"
+    "       python -m diffexp.report suite [all=true] [tracking.uri=URI]"
+)
 
 
 def rebuild_sweep(ref: str, out: Optional[Path] = None, uri: Optional[str] = None):

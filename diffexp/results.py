@@ -69,12 +69,12 @@ class RunResult:
         return path
 
     @classmethod
-    def from_dict(cls, data: dict) -> "RunResult":
+    def from_dict(cls, data: dict) -> RunResult:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
     @classmethod
-    def read_json(cls, path: Path) -> "RunResult":
+    def read_json(cls, path: Path) -> RunResult:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 

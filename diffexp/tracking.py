@@ -56,7 +56,7 @@ def experiment_id(client: MlflowClient, name: str) -> str:
     location = None
     if uri.startswith("sqlite:///"):
         # Keep artifacts next to the database rather than wherever the process happens to run.
-        location = (Path(uri[len("sqlite:///"):]).parent / "artifacts").as_uri()
+        location = (Path(uri[len("sqlite:///") :]).parent / "artifacts").as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
     except Exception:  # created concurrently by another run
@@ -152,7 +152,7 @@ class RunRecorder:
         if not result.valid:  # measured and kept, but not a number to compare (e.g. a silent backend fallback)
             self.status = "FAILED"
 
-    def __enter__(self) -> "RunRecorder":
+    def __enter__(self) -> RunRecorder:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:

@@ -26,13 +26,20 @@ def upload_run_dir(run_dir: Path, tracking: TrackingConfig, extra_tags: dict[str
     cfg = load_config_yaml(config_yaml)
     result = RunResult.read_json(metrics_json)
     # Outputs were recorded with the paths of the machine that ran them: find them here.
-    result.outputs = [str(run_dir / "outputs" / Path(p).name) for p in result.outputs if (run_dir / "outputs" / Path(p).name).exists()]
-    result.artifacts = {k: str(run_dir / Path(v).name) for k, v in result.artifacts.items() if (run_dir / Path(v).name).exists()}
+    result.outputs = [
+        str(run_dir / "outputs" / Path(p).name) for p in result.outputs if (run_dir / "outputs" / Path(p).name).exists()
+    ]
+    result.artifacts = {
+        k: str(run_dir / Path(v).name) for k, v in result.artifacts.items() if (run_dir / Path(v).name).exists()
+    }
     # Environment tags describe the machine that ran it, which the result carries; ours would be wrong.
     tags = {k: v for k, v in run_tags(cfg).items() if not k.startswith(("gpu.", "host", "cuda", "version.", "git."))}
     recorder = RunRecorder(
-        tracking, experiment=tracking.experiment or cfg.model.name, run_name=run_name(cfg),
-        params=flatten(dataclasses.asdict(cfg)), tags={**tags, **(extra_tags or {}), "uploaded_from": str(run_dir)},
+        tracking,
+        experiment=tracking.experiment or cfg.model.name,
+        run_name=run_name(cfg),
+        params=flatten(dataclasses.asdict(cfg)),
+        tags={**tags, **(extra_tags or {}), "uploaded_from": str(run_dir)},
         log_file=run_dir / "run.log" if (run_dir / "run.log").is_file() else None,
     )
     with recorder:

@@ -6,8 +6,9 @@ import functools
 import inspect
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import triton
@@ -34,7 +35,11 @@ def interpreting() -> bool:
 
 
 def check_tensor(
-    name: str, t: torch.Tensor, *, ndim: tuple[int, ...] | None = None, dtypes: tuple[torch.dtype, ...] = SUPPORTED_DTYPES
+    name: str,
+    t: torch.Tensor,
+    *,
+    ndim: tuple[int, ...] | None = None,
+    dtypes: tuple[torch.dtype, ...] = SUPPORTED_DTYPES,
 ) -> None:
     """Reject what the kernels cannot read; the message says how to fix it.
 

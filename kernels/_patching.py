@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import types
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -65,10 +65,7 @@ def rms_eps(norm: nn.Module, dtype: torch.dtype) -> float:
 def is_plain_layer_norm(norm: nn.Module) -> bool:
     """A LayerNorm over the last dim without affine parameters: what norm_modulate computes."""
     return (
-        isinstance(norm, nn.LayerNorm)
-        and len(norm.normalized_shape) == 1
-        and norm.weight is None
-        and norm.bias is None
+        isinstance(norm, nn.LayerNorm) and len(norm.normalized_shape) == 1 and norm.weight is None and norm.bias is None
     )
 
 

@@ -10,11 +10,13 @@ log_mlflow is on.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import torch
 
@@ -52,9 +54,7 @@ class KernelBenchConfig:
     copy_gib: float = 1.0
     # Also time a grid of (block_m, num_warps) launch configs for the Triton kernels.
     sweep: bool = False
-    sweep_configs: list[Any] = field(
-        default_factory=lambda: [[1, 4], [1, 8], [1, 16], [2, 4], [2, 8], [4, 4]]
-    )
+    sweep_configs: list[Any] = field(default_factory=lambda: [[1, 4], [1, 8], [1, 16], [2, 4], [2, 8], [4, 4]])
     seed: int = 0
     # None: Hydra's run directory.
     output_dir: Optional[str] = None
@@ -98,7 +98,7 @@ def bench_case(
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     first = case.make_inputs(batch, seq, hidden, DTYPES[dtype_name], device, gen)
     nbytes = bytes_moved(case, first)
-    sets = [first] + [
+    input_sets = [first] + [
         case.make_inputs(batch, seq, hidden, DTYPES[dtype_name], device, gen)
         for _ in range(input_sets_for(nbytes, cfg.rotate_mib) - 1)
     ]
@@ -107,7 +107,7 @@ def bench_case(
     timings = []
 
     def record(impl: str, call: Callable[[dict], object], err: Optional[float], host: bool) -> None:
-        fns = [lambda i=i: call(i) for i in sets]
+        fns = [functools.partial(call, inputs) for inputs in input_sets]
         if device.type == "cuda":
             ms = graph_ms_per_call(fns, cfg.graph_ms, cfg.replays)
         else:
@@ -122,7 +122,9 @@ def bench_case(
         record(impl, fn, max_rel_error(fn(first), reference), host=True)
     copy_ms = same_size_copy_ms(nbytes, cfg.rotate_mib, cfg.graph_ms, cfg.replays, device)
     copy_rate = nbytes / (copy_ms * 1e-3) / 1e9
-    timings.append(Timing(case.name, shape_name, dtype_name, "copy", copy_ms * 1e3, copy_rate, 100 * copy_rate / copy_gbps))
+    timings.append(
+        Timing(case.name, shape_name, dtype_name, "copy", copy_ms * 1e3, copy_rate, 100 * copy_rate / copy_gbps)
+    )
     if cfg.sweep:
         configs = [tuple(c) for c in cfg.sweep_configs]
         if not case.sweeps_rows:  # only num_warps matters
@@ -130,7 +132,8 @@ def bench_case(
         for block_m, num_warps in configs:
             launch = lambda i, o=(block_m, num_warps): case.launch(i, o)  # noqa: E731
             record(f"triton[m{block_m},w{num_warps}]", launch, None, host=False)
-    del sets, first, reference
+    input_sets.clear()  # free the inputs before the next case allocates its own
+    del first, reference
     return timings
 
 
@@ -145,7 +148,9 @@ def run_bench(cfg: KernelBenchConfig) -> tuple[list[Timing], dict[str, Any]]:
     copy_gbps = copy_bandwidth_gbps(device, cfg.copy_gib, cfg.replays)
     env = {
         "device": (
-            torch.cuda.get_device_name() if device.type == "cuda" else "cpu (Triton interpreter; times are not GPU times)"
+            torch.cuda.get_device_name()
+            if device.type == "cuda"
+            else "cpu (Triton interpreter; times are not GPU times)"
         ),
         "copy_gbps": copy_gbps,
         "torch": torch.__version__,

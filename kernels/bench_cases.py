@@ -7,8 +7,8 @@ made by the bench). `launch(inputs, override)` runs the Triton launcher with a f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -151,7 +151,9 @@ CASES: dict[str, BenchCase] = {
         name="gated_residual_norm_modulate",
         make_inputs=_grnm_inputs,
         triton=lambda i: gated_residual_norm_modulate(i["x"], i["y"], i["gate"], i["scale"], i["shift"], EPS),
-        reference=lambda i: gated_residual_norm_modulate_reference(i["x"], i["y"], i["gate"], i["scale"], i["shift"], EPS),
+        reference=lambda i: gated_residual_norm_modulate_reference(
+            i["x"], i["y"], i["gate"], i["scale"], i["shift"], EPS
+        ),
         builtin=_grnm_builtin,
         launch=lambda i, o: launch_gated_residual_norm_modulate(
             i["x"], i["y"], i["gate"], i["scale"], i["shift"], EPS, _empty(i["x"]), _empty(i["x"]), o
@@ -184,7 +186,5 @@ def max_rel_error(got, want) -> float:
     """max over outputs of ||got - want|| / ||want||, in fp64."""
     got = got if isinstance(got, tuple) else (got,)
     want = want if isinstance(want, tuple) else (want,)
-    errors = [
-        (g.double() - w.double()).norm().item() / max(w.double().norm().item(), 1e-30) for g, w in zip(got, want)
-    ]
+    errors = [(g.double() - w.double()).norm().item() / max(w.double().norm().item(), 1e-30) for g, w in zip(got, want)]
     return max(errors)

@@ -21,6 +21,24 @@ class Timing:
     max_rel_err: Optional[float] = None
 
 
+def _cells(impls: dict, tri):
+    """Formatters for one row's cells; '–' where a contender was not measured."""
+
+    def us(impl: str) -> str:
+        return f"{impls[impl].median_us:.1f}" if impl in impls else "–"
+
+    def speedup(impl: str) -> str:
+        return f"{impls[impl].median_us / tri.median_us:.2f}" if impl in impls else "–"
+
+    def same_size(impl: str) -> str:
+        return f"{100 * impls[impl].median_us / tri.median_us:.0f}" if impl in impls else "–"
+
+    def host(impl: str) -> str:
+        return f"{impls[impl].host_us:.0f}" if impl in impls and impls[impl].host_us is not None else "–"
+
+    return us, speedup, same_size, host
+
+
 def markdown_table(timings: list[Timing], env: dict[str, Any]) -> str:
     """One row per (kernel, shape, dtype): Triton's time, bandwidth, share of copy, and each contender."""
     rows: dict[tuple[str, str, str], dict[str, Timing]] = {}
@@ -41,17 +59,7 @@ def markdown_table(timings: list[Timing], env: dict[str, Any]) -> str:
     for (kernel, shape, dtype), impls in rows.items():
         tri = impls["triton"]
 
-        def us(impl: str) -> str:
-            return f"{impls[impl].median_us:.1f}" if impl in impls else "–"
-
-        def speedup(impl: str) -> str:
-            return f"{impls[impl].median_us / tri.median_us:.2f}" if impl in impls else "–"
-
-        def same_size(impl: str) -> str:
-            return f"{100 * impls[impl].median_us / tri.median_us:.0f}" if impl in impls else "–"
-
-        def host(impl: str) -> str:
-            return f"{impls[impl].host_us:.0f}" if impl in impls and impls[impl].host_us is not None else "–"
+        us, speedup, same_size, host = _cells(impls, tri)
 
         lines.append(
             f"| {kernel} | {shape} | {dtype} | {tri.median_us:.1f} | {tri.gbps:.0f} | {tri.pct_of_copy:.0f} | "

@@ -23,21 +23,21 @@ import triton.language as tl
 
 from kernels._common import (
     KernelInputError,
+    SplitRows,
     check_out,
     check_same_device,
     check_tensor,
     eager_or_op,
+    interpreting,
     kernel_op,
     launcher,
-    interpreting,
     layer_norm_fp32,
     load_rows,
     load_rows_split,
     modulation_strides,
     row_coords,
-    SplitRows,
-    split_rows,
     row_launch,
+    split_rows,
     store_rows,
 )
 from kernels.norm_modulate import broadcast_reference, modulate_rows, modulation_args, norm_modulate_reference
@@ -54,7 +54,9 @@ def _gated_residual_kernel(
     rows, batch, pos, row_mask = row_coords(tl.program_id(0), n_rows, seq, BLOCK_M)
     cols = tl.program_id(1) * BLOCK_D + tl.arange(0, BLOCK_D)
     mask = row_mask[:, None] & (cols < dim)[None, :]
-    res = load_rows_split(rh_ptr, res_ptr, split, batch, pos, stride_rhb, stride_rhs, stride_rb, stride_rs, cols, mask, SPLIT)
+    res = load_rows_split(
+        rh_ptr, res_ptr, split, batch, pos, stride_rhb, stride_rhs, stride_rb, stride_rs, cols, mask, SPLIT
+    )
     y = load_rows(y_ptr, batch, pos, stride_yb, stride_ys, cols, mask)
     gate = load_rows(gate_ptr, batch, pos, stride_gb, stride_gs, cols, mask)
     store_rows(out_ptr, rows, dim, cols, res + gate * y, mask)
@@ -78,7 +80,9 @@ def _gated_residual_norm_modulate_kernel(
     new_res = (res + y).to(res_out_ptr.dtype.element_ty)
     store_rows(res_out_ptr, rows, dim, cols, new_res, mask)
     normed = layer_norm_fp32(new_res.to(tl.float32), mask, dim, eps)
-    out = modulate_rows(normed, scale_ptr, shift_ptr, batch, pos, stride_cb, stride_cs, stride_tb, stride_ts, cols, mask)
+    out = modulate_rows(
+        normed, scale_ptr, shift_ptr, batch, pos, stride_cb, stride_cs, stride_tb, stride_ts, cols, mask
+    )
     store_rows(mod_out_ptr, rows, dim, cols, out, mask)
 
 
@@ -86,7 +90,9 @@ def _check_pair(residual: torch.Tensor, y: torch.Tensor, residual_head: Optional
     rows = split_rows("residual", residual_head, residual)
     check_tensor("y", y, ndim=(3,))
     if y.shape != (rows.batch, rows.seq, rows.dim):
-        raise KernelInputError(f"y: shape {tuple(y.shape)} differs from the residual's {(rows.batch, rows.seq, rows.dim)}")
+        raise KernelInputError(
+            f"y: shape {tuple(y.shape)} differs from the residual's {(rows.batch, rows.seq, rows.dim)}"
+        )
     return rows
 
 
@@ -193,10 +199,14 @@ def _gated_residual_norm_modulate_fake(residual, y, gate, scale, shift, eps=1e-6
     return residual.new_empty(residual.shape), residual.new_empty(residual.shape)
 
 
-gated_residual_norm_modulate_op = kernel_op("gated_residual_norm_modulate", _gated_residual_norm_modulate, _gated_residual_norm_modulate_fake)
+gated_residual_norm_modulate_op = kernel_op(
+    "gated_residual_norm_modulate", _gated_residual_norm_modulate, _gated_residual_norm_modulate_fake
+)
 
 
-def _gated_residual_joint(residual_head: torch.Tensor, residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+def _gated_residual_joint(
+    residual_head: torch.Tensor, residual: torch.Tensor, y: torch.Tensor, gate: torch.Tensor
+) -> torch.Tensor:
     """torch.cat([residual_head, residual], dim=1) + gate · y without the cat (Triton), into a new tensor."""
     out = torch.empty(y.shape, dtype=residual.dtype, device=residual.device)
     return launch_gated_residual(residual, y, gate, out, residual_head=residual_head)

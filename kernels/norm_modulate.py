@@ -21,10 +21,10 @@ from kernels._common import (
     check_out,
     check_same_device,
     eager_or_op,
-    kernel_op,
-    launcher,
     interpreting,
     joined_shape,
+    kernel_op,
+    launcher,
     load_rows,
     load_rows_split,
     modulation_strides,
@@ -61,21 +61,34 @@ def _norm_modulate_kernel(
     for c in tl.static_range(N_CHUNKS):
         cols = c * CHUNK + offsets
         mask = row_mask[:, None] & (cols < dim)[None, :]
-        total += load_rows_split(xh_ptr, x_ptr, split, batch, pos, stride_xhb, stride_xhs, stride_xb, stride_xs, cols, mask, SPLIT)
+        total += load_rows_split(
+            xh_ptr, x_ptr, split, batch, pos, stride_xhb, stride_xhs, stride_xb, stride_xs, cols, mask, SPLIT
+        )
     mean = tl.sum(total, axis=1) / dim
     squares = tl.zeros([BLOCK_M, CHUNK], tl.float32)
     for c in tl.static_range(N_CHUNKS):
         cols = c * CHUNK + offsets
         mask = row_mask[:, None] & (cols < dim)[None, :]
-        centered = tl.where(mask, load_rows_split(xh_ptr, x_ptr, split, batch, pos, stride_xhb, stride_xhs, stride_xb, stride_xs, cols, mask, SPLIT) - mean[:, None], 0.0)
+        centered = tl.where(
+            mask,
+            load_rows_split(
+                xh_ptr, x_ptr, split, batch, pos, stride_xhb, stride_xhs, stride_xb, stride_xs, cols, mask, SPLIT
+            )
+            - mean[:, None],
+            0.0,
+        )
         squares += centered * centered
     rstd = tl.rsqrt(tl.sum(squares, axis=1) / dim + eps)
     for c in tl.static_range(N_CHUNKS):
         cols = c * CHUNK + offsets
         mask = row_mask[:, None] & (cols < dim)[None, :]
-        x = load_rows_split(xh_ptr, x_ptr, split, batch, pos, stride_xhb, stride_xhs, stride_xb, stride_xs, cols, mask, SPLIT)
+        x = load_rows_split(
+            xh_ptr, x_ptr, split, batch, pos, stride_xhb, stride_xhs, stride_xb, stride_xs, cols, mask, SPLIT
+        )
         normed = (x - mean[:, None]) * rstd[:, None]
-        y = modulate_rows(normed, scale_ptr, shift_ptr, batch, pos, stride_cb, stride_cs, stride_tb, stride_ts, cols, mask)
+        y = modulate_rows(
+            normed, scale_ptr, shift_ptr, batch, pos, stride_cb, stride_cs, stride_tb, stride_ts, cols, mask
+        )
         store_rows(out_ptr, rows, dim, cols, y, mask)
 
 
@@ -94,7 +107,9 @@ def chunked_launch(dim: int, override: tuple[int, int] | None = None) -> tuple[i
     return block_m, chunk, triton.cdiv(dim, chunk), num_warps
 
 
-def modulation_args(scale: torch.Tensor, shift: torch.Tensor, batch: int, seq: int, dim: int) -> tuple[int, int, int, int]:
+def modulation_args(
+    scale: torch.Tensor, shift: torch.Tensor, batch: int, seq: int, dim: int
+) -> tuple[int, int, int, int]:
     """The (batch, seq) strides of scale, then of shift, broadcast to [B, S, D]."""
     return (*modulation_strides("scale", scale, batch, seq, dim), *modulation_strides("shift", shift, batch, seq, dim))
 
@@ -161,7 +176,9 @@ def broadcast_reference(t: torch.Tensor) -> torch.Tensor:
     return t[:, None, :] if t.dim() == 2 else t
 
 
-def norm_modulate_reference(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def norm_modulate_reference(
+    x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor, eps: float = 1e-6
+) -> torch.Tensor:
     """Plain PyTorch, the same arithmetic: fp32 throughout, one cast at the end."""
     normed = torch.nn.functional.layer_norm(x.float(), (x.shape[-1],), eps=eps)
     y = normed * (1 + broadcast_reference(scale).float()) + broadcast_reference(shift).float()

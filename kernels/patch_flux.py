@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from diffusers.models.attention_dispatch import dispatch_attention_fn
 from diffusers.models.normalization import AdaLayerNormContinuous, AdaLayerNormZero, AdaLayerNormZeroSingle
 from diffusers.models.transformers.transformer_flux import (
     FluxAttnProcessor,
@@ -17,7 +18,6 @@ from diffusers.models.transformers.transformer_flux import (
     FluxTransformerBlock,
     _get_qkv_projections,
 )
-from diffusers.models.attention_dispatch import dispatch_attention_fn
 
 from kernels._patching import PatchLog, is_plain_layer_norm, is_rms_norm, override_forward, rms_eps, swap_processor
 from kernels.gated_residual import gated_residual, gated_residual_joint, gated_residual_norm_modulate
@@ -77,7 +77,9 @@ def _double_block_forward(
     encoder_hidden_states, norm_encoder_hidden_states = gated_residual_norm_modulate(
         encoder_hidden_states, context_attn_output, c_gate_msa, c_scale_mlp, c_shift_mlp, self.norm2_context.eps
     )
-    encoder_hidden_states = gated_residual(encoder_hidden_states, self.ff_context(norm_encoder_hidden_states), c_gate_mlp)
+    encoder_hidden_states = gated_residual(
+        encoder_hidden_states, self.ff_context(norm_encoder_hidden_states), c_gate_mlp
+    )
     if encoder_hidden_states.dtype == torch.float16:
         encoder_hidden_states = encoder_hidden_states.clip(-65504, 65504)
     return encoder_hidden_states, hidden_states
@@ -197,11 +199,15 @@ def patch_flux(model: FluxTransformer2DModel) -> list[str]:
         elif isinstance(module, FluxTransformerBlock):
             if is_plain_layer_norm(module.norm2) and is_plain_layer_norm(module.norm2_context):
                 if override_forward(module, _double_block_forward):
-                    log.add(name, "FluxTransformerBlock.forward -> diffexp::gated_residual_norm_modulate, gated_residual")
+                    log.add(
+                        name, "FluxTransformerBlock.forward -> diffexp::gated_residual_norm_modulate, gated_residual"
+                    )
             _patch_attention(f"{name}.attn", module.attn, log)
         elif isinstance(module, FluxSingleTransformerBlock):
             if isinstance(module.norm, AdaLayerNormZeroSingle) and is_plain_layer_norm(module.norm.norm):
                 if override_forward(module, _single_block_forward):
-                    log.add(name, "FluxSingleTransformerBlock.forward -> diffexp::norm_modulate_joint, gated_residual_joint")
+                    log.add(
+                        name, "FluxSingleTransformerBlock.forward -> diffexp::norm_modulate_joint, gated_residual_joint"
+                    )
             _patch_attention(f"{name}.attn", module.attn, log)
     return log.lines()

@@ -36,10 +36,10 @@ from kernels._common import (
     check_same_device,
     check_tensor,
     eager_or_op,
-    kernel_op,
-    launcher,
     interpreting,
     joined_shape,
+    kernel_op,
+    launcher,
     warps_for,
 )
 
@@ -99,9 +99,13 @@ def _qk_norm_rope_kernel(
     pair_mask = 2 * pair < head_dim
     cos = tl.load(cos_ptr + pos * stride_cos + 2 * pair, mask=pair_mask, other=0.0).to(tl.float32)
     sin = tl.load(sin_ptr + pos * stride_sin + 2 * pair + 1, mask=pair_mask, other=0.0).to(tl.float32)
-    q = _norm_rope_tile(q, qw_ptr, tile, mask, d, heads, head_dim, eps, cos, sin, HAS_Q_WEIGHT, ACROSS_HEADS, BLOCK_H, BLOCK_D)
+    q = _norm_rope_tile(
+        q, qw_ptr, tile, mask, d, heads, head_dim, eps, cos, sin, HAS_Q_WEIGHT, ACROSS_HEADS, BLOCK_H, BLOCK_D
+    )
     tl.store(q_out_ptr + batch * stride_qob + pos * stride_qos + tile, q.to(q_out_ptr.dtype.element_ty), mask=mask)
-    k = _norm_rope_tile(k, kw_ptr, tile, mask, d, heads, head_dim, eps, cos, sin, HAS_K_WEIGHT, ACROSS_HEADS, BLOCK_H, BLOCK_D)
+    k = _norm_rope_tile(
+        k, kw_ptr, tile, mask, d, heads, head_dim, eps, cos, sin, HAS_K_WEIGHT, ACROSS_HEADS, BLOCK_H, BLOCK_D
+    )
     tl.store(k_out_ptr + batch * stride_kob + pos * stride_kos + tile, k.to(k_out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -147,9 +151,14 @@ def _check_source(tag: str, q, k, q_weight, k_weight, first: torch.Tensor) -> Op
             "in batch, heads, head_dim and dtype"
         )
     heads, head_dim = q.shape[2], q.shape[3]
-    kinds = {_check_weight(f"{tag}q_weight", q_weight, heads, head_dim), _check_weight(f"{tag}k_weight", k_weight, heads, head_dim)}
+    kinds = {
+        _check_weight(f"{tag}q_weight", q_weight, heads, head_dim),
+        _check_weight(f"{tag}k_weight", k_weight, heads, head_dim),
+    }
     if kinds >= {True, False}:
-        raise KernelInputError(f"{tag}q_weight and {tag}k_weight must both be per head [Dh] or both across heads [H·Dh]")
+        raise KernelInputError(
+            f"{tag}q_weight and {tag}k_weight must both be per head [Dh] or both across heads [H·Dh]"
+        )
     return next(iter(kinds - {None}), None)
 
 
@@ -297,7 +306,9 @@ def _rms_norm_heads(x: torch.Tensor, weight: Optional[torch.Tensor], eps: float)
     xf = x.float()
     if weight is not None and weight.numel() != x.shape[-1]:  # across heads
         flat = xf.flatten(-2)
-        normed = (flat * torch.rsqrt(flat.pow(2).mean(-1, keepdim=True) + eps) * weight.float()).unflatten(-1, x.shape[-2:])
+        normed = (flat * torch.rsqrt(flat.pow(2).mean(-1, keepdim=True) + eps) * weight.float()).unflatten(
+            -1, x.shape[-2:]
+        )
         return normed
     normed = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
     return normed * weight.float() if weight is not None else normed

@@ -15,7 +15,12 @@ from tests.conftest import cli_env
 
 def run_cli(args, cwd, timeout=300):
     return subprocess.run(
-        [sys.executable, "-m", "diffexp", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=cli_env()
+        [sys.executable, "-m", "diffexp", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=cli_env(),
     )
 
 
@@ -46,7 +51,11 @@ def test_interrupt_marks_run_killed(tmp_path, sig):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "diffexp", "model.sampling.num_inference_steps=100000", f"tracking.uri={uri}"],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=cli_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(),
     )
     client = MlflowClient(tracking_uri=uri)
     # Interrupt once the run exists and the measured generation is under way.

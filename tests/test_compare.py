@@ -22,7 +22,9 @@ RECORDED = FIXTURES / "compare_perf"  # compare_perf.py (sglang 0.5.23) output o
 PAIRS = sorted(p.stem.split("__") for p in RECORDED.glob("*__*.md"))
 
 _ROW = re.compile(r"^\| (.+?) \| ([-\d.]+) \| ([-\d.]+) \| ([-+\d.]+) \| ([-+\d.]+)% \| (\S+) \|$")
-_E2E = re.compile(r"^\| \*\*E2E Latency\*\* \| ([\d.]+) ms \| ([\d.]+) ms \| \*\*([-+\d.]+) ms \(([-+\d.]+)%\)\*\* \| (\S+) \|$")
+_E2E = re.compile(
+    r"^\| \*\*E2E Latency\*\* \| ([\d.]+) ms \| ([\d.]+) ms \| \*\*([-+\d.]+) ms \(([-+\d.]+)%\)\*\* \| (\S+) \|$"
+)
 
 
 def parse_compare_perf(text: str) -> dict[str, tuple]:
@@ -40,7 +42,11 @@ def parse_compare_perf(text: str) -> dict[str, tuple]:
 def ours_as_printed(base, cand) -> dict[str, tuple]:
     """Our sglang-rule rows, formatted as compare_perf.py prints them. base/cand: a fixture name or a path."""
     path = lambda p: p if isinstance(p, Path) else DUMPS / f"{p}.json"  # noqa: E731
-    c = compare(side_from_dump(read_perf_dump(path(base)), "sglang"), side_from_dump(read_perf_dump(path(cand)), "sglang"), "sglang")
+    c = compare(
+        side_from_dump(read_perf_dump(path(base)), "sglang"),
+        side_from_dump(read_perf_dump(path(cand)), "sglang"),
+        "sglang",
+    )
     out = {}
     for r in c.rows:
         emoji = (SGLANG_E2E_EMOJI if r.kind == "e2e" else SGLANG_STAGE_EMOJI)[r.speed]
@@ -76,7 +82,10 @@ def test_agrees_with_compare_perf_on_real_sglang_dumps():
 def test_agrees_with_compare_perf_multi_report_column_by_column():
     lines = (REAL / "compare_perf_output_multi.txt").read_text().splitlines()
     labels = [c.strip() for c in next(line for line in lines if line.startswith("| Metric")).strip("|").split("|")][2:]
-    ours = {label: ours_as_printed(REAL / "compare_perf" / "baseline.json", REAL / "compare_perf" / label) for label in labels}
+    ours = {
+        label: ours_as_printed(REAL / "compare_perf" / "baseline.json", REAL / "compare_perf" / label)
+        for label in labels
+    }
     checked = 0
     for line in lines:
         cells = [c.strip() for c in line.strip("|").split("|")]
@@ -92,12 +101,22 @@ def test_agrees_with_compare_perf_multi_report_column_by_column():
     assert checked >= 2 * 10
 
 
-@pytest.mark.skipif(importlib.util.find_spec("sglang") is None, reason="sglang not installed: checked against the recorded output")
+@pytest.mark.skipif(
+    importlib.util.find_spec("sglang") is None, reason="sglang not installed: checked against the recorded output"
+)
 @pytest.mark.parametrize("base,cand", PAIRS, ids=["__".join(p) for p in PAIRS])
 def test_agrees_with_compare_perf_run_live(base, cand):
     out = subprocess.run(
-        [sys.executable, "-m", "sglang.multimodal_gen.benchmarks.compare_perf", str(DUMPS / f"{base}.json"), str(DUMPS / f"{cand}.json")],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "sglang.multimodal_gen.benchmarks.compare_perf",
+            str(DUMPS / f"{base}.json"),
+            str(DUMPS / f"{cand}.json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert ours_as_printed(base, cand) == parse_compare_perf(out)
 
@@ -115,7 +134,10 @@ def test_agrees_with_compare_perf_run_live(base, cand):
 )
 def test_verdicts_and_exit_codes_on_perf_dumps(cand, rule, exit_code, verdict, tmp_path, capsys):
     md = tmp_path / "report.md"
-    assert main([str(DUMPS / "flux_base.json"), str(DUMPS / f"{cand}.json"), "--rule", rule, "--markdown", str(md)]) == exit_code
+    assert (
+        main([str(DUMPS / "flux_base.json"), str(DUMPS / f"{cand}.json"), "--rule", rule, "--markdown", str(md)])
+        == exit_code
+    )
     text = md.read_text()
     assert f"**{verdict}" in text
     assert "| Stage | Baseline | Candidate | Δ | Δ % | Verdict |" in text
@@ -125,9 +147,14 @@ def test_verdicts_and_exit_codes_on_perf_dumps(cand, rule, exit_code, verdict, t
 
 
 def test_denoising_loop_grouping_and_stage_missing_on_one_side(capsys):
-    assert main([str(DUMPS / "wan_legacy_base.json"), str(DUMPS / "wan_legacy_fewer_steps.json"), "--rule", "guide"]) == 0
-    c = compare(side_from_dump(read_perf_dump(DUMPS / "wan_legacy_base.json"), "guide"),
-                side_from_dump(read_perf_dump(DUMPS / "wan_legacy_fewer_steps.json"), "guide"), "guide")
+    assert (
+        main([str(DUMPS / "wan_legacy_base.json"), str(DUMPS / "wan_legacy_fewer_steps.json"), "--rule", "guide"]) == 0
+    )
+    c = compare(
+        side_from_dump(read_perf_dump(DUMPS / "wan_legacy_base.json"), "guide"),
+        side_from_dump(read_perf_dump(DUMPS / "wan_legacy_fewer_steps.json"), "guide"),
+        "guide",
+    )
     rows = {r.name: r for r in c.rows}
     assert rows["Denoising Loop"].note == "(40->30 steps)"
     assert rows["Denoise ★"].base == 12000.0 and rows["Denoise ★"].speed == "improvement"
@@ -137,7 +164,8 @@ def test_denoising_loop_grouping_and_stage_missing_on_one_side(capsys):
 def test_exit_status_of_the_real_command(capsys):
     proc = subprocess.run(
         [sys.executable, "-m", "diffexp.compare", str(DUMPS / "flux_base.json"), str(DUMPS / "flux_slower.json")],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 1 and "REGRESSION" in proc.stdout
     assert main(["missing.json", str(DUMPS / "flux_base.json")]) == 2
@@ -147,19 +175,28 @@ def test_exit_status_of_the_real_command(capsys):
 # --- MLflow runs and sweeps, written to a real store through diffexp's own recorder ---------------
 
 
-def _log_run(uri: str, experiment: str, name: str, denoise_s: float, correctness: str | None, tags=None, parent=None) -> str:
+def _log_run(
+    uri: str, experiment: str, name: str, denoise_s: float, correctness: str | None, tags=None, parent=None
+) -> str:
     from diffexp.config.schema import TrackingConfig
     from diffexp.results import RunResult
     from diffexp.tracking import RunRecorder
 
     result = RunResult(
-        denoise_s=denoise_s, denoise_step_ms=[denoise_s * 250] * 4, text_encode_s=0.2, vae_decode_s=0.5,
-        e2e_s=denoise_s + 0.8, peak_mem_gib=20.0, stages_s={"text_encode": 0.2, "vae_decode": 0.5, "load": 30.0},
+        denoise_s=denoise_s,
+        denoise_step_ms=[denoise_s * 250] * 4,
+        text_encode_s=0.2,
+        vae_decode_s=0.5,
+        e2e_s=denoise_s + 0.8,
+        peak_mem_gib=20.0,
+        stages_s={"text_encode": 0.2, "vae_decode": 0.5, "load": 30.0},
     )
     all_tags = {"model": "flux1_dev", "valid": "true", **(tags or {})}
     if correctness:
         all_tags["correctness"] = correctness
-    with RunRecorder(TrackingConfig(uri=uri), experiment, name, {"model.name": "flux1_dev"}, all_tags, parent_run_id=parent) as rec:
+    with RunRecorder(
+        TrackingConfig(uri=uri), experiment, name, {"model.name": "flux1_dev"}, all_tags, parent_run_id=parent
+    ) as rec:
         rec.log_result(result)
     return rec.run_id
 
@@ -200,7 +237,9 @@ def test_sweeps_are_compared_point_by_point(store, tmp_path, capsys):
     uri = store
     parents = []
     for name, slowdown in (("before", 1.0), ("after", 1.05)):
-        with RunRecorder(TrackingConfig(uri=uri), "sweep-demo", name, {}, {"sweep": "demo", "sweep.role": "parent"}) as parent:
+        with RunRecorder(
+            TrackingConfig(uri=uri), "sweep-demo", name, {}, {"sweep": "demo", "sweep.role": "parent"}
+        ) as parent:
             for i, backend in enumerate(("fa", "torch_sdpa", "sage_attn" if name == "before" else "sage_attn_3")):
                 tags = {"sweep.point": str(i), "sweep.overrides": json.dumps([f"attention={backend}"])}
                 denoise = (10.0 + i) * (slowdown if backend == "torch_sdpa" else 1.0)

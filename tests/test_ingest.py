@@ -26,9 +26,23 @@ def test_cli_ingests_a_dump_with_its_log_and_outputs(tmp_path):
     folder = copy_case("cpu_flux_warmup", tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = subprocess.run(
-        [sys.executable, "-m", "diffexp.ingest", str(folder / "perf_dump.json"), "--tracking-uri", uri,
-         "--experiment", "nightly", "--tag", "gpu=cpu"],
-        capture_output=True, text=True, timeout=300, env=cli_env(), cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "diffexp.ingest",
+            str(folder / "perf_dump.json"),
+            "--tracking-uri",
+            uri,
+            "--experiment",
+            "nightly",
+            "--tag",
+            "gpu=cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=cli_env(),
+        cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_id = proc.stdout.strip().rsplit(" ", 1)[-1]
@@ -36,12 +50,16 @@ def test_cli_ingests_a_dump_with_its_log_and_outputs(tmp_path):
     run = client.get_run(run_id)
     assert run.info.status == "FINISHED"
     assert client.get_experiment(run.info.experiment_id).name == "nightly"
-    assert run.data.tags["ingested"] == "true" and run.data.tags["gpu"] == "cpu" and run.data.tags["backend"] == "sglang"
+    assert (
+        run.data.tags["ingested"] == "true" and run.data.tags["gpu"] == "cpu" and run.data.tags["backend"] == "sglang"
+    )
     assert run.data.tags["warmup_excluded"] == "true"
     assert run.data.metrics["denoise_s"] > 0 and run.data.metrics["log.warmup_excluded_s"] == 0.07
     series = client.get_metric_history(run_id, "denoise_step_ms_series")
     assert len(series) == 4
-    artifacts = {a.path for a in client.list_artifacts(run_id)} | {a.path for a in client.list_artifacts(run_id, "outputs")}
+    artifacts = {a.path for a in client.list_artifacts(run_id)} | {
+        a.path for a in client.list_artifacts(run_id, "outputs")
+    }
     assert {"perf_dump.json", "sglang.log"} <= artifacts
     assert any(p.startswith("outputs/") and p.endswith(".png") for p in artifacts)
 

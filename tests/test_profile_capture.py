@@ -21,7 +21,12 @@ def test_profiled_run_records_scoped_trace_and_is_tagged(make_config, mlflow_cli
     scopes = {e["name"] for e in events if e.get("cat") == "user_annotation"}
     # Only the first two of four steps are profiled.
     assert {"denoise_step_0", "denoise_step_1"} <= scopes and "denoise_step_2" not in scopes
-    assert {"transformer_blocks.0", "transformer_blocks.0.attn", "transformer_blocks.0.norm", "transformer_blocks.0.mlp"} <= scopes
+    assert {
+        "transformer_blocks.0",
+        "transformer_blocks.0.attn",
+        "transformer_blocks.0.norm",
+        "transformer_blocks.0.mlp",
+    } <= scopes
     assert {"single_transformer_blocks.1", "single_transformer_blocks.1.attn"} <= scopes
     # Block scopes nest inside step scopes: each block scope starts within some step scope.
     steps = [(e["ts"], e["ts"] + e["dur"]) for e in events if e.get("name", "").startswith("denoise_step_")]

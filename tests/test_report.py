@@ -15,12 +15,27 @@ from diffexp.tracking import RunRecorder
 GUIDE_HEADER = "| Model | Task | Steps | Resolution | Denoise (s) ★ | E2E (s) | Peak Mem (GB) | SGLang Ver | GPU |"
 
 
-def _run(uri, model, label, task, denoise, gpu="NVIDIA H100 80GB HBM3", gpus="1", valid="true", status_ok=True, **sampling):
+def _run(
+    uri, model, label, task, denoise, gpu="NVIDIA H100 80GB HBM3", gpus="1", valid="true", status_ok=True, **sampling
+):
     params = {
-        "model.name": model, "model.label": label, "model.task": "t2v" if "fr" in str(sampling) else "t2i",
-        "model.task_label": task, "parallel.num_gpus": gpus, "engine.name": "sglang",
-        **{f"model.sampling.{k}": str(v) for k, v in {"width": None, "height": None, "resolution": None,
-                                                     "num_frames": None, "num_inference_steps": None, **sampling}.items()},
+        "model.name": model,
+        "model.label": label,
+        "model.task": "t2v" if "fr" in str(sampling) else "t2i",
+        "model.task_label": task,
+        "parallel.num_gpus": gpus,
+        "engine.name": "sglang",
+        **{
+            f"model.sampling.{k}": str(v)
+            for k, v in {
+                "width": None,
+                "height": None,
+                "resolution": None,
+                "num_frames": None,
+                "num_inference_steps": None,
+                **sampling,
+            }.items()
+        },
     }
     tags = {"model": model, "engine": "sglang", "valid": valid, "version.sglang": "0.5.23", "gpu.names": gpu}
     with RunRecorder(TrackingConfig(uri=uri), model, model, params, tags) as rec:
@@ -40,7 +55,17 @@ def store(tmp_path_factory):
     _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 1.0, valid="false", **flux)  # e.g. fell back to diffusers: not reported
     _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 2.0, status_ok=False, **flux)
     _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 16.0, gpu="NVIDIA H200", **flux)  # another GPU: its own row
-    _run(uri, "wan22_t2v", "Wan2.2-T2V-A14B 720P", "T2V", 300.0, gpus="8", resolution="720p", num_frames=81, num_inference_steps=40)
+    _run(
+        uri,
+        "wan22_t2v",
+        "Wan2.2-T2V-A14B 720P",
+        "T2V",
+        300.0,
+        gpus="8",
+        resolution="720p",
+        num_frames=81,
+        num_inference_steps=40,
+    )
     _run(uri, "tiny_flux", "tiny-FLUX", "T2I", 0.1, gpu="none", width=64, height=64, num_inference_steps=4)
     return uri
 
@@ -50,12 +75,21 @@ def test_latest_valid_run_per_model_and_gpu(store):
     assert table[0] == GUIDE_HEADER
     rows = table[2:]
     assert [r.split(" | ")[0].lstrip("| ") for r in rows] == [
-        "Qwen-Image-2512", "Qwen-Image-Edit-2511", "FLUX.1-dev", "FLUX.1-dev", "FLUX.2-dev", "Z-Image-Turbo",
-        "Wan2.2-T2V-A14B 720P", "Wan2.2-TI2V-5B 720P",
+        "Qwen-Image-2512",
+        "Qwen-Image-Edit-2511",
+        "FLUX.1-dev",
+        "FLUX.1-dev",
+        "FLUX.2-dev",
+        "Z-Image-Turbo",
+        "Wan2.2-T2V-A14B 720P",
+        "Wan2.2-TI2V-5B 720P",
     ]
     assert "| FLUX.1-dev | T2I | 50 | 1024×1024 | 18.500 | 20.000 | 30.25 | 0.5.23 | NVIDIA H100 80GB HBM3 |" in rows
     assert "| FLUX.1-dev | T2I | 50 | 1024×1024 | 16.000 | 17.500 | 30.25 | 0.5.23 | NVIDIA H200 |" in rows
-    assert "| Wan2.2-T2V-A14B 720P | T2V | 40 | 720P 81fr | 300.000 | 301.500 | 30.25 | 0.5.23 | 8× NVIDIA H100 80GB HBM3 |" in rows
+    assert (
+        "| Wan2.2-T2V-A14B 720P | T2V | 40 | 720P 81fr | 300.000 | 301.500 | 30.25 | 0.5.23 | 8× NVIDIA H100 80GB HBM3 |"
+        in rows
+    )
     assert "| Qwen-Image-2512 | T2I | 50 | 1024×1024 | - | - | - | - | - |" in rows  # not run yet
     assert not any("tiny-FLUX" in r for r in rows)
 

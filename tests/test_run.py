@@ -47,7 +47,16 @@ def test_tiny_flux_run_is_logged_with_all_metrics_tags_and_artifacts(flux_runs):
     assert run.data.params["parallel.num_gpus"] == "1"
     tags = run.data.tags
     assert tags["engine"] == "diffusers" and tags["weights.random"] == "true"
-    for key in ("git.commit", "git.dirty", "version.torch", "version.diffusers", "version.sglang", "cuda", "gpu.names", "host"):
+    for key in (
+        "git.commit",
+        "git.dirty",
+        "version.torch",
+        "version.diffusers",
+        "version.sglang",
+        "cuda",
+        "gpu.names",
+        "host",
+    ):
         assert key in tags, key
     assert tags["mlflow.runName"] == "tiny_flux · single"
     artifacts = artifact_paths(client, run.info.run_id)

@@ -27,13 +27,27 @@ VARIANTS = {
     "compile_triton": ["compile=on", "kernels=triton"],
     "profile_eager": [*WARM_EAGER, "kernels=torch", "profile=torch", "profile.num_steps=2"],
 }
-BASE = ["model=flux1_dev", "engine=diffusers", "model.weights=random", "tracking.enabled=false", "compile.warmup_steps=3"]
+BASE = [
+    "model=flux1_dev",
+    "engine=diffusers",
+    "model.weights=random",
+    "tracking.enabled=false",
+    "compile.warmup_steps=3",
+]
 
 
 def run_variant(name: str, out: Path, steps: int, extra: list[str]) -> dict:
     run_dir = out / name
-    cmd = [sys.executable, "-m", "diffexp", *BASE, *VARIANTS[name], f"model.sampling.num_inference_steps={steps}",
-           f"hydra.run.dir={run_dir}", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "diffexp",
+        *BASE,
+        *VARIANTS[name],
+        f"model.sampling.num_inference_steps={steps}",
+        f"hydra.run.dir={run_dir}",
+        *extra,
+    ]
     print("$", " ".join(cmd), flush=True)
     started = time.time()
     proc = subprocess.run(cmd, text=True, capture_output=True)
@@ -125,7 +139,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=28)
     parser.add_argument("--variants", nargs="+", default=["eager", "compile"], choices=sorted(VARIANTS))
-    parser.add_argument("--agreement", action="store_true", help="also compare the Triton-kernel DiT with the stock one")
+    parser.add_argument(
+        "--agreement", action="store_true", help="also compare the Triton-kernel DiT with the stock one"
+    )
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every variant")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)

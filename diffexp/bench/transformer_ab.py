@@ -23,9 +23,9 @@ import math
 import statistics
 import subprocess
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -242,7 +242,9 @@ def main(argv: list[str] | None = None) -> None:
         result["agreement"]["compiled"] = output_difference(first["stock"], first["triton"])
         print("agreement", json.dumps(result["agreement"]), flush=True)
         del first
-        result["compiled"] = measured_phase(args.out, "compiled", lambda: stock(**inputs), lambda: triton(**inputs), args.rounds)
+        result["compiled"] = measured_phase(
+            args.out, "compiled", lambda: stock(**inputs), lambda: triton(**inputs), args.rounds
+        )
         save()
         if args.profile:
             for name, model in (("stock", stock), ("triton", triton)):

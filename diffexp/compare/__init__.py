@@ -6,6 +6,16 @@ from diffexp.compare.perf_dump import PerfDump, read_perf_dump
 from diffexp.compare.rules import IMPROVEMENT, NEUTRAL, REGRESSION, RULES
 
 __all__ = [
-    "Comparison", "IMPROVEMENT", "NEUTRAL", "PerfDump", "REGRESSION", "RULES", "Row", "Side",
-    "compare", "read_perf_dump", "side_from_dump", "side_from_run",
+    "Comparison",
+    "IMPROVEMENT",
+    "NEUTRAL",
+    "PerfDump",
+    "REGRESSION",
+    "RULES",
+    "Row",
+    "Side",
+    "compare",
+    "read_perf_dump",
+    "side_from_dump",
+    "side_from_run",
 ]

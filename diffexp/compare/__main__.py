@@ -55,13 +55,16 @@ def compare_refs(base: Ref, cand: Ref, rule: str, store) -> tuple[list[tuple[str
     if _is_sweep(base) != _is_sweep(cand):
         raise DiffexpError("compare a sweep with a sweep, or a run / perf dump with a run / perf dump")
     if not _is_sweep(base):
-        sides = [side_from_dump(read_perf_dump(r), rule) if isinstance(r, Path) else side_from_run(r) for r in (base, cand)]
+        sides = [
+            side_from_dump(read_perf_dump(r), rule) if isinstance(r, Path) else side_from_run(r) for r in (base, cand)
+        ]
         return [("", compare(sides[0], sides[1], rule))], []
     base_points = {_point_key(p): p for p in children(store, base)}
     cand_points = {_point_key(p): p for p in children(store, cand)}
     comparisons = [
         (point_label(cand_points[k]), compare(side_from_run(p), side_from_run(cand_points[k]), rule))
-        for k, p in base_points.items() if k in cand_points
+        for k, p in base_points.items()
+        if k in cand_points
     ]
     if not comparisons:
         raise DiffexpError(f"sweeps {base.run_id} and {cand.run_id} have no point with the same swept overrides")
@@ -79,7 +82,11 @@ def compare_refs(base: Ref, cand: Ref, rule: str, store) -> tuple[list[tuple[str
             }
         )
     extra = ["#### Points", "", markdown_table(list(overview[0]), overview)]
-    unmatched = [point_label(p) for k, p in {**base_points, **cand_points}.items() if k not in base_points or k not in cand_points]
+    unmatched = [
+        point_label(p)
+        for k, p in {**base_points, **cand_points}.items()
+        if k not in base_points or k not in cand_points
+    ]
     if unmatched:
         extra.append("Points in only one sweep (not compared): " + "; ".join(unmatched))
     return comparisons, extra
@@ -87,15 +94,24 @@ def compare_refs(base: Ref, cand: Ref, rule: str, store) -> tuple[list[tuple[str
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m diffexp.compare", description=__doc__.splitlines()[0])
-    parser.add_argument("base", help="baseline: perf dump file, MLflow run id, or sweep parent (id, run name, sweep name)")
+    parser.add_argument(
+        "base", help="baseline: perf dump file, MLflow run id, or sweep parent (id, run name, sweep name)"
+    )
     parser.add_argument("candidate", help="candidate, same kinds as the baseline")
-    parser.add_argument("--rule", choices=RULES, default="guide", help="guide (denoise > 2 %% slower) or sglang (compare_perf.py thresholds)")
+    parser.add_argument(
+        "--rule",
+        choices=RULES,
+        default="guide",
+        help="guide (denoise > 2 %% slower) or sglang (compare_perf.py thresholds)",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the report as markdown (for a pull request)")
     parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
-        store = None if all(Path(a).is_file() for a in (args.base, args.candidate)) else client_for_uri(args.tracking_uri)
+        store = (
+            None if all(Path(a).is_file() for a in (args.base, args.candidate)) else client_for_uri(args.tracking_uri)
+        )
         base, cand = resolve(args.base, store), resolve(args.candidate, store)
         comparisons, extra = compare_refs(base, cand, args.rule, store)
     except DiffexpError as exc:

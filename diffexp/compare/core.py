@@ -10,7 +10,16 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from diffexp.compare.perf_dump import PerfDump, is_denoise_stage
-from diffexp.compare.rules import IMPROVEMENT, NEUTRAL, REGRESSION, SGLANG_E2E_EMOJI, SGLANG_STAGE_EMOJI, classify, delta, gates
+from diffexp.compare.rules import (
+    IMPROVEMENT,
+    NEUTRAL,
+    REGRESSION,
+    SGLANG_E2E_EMOJI,
+    SGLANG_STAGE_EMOJI,
+    classify,
+    delta,
+    gates,
+)
 from diffexp.review.verdict import FAIL, PASS, UNCHECKED
 from diffexp.sweeps.queries import RecordedRun
 
@@ -159,7 +168,20 @@ def compare(base: Side, cand: Side, rule: str) -> Comparison:
             rows.append(Row(name, kind, known.unit, b and b.value, n and n.value, None, None, None, False, note))
             continue
         diff, pct = delta(b.value, n.value)
-        rows.append(Row(name, kind, known.unit, b.value, n.value, diff, pct, classify(rule, kind, b.value, n.value), gates(rule, kind), note))
+        rows.append(
+            Row(
+                name,
+                kind,
+                known.unit,
+                b.value,
+                n.value,
+                diff,
+                pct,
+                classify(rule, kind, b.value, n.value),
+                gates(rule, kind),
+                note,
+            )
+        )
     notes = []
     if cand.correctness != PASS:
         notes.append(

@@ -64,7 +64,9 @@ def read_perf_dump(path: Path | str) -> PerfDump:
     except (OSError, json.JSONDecodeError) as exc:
         raise DiffexpError(f"{path}: not a readable perf dump ({exc})") from exc
     if not isinstance(data, dict) or "steps" not in data:
-        raise DiffexpError(f"{path}: not an SGLang perf dump (no `steps`; written by `sglang generate --perf-dump-path`)")
+        raise DiffexpError(
+            f"{path}: not an SGLang perf dump (no `steps`; written by `sglang generate --perf-dump-path`)"
+        )
     stages, counts = consolidate(data.get("steps", []))
     peaks = [s.get("peak_reserved_mb") for s in (data.get("memory_checkpoints") or {}).values()]
     return PerfDump(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 from diffexp.compare.core import Comparison, Row
 from diffexp.compare.rules import RULES
@@ -42,7 +43,9 @@ def header(c: Comparison) -> list[str]:
     ]
 
 
-def to_markdown(comparisons: Sequence[tuple[str, Comparison]], title: str = "Performance comparison", extra: Sequence[str] = ()) -> str:
+def to_markdown(
+    comparisons: Sequence[tuple[str, Comparison]], title: str = "Performance comparison", extra: Sequence[str] = ()
+) -> str:
     lines = [f"### {title}", ""]
     for label, c in comparisons:
         if label:

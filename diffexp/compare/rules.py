@@ -34,7 +34,9 @@ def by_percent(base: float, new: float, tolerance_pct: float) -> str:
     return NEUTRAL
 
 
-def sglang_stage(base_ms: float, new_ms: float, rel_tol: float = SGLANG_REL_TOL, min_abs_tol_ms: float = SGLANG_MIN_ABS_TOL_MS) -> str:
+def sglang_stage(
+    base_ms: float, new_ms: float, rel_tol: float = SGLANG_REL_TOL, min_abs_tol_ms: float = SGLANG_MIN_ABS_TOL_MS
+) -> str:
     upper = max(base_ms * (1 + rel_tol), base_ms + min_abs_tol_ms)
     lower = min(base_ms * (1 - rel_tol), base_ms - min_abs_tol_ms)
     if new_ms > upper:

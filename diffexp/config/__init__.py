@@ -18,7 +18,22 @@ from diffexp.config.store import CONF_DIR, compose, register, to_config
 from diffexp.config.validate import check_launch, validate
 
 __all__ = [
-    "AttentionConfig", "CompileConfig", "Config", "EngineConfig", "KernelsConfig", "ModelConfig",
-    "OffloadConfig", "ParallelConfig", "ProfileConfig", "ReviewConfig", "SamplingConfig",
-    "TrackingConfig", "CONF_DIR", "compose", "register", "to_config", "validate", "check_launch",
+    "AttentionConfig",
+    "CompileConfig",
+    "Config",
+    "EngineConfig",
+    "KernelsConfig",
+    "ModelConfig",
+    "OffloadConfig",
+    "ParallelConfig",
+    "ProfileConfig",
+    "ReviewConfig",
+    "SamplingConfig",
+    "TrackingConfig",
+    "CONF_DIR",
+    "compose",
+    "register",
+    "to_config",
+    "validate",
+    "check_launch",
 ]

@@ -29,11 +29,34 @@ DEVICES = ("auto", "cpu", "cuda")
 # ServerArgs._normalize_attention_backend_name maps (fa3, fa4 → fa; cudnn_sdpa → torch_cudnn_sdpa).
 # The in-process engine maps its supported subset onto diffusers' attention dispatcher.
 SGLANG_ATTENTION = (
-    "fa", "fa2", "fa3", "fa4", "torch_sdpa", "torch_cudnn_sdpa", "cudnn_sdpa", "dynamic_cudnn_sdpa",
-    "sage_attn", "sage_attn_3", "sparge_attn", "sliding_tile_attn", "video_sparse_attn",
-    "video_sparse_attn_h3", "hybrid_window_attn_h3", "sparse_video_gen_2_attn", "vmoba_attn",
-    "aiter", "aiter_sage", "sla_attn", "sage_sla_attn", "laser_attn", "block_sparse_attn",
-    "rain_fusion_attn", "sol_attn", "subblock_sparse_attn", "cube_sparse_attn", "fp8_fa_sm120",
+    "fa",
+    "fa2",
+    "fa3",
+    "fa4",
+    "torch_sdpa",
+    "torch_cudnn_sdpa",
+    "cudnn_sdpa",
+    "dynamic_cudnn_sdpa",
+    "sage_attn",
+    "sage_attn_3",
+    "sparge_attn",
+    "sliding_tile_attn",
+    "video_sparse_attn",
+    "video_sparse_attn_h3",
+    "hybrid_window_attn_h3",
+    "sparse_video_gen_2_attn",
+    "vmoba_attn",
+    "aiter",
+    "aiter_sage",
+    "sla_attn",
+    "sage_sla_attn",
+    "laser_attn",
+    "block_sparse_attn",
+    "rain_fusion_attn",
+    "sol_attn",
+    "subblock_sparse_attn",
+    "cube_sparse_attn",
+    "fp8_fa_sm120",
     "no_attention",
 )
 DIFFUSERS_ATTENTION = {"torch_sdpa": "native", "fa": "flash", "fa3": "_flash_3", "sage_attn": "sage"}
@@ -65,7 +88,9 @@ def _check_model(cfg: Config) -> list[str]:
     if m.task not in TASKS:
         out.append(f"model.task={m.task!r}: allowed values are {_allowed(TASKS)}")
     if m.task in IMAGE_TASKS and not s.image_path:
-        out.append(f"model.sampling.image_path=None: task {m.task!r} needs an input image (set model.sampling.image_path=PATH)")
+        out.append(
+            f"model.sampling.image_path=None: task {m.task!r} needs an input image (set model.sampling.image_path=PATH)"
+        )
     for name in ("width", "height", "num_frames", "num_inference_steps", "fps"):
         value = getattr(s, name)
         if value is not None and value <= 0:
@@ -73,7 +98,9 @@ def _check_model(cfg: Config) -> list[str]:
     if s.guidance_scale is not None and s.guidance_scale < 0:
         out.append(f"model.sampling.guidance_scale={s.guidance_scale}: must be >= 0")
     if s.num_frames is not None and m.task not in VIDEO_TASKS and s.num_frames != 1:
-        out.append(f"model.sampling.num_frames={s.num_frames}: only video tasks ({_allowed(VIDEO_TASKS)}) take frames, task is {m.task!r}")
+        out.append(
+            f"model.sampling.num_frames={s.num_frames}: only video tasks ({_allowed(VIDEO_TASKS)}) take frames, task is {m.task!r}"
+        )
     return out
 
 
@@ -130,9 +157,13 @@ def _check_parallel(cfg: Config) -> list[str]:
 def _check_offload(cfg: Config) -> list[str]:
     o, out = cfg.offload, []
     if o.prefetch_size is not None and o.prefetch_size < 0:
-        out.append(f"offload.prefetch_size={o.prefetch_size}: must be >= 0 (0 = one layer, <1 = fraction of layers, >=1 = layer count)")
+        out.append(
+            f"offload.prefetch_size={o.prefetch_size}: must be >= 0 (0 = one layer, <1 = fraction of layers, >=1 = layer count)"
+        )
     if o.prefetch_size is not None and o.dit_layerwise is False:
-        out.append(f"offload.prefetch_size={o.prefetch_size} with offload.dit_layerwise=false: prefetch only applies to layerwise offload")
+        out.append(
+            f"offload.prefetch_size={o.prefetch_size} with offload.dit_layerwise=false: prefetch only applies to layerwise offload"
+        )
     if o.dit_cpu and o.dit_layerwise:
         out.append("offload.dit_cpu=true with offload.dit_layerwise=true: choose one way to offload the DiT")
     return out
@@ -165,7 +196,9 @@ def _check_engine(cfg: Config) -> list[str]:
         if e.backend not in (None, "sglang", "diffusers", "auto"):
             out.append(f"engine.backend={e.backend!r}: allowed values are sglang, diffusers, auto")
         if cfg.kernels.impl != "torch":
-            out.append(f"kernels.impl={cfg.kernels.impl!r}: kernel swapping needs the in-process engine (engine=diffusers)")
+            out.append(
+                f"kernels.impl={cfg.kernels.impl!r}: kernel swapping needs the in-process engine (engine=diffusers)"
+            )
     else:
         if backend is not None and backend not in DIFFUSERS_ATTENTION:
             out.append(
@@ -173,7 +206,9 @@ def _check_engine(cfg: Config) -> list[str]:
                 "sparse/video backends need engine=sglang"
             )
         if cfg.model.weights == "pretrained" and cfg.model.pipeline is None:
-            out.append(f"model.pipeline=None: engine diffusers needs the diffusers pipeline class for model {cfg.model.name!r}")
+            out.append(
+                f"model.pipeline=None: engine diffusers needs the diffusers pipeline class for model {cfg.model.name!r}"
+            )
         if (cfg.parallel.cfg_parallel_size or 1) > 2:
             out.append(
                 f"parallel.cfg_parallel_size={cfg.parallel.cfg_parallel_size}: the in-process engine splits the two "
@@ -201,8 +236,10 @@ def check_launch(cfg: Config) -> None:
     """Checks against this machine, run right before the engine starts (never at composition)."""
     problems: list[str] = []
     # SGLang on its CPU platform (engine.device=cpu) needs no GPU; otherwise it always runs on GPUs.
-    uses_gpus = (cfg.engine.name == "sglang" and cfg.engine.device != "cpu") or cfg.engine.device == "cuda" or (
-        cfg.engine.device == "auto" and visible_gpu_count() > 0
+    uses_gpus = (
+        (cfg.engine.name == "sglang" and cfg.engine.device != "cpu")
+        or cfg.engine.device == "cuda"
+        or (cfg.engine.device == "auto" and visible_gpu_count() > 0)
     )
     if uses_gpus and not cfg.engine.dry_run:
         visible = visible_gpu_count()

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import torch
 from tqdm.auto import tqdm
 
 from diffexp.config.schema import Config
 from diffexp.engines import outputs, pipeline_setup, profiling
-from diffexp.errors import DiffexpError
 from diffexp.measure import StageClock, StepClock, peak_memory_gib, reset_peak_memory
 from diffexp.models import load_pipeline
 from diffexp.results import RunResult
@@ -141,6 +141,7 @@ def generate(
                 profiler.start()
         stack.enter_context(_timed_method(pipe, "encode_prompt", measured, "text_encode"))
         stack.enter_context(_timed_method(pipe.vae, "decode", measured, "vae_decode"))
+
         def on_transformer_call(*_):
             if steps.on_transformer_call() and profiler is not None:
                 profiler.on_step_start()
@@ -148,7 +149,9 @@ def generate(
         for name in pipeline_setup.denoisers(pipe):
             handle = getattr(pipe, name).register_forward_pre_hook(on_transformer_call)
             stack.callback(handle.remove)
-        bar = stack.enter_context(tqdm(total=cfg.model.sampling.num_inference_steps, desc="denoise", unit="step", leave=False))
+        bar = stack.enter_context(
+            tqdm(total=cfg.model.sampling.num_inference_steps, desc="denoise", unit="step", leave=False)
+        )
 
         def on_step_end(p, i, t, kw):
             bar.update(1)
@@ -159,7 +162,9 @@ def generate(
 
         log.info("measured generation: %s denoise steps", kwargs.get("num_inference_steps", "default"))
         with measured.stage("e2e"):
-            output = pipe(**kwargs, generator=torch.Generator("cpu").manual_seed(seed), callback_on_step_end=on_step_end)
+            output = pipe(
+                **kwargs, generator=torch.Generator("cpu").manual_seed(seed), callback_on_step_end=on_step_end
+            )
     peaks = peak_memory_gib(device)
 
     frames = getattr(output, "frames", None)

@@ -34,7 +34,12 @@ def run_under_nsys(cfg: Config, run_dir: Path, wrapper: Optional[list[str]] = No
     # Its own process group, supervised like the SGLang engine's: a timeout or Ctrl-C ends nsys and the
     # generation under it, not nsys alone.
     returncode, tail = run_streaming(
-        command, dict(os.environ), run_dir / CHILD_LOG, cfg.engine.timeout_s, echo=None, what="the nsys-profiled generation"
+        command,
+        dict(os.environ),
+        run_dir / CHILD_LOG,
+        cfg.engine.timeout_s,
+        echo=None,
+        what="the nsys-profiled generation",
     )
     if returncode != 0 or not (run_dir / CHILD_RESULT).is_file():
         raise DiffexpError(f"the profiled generation exited with {returncode}:\n" + "\n".join(tail[-20:]))

@@ -58,8 +58,12 @@ def apply_offload(pipe, offload: OffloadConfig, device: torch.device) -> dict[st
         if name in denoisers(pipe) and wants["dit_layerwise"]:
             group = blocks_per_group(offload.prefetch_size, _num_blocks(component))
             component.enable_group_offload(
-                onload_device=device, offload_device=torch.device("cpu"), offload_type="block_level",
-                num_blocks_per_group=group, use_stream=True, record_stream=True,
+                onload_device=device,
+                offload_device=torch.device("cpu"),
+                offload_type="block_level",
+                num_blocks_per_group=group,
+                use_stream=True,
+                record_stream=True,
             )
             placed[name] = f"layerwise(blocks_per_group={group})"
         elif (
@@ -91,11 +95,15 @@ def apply_attention(pipe, backend: str | None) -> None:
     for denoiser in denoisers(pipe):
         module = getattr(pipe, denoiser)
         if not hasattr(module, "set_attention_backend"):
-            raise DiffexpError(f"attention.backend={backend!r}: {type(module).__name__} does not support attention backends in this diffusers version")
+            raise DiffexpError(
+                f"attention.backend={backend!r}: {type(module).__name__} does not support attention backends in this diffusers version"
+            )
         try:
             module.set_attention_backend(name)
         except Exception as exc:  # diffusers raises when the backend's package is missing
-            raise DiffexpError(f"attention.backend={backend!r} (diffusers {name!r}) is not available here: {exc}") from exc
+            raise DiffexpError(
+                f"attention.backend={backend!r} (diffusers {name!r}) is not available here: {exc}"
+            ) from exc
     log.info("attention backend: %s (diffusers %s)", backend, name)
 
 

@@ -142,7 +142,9 @@ def analyze_run_trace(cfg, trace: Path, run_dir: Path) -> tuple[dict[str, float]
     return analyze_into(trace, run_dir / "profile", cfg.profile.categories), {"profile": str(run_dir / "profile")}
 
 
-def analyze_engine_profile(cfg, run_dir: Path, traces_dir: Path, nsys_report: Path) -> tuple[dict[str, float], dict[str, str]]:
+def analyze_engine_profile(
+    cfg, run_dir: Path, traces_dir: Path, nsys_report: Path
+) -> tuple[dict[str, float], dict[str, str]]:
     """After a subprocess engine's profiled run: analyse what it wrote (SGLang's rank-0 torch trace, or the
     nsys report) into run_dir/profile; returns (metrics, artifacts). Never fails the run: the trace stays."""
     from diffexp.errors import DiffexpError
@@ -166,10 +168,15 @@ def analyze_engine_profile(cfg, run_dir: Path, traces_dir: Path, nsys_report: Pa
                 log.warning("profile=nsys: no report at %s", report)
                 return {}, {}
             table = category_breakdown(
-                read_activities(export_sqlite(report)), load_categories(cfg.profile.categories), cfg.profile.unprofiled_elapsed_s
+                read_activities(export_sqlite(report)),
+                load_categories(cfg.profile.categories),
+                cfg.profile.unprofiled_elapsed_s,
             )
             write_breakdown(table, out_dir)
-            metrics = {f"profile.nsys.{r.category.replace('(', '_').replace(')', '')}_s": float(r.elapsed_s) for r in table.itertuples()}
+            metrics = {
+                f"profile.nsys.{r.category.replace('(', '_').replace(')', '')}_s": float(r.elapsed_s)
+                for r in table.itertuples()
+            }
             return metrics, {"profile": str(out_dir)}
     except (DiffexpError, OSError) as exc:
         log.warning("profile analysis skipped (the raw profile is kept): %s", exc)

@@ -17,7 +17,7 @@ from omegaconf import OmegaConf
 
 from diffexp.config.store import CONF_DIR
 from diffexp.errors import DiffexpError
-from diffexp.models.tokenizer import EOS_ID, PAD_ID, BOS_ID, byte_level_tokenizer
+from diffexp.models.tokenizer import BOS_ID, EOS_ID, PAD_ID, byte_level_tokenizer
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("trace2", type=Path, nargs="?", help="second trace: compare TRACE (before) with it (after)")
     parser.add_argument("--out", type=Path, default=Path("profile_report"), help="report directory [%(default)s]")
     parser.add_argument("--top", type=int, default=DEFAULT_TOP, help="kernels/scopes shown [%(default)s]")
-    parser.add_argument("--categories", type=Path,
-                        help="category YAML, or a name in conf/profile_categories/ [guide]")
-    parser.add_argument("--step-regex", help="regex naming step scopes; group 1 = step number "
-                        "[denoise/denoising step scopes, else ProfilerStep#N]")
+    parser.add_argument("--categories", type=Path, help="category YAML, or a name in conf/profile_categories/ [guide]")
+    parser.add_argument(
+        "--step-regex",
+        help="regex naming step scopes; group 1 = step number [denoise/denoising step scopes, else ProfilerStep#N]",
+    )
     parser.add_argument("--parser", choices=["auto", "fast", "ijson"], default="auto", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -63,7 +64,10 @@ def _analyze(path: Path, categories: object, args: argparse.Namespace, console: 
     with Progress(f"reading {path.name}", *columns, console=console, transient=True) as progress:
         task = progress.add_task("read", total=None)
         return analyze_trace(
-            path, categories, args.step_regex, parser=args.parser,
+            path,
+            categories,
+            args.step_regex,
+            parser=args.parser,
             progress=lambda done, total: progress.update(task, completed=done, total=total),
         )
 

@@ -82,7 +82,11 @@ def analyze_trace(
         )
     log.info(
         "%s: %.1f MB read with the %s parser in %.2f s (%.0f MB/s), %d GPU activities",
-        path, stats.raw_bytes / 1e6, stats.parser, read_s, stats.raw_bytes / 1e6 / max(read_s, 1e-9),
+        path,
+        stats.raw_bytes / 1e6,
+        stats.parser,
+        read_s,
+        stats.raw_bytes / 1e6 / max(read_s, 1e-9),
         len(events.gpu_start_us),
     )
     total_us = float(events.gpu_dur_us.sum())
@@ -162,4 +166,3 @@ def _step_patterns(step_regex: str | None) -> tuple[re.Pattern[str], ...]:
 
 def _names_any(names: tuple[str, ...], pattern: re.Pattern[str]) -> bool:
     return any(pattern.search(name) for name in names)
-

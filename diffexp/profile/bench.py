@@ -43,8 +43,11 @@ def generate_trace(out: Path, size_mb: float, fixture: Path = FIXTURE) -> int:
     events = json.loads(text)["traceEvents"]
     span_us = max(e["ts"] + e.get("dur", 0) for e in events) - min(e["ts"] for e in events) + 1000.0
     id_stride = 1 + max(
-        max(int(e.get("args", {}).get("correlation", 0)), int(e.get("args", {}).get("External id", 0)),
-            int(e.get("id", 0)) if isinstance(e.get("id"), int) else 0)
+        max(
+            int(e.get("args", {}).get("correlation", 0)),
+            int(e.get("args", {}).get("External id", 0)),
+            int(e.get("id", 0)) if isinstance(e.get("id"), int) else 0,
+        )
         for e in events
     )
     step_stride = 1 + max(
@@ -105,17 +108,21 @@ def _child(trace: Path, parser: str) -> None:
     started, started_cpu = time.perf_counter(), time.process_time()
     analysis = analyze_trace(trace, parser=parser)  # type: ignore[arg-type]
     total_s, cpu_s = time.perf_counter() - started, time.process_time() - started_cpu
-    print(json.dumps({
-        "raw_mb": analysis.read.raw_bytes / 1e6,
-        "read_s": analysis.read_s,
-        "total_s": total_s,
-        "cpu_s": cpu_s,
-        "parser": analysis.read.parser,
-        "gpu_activities": int(analysis.kernels["count"].sum()),
-        "steps": len(analysis.steps),
-        "baseline_rss_mb": baseline_mb,
-        "peak_rss_mb": peak_rss_mb(),
-    }))
+    print(
+        json.dumps(
+            {
+                "raw_mb": analysis.read.raw_bytes / 1e6,
+                "read_s": analysis.read_s,
+                "total_s": total_s,
+                "cpu_s": cpu_s,
+                "parser": analysis.read.parser,
+                "gpu_activities": int(analysis.kernels["count"].sum()),
+                "steps": len(analysis.steps),
+                "baseline_rss_mb": baseline_mb,
+                "peak_rss_mb": peak_rss_mb(),
+            }
+        )
+    )
 
 
 def run(sizes_mb: list[float], parsers: list[str], also_gzip: bool, workdir: Path, console: Console) -> list[dict]:
@@ -135,10 +142,15 @@ def run(sizes_mb: list[float], parsers: list[str], also_gzip: bool, workdir: Pat
         for variant in variants:
             for parser in parsers:
                 result = measure_child(variant, parser)
-                result.update(file=variant.name, mb_per_s_wall=result["raw_mb"] / result["total_s"],
-                              mb_per_s_cpu=result["raw_mb"] / result["cpu_s"])
-                console.log(f"{variant.name} ({parser}): {result['mb_per_s_cpu']:.0f} MB/s per CPU s, "
-                            f"{result['mb_per_s_wall']:.0f} MB/s wall, peak RSS {result['peak_rss_mb']:.0f} MB")
+                result.update(
+                    file=variant.name,
+                    mb_per_s_wall=result["raw_mb"] / result["total_s"],
+                    mb_per_s_cpu=result["raw_mb"] / result["cpu_s"],
+                )
+                console.log(
+                    f"{variant.name} ({parser}): {result['mb_per_s_cpu']:.0f} MB/s per CPU s, "
+                    f"{result['mb_per_s_wall']:.0f} MB/s wall, peak RSS {result['peak_rss_mb']:.0f} MB"
+                )
                 rows.append(result)
         for variant in variants:
             variant.unlink()

@@ -64,9 +64,7 @@ def load_categories(path: Path | str | None = None) -> CategoryMap:
     source = _resolve(path)
     if not source.is_file():
         known = sorted(p.stem for p in CATEGORIES_DIR.glob("*.yaml"))
-        raise DiffexpError(
-            f"category file {source} does not exist; pass a YAML path or one of {known} (--categories)"
-        )
+        raise DiffexpError(f"category file {source} does not exist; pass a YAML path or one of {known} (--categories)")
     try:
         document = yaml.safe_load(source.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:

@@ -9,8 +9,18 @@ from diffexp.profile.compare import TraceComparison
 from diffexp.profile.display import unique_labels
 
 _PALETTE = [
-    "#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#EECA3B",
-    "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC", "#1F77B4", "#2CA02C",
+    "#4C78A8",
+    "#F58518",
+    "#54A24B",
+    "#E45756",
+    "#72B7B2",
+    "#EECA3B",
+    "#B279A2",
+    "#FF9DA6",
+    "#9D755D",
+    "#BAB0AC",
+    "#1F77B4",
+    "#2CA02C",
 ]
 
 
@@ -67,7 +77,9 @@ def kernel_delta_bar(comparison: TraceComparison, top: int) -> go.Figure:
     figure.add_bar(name="before", x=rows["before_ms"], y=labels, orientation="h", marker_color="#BAB0AC")
     figure.add_bar(name="after", x=rows["after_ms"], y=labels, orientation="h", marker_color="#4C78A8")
     figure.update_layout(
-        barmode="group", title=f"Top {len(rows)} kernels: before vs after", xaxis_title="GPU time (ms)",
+        barmode="group",
+        title=f"Top {len(rows)} kernels: before vs after",
+        xaxis_title="GPU time (ms)",
         height=200 + 40 * len(rows),
     )
     return figure
@@ -81,18 +93,30 @@ def step_timeline(traces: list[tuple[str, TraceAnalysis]]) -> go.Figure:
         prefix = f"{label} · " if len(traces) > 1 else ""
         rows = [f"{prefix}step {s}" for s in steps["step"]]
         figure.add_bar(
-            name=f"{prefix}host (record_function)", y=rows, x=steps["cpu_ms"], base=steps["cpu_start_ms"],
-            orientation="h", marker_color="#BAB0AC",
+            name=f"{prefix}host (record_function)",
+            y=rows,
+            x=steps["cpu_ms"],
+            base=steps["cpu_start_ms"],
+            orientation="h",
+            marker_color="#BAB0AC",
             hovertemplate="%{y}: host %{base:.2f} → +%{x:.2f} ms<extra></extra>",
         )
         figure.add_bar(
-            name=f"{prefix}GPU (kernels it launched)", y=rows, x=steps["gpu_span_ms"], base=steps["gpu_start_ms"],
-            orientation="h", marker_color="#4C78A8", customdata=steps["gpu_ms"],
+            name=f"{prefix}GPU (kernels it launched)",
+            y=rows,
+            x=steps["gpu_span_ms"],
+            base=steps["gpu_start_ms"],
+            orientation="h",
+            marker_color="#4C78A8",
+            customdata=steps["gpu_ms"],
             hovertemplate="%{y}: GPU %{base:.2f} → +%{x:.2f} ms span, %{customdata:.2f} ms busy<extra></extra>",
         )
     figure.update_layout(
-        barmode="group", title="Per-step timeline (ms from the first event)", xaxis_title="time (ms)",
-        yaxis={"autorange": "reversed"}, height=250 + 30 * sum(len(a.steps) for _, a in traces),
+        barmode="group",
+        title="Per-step timeline (ms from the first event)",
+        xaxis_title="time (ms)",
+        yaxis={"autorange": "reversed"},
+        height=250 + 30 * sum(len(a.steps) for _, a in traces),
     )
     return figure
 

@@ -24,9 +24,7 @@ class TraceComparison:
     totals: pd.DataFrame  # metric (gpu_ms, busy_ms, idle_ms, window_ms, step_gpu_ms_mean), before/after/delta
 
 
-def compare_traces(
-    before: TraceAnalysis | Path | str, after: TraceAnalysis | Path | str
-) -> TraceComparison:
+def compare_traces(before: TraceAnalysis | Path | str, after: TraceAnalysis | Path | str) -> TraceComparison:
     """Compare two traces; paths are analysed with the default categories and step patterns."""
     first = before if isinstance(before, TraceAnalysis) else analyze_trace(before)
     second = after if isinstance(after, TraceAnalysis) else analyze_trace(after)

@@ -124,8 +124,10 @@ class EventCollector:
 
     def finish(self) -> TraceEvents:
         gpu, launch, scope = (
-            {key: np.frombuffer(column, dtype=column.typecode) if len(column) else np.zeros(0, column.typecode)
-             for key, column in table.items()}
+            {
+                key: np.frombuffer(column, dtype=column.typecode) if len(column) else np.zeros(0, column.typecode)
+                for key, column in table.items()
+            }
             for table in (self._gpu, self._launch, self._scope)
         )
         gpu_keys = tuple(self._gpu_ids)

@@ -96,7 +96,11 @@ def write_breakdown(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     import plotly.graph_objects as go
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    csv, markdown, html = out_dir / "nsys_categories.csv", out_dir / "nsys_categories.md", out_dir / "nsys_categories.html"
+    csv, markdown, html = (
+        out_dir / "nsys_categories.csv",
+        out_dir / "nsys_categories.md",
+        out_dir / "nsys_categories.html",
+    )
     table.to_csv(csv, index=False)
     lines = ["| category | elapsed (s) | share (%) |", "|---|---:|---:|"]
     lines += [f"| {r.category} | {r.elapsed_s:.4f} | {r.share_pct:.1f} |" for r in table.itertuples()]

@@ -43,9 +43,7 @@ BLOCK_BYTES = 1 << 20
 # within a few dozen characters of its event's opening brace, so this margin is generous.
 _TAIL_CHARS = 1 << 16
 _MAX_EVENT_CHARS = 1 << 20
-_CATEGORY_RE = re.compile(
-    r'"cat"\s*:\s*"(' + "|".join(re.escape(c) for c in sorted(WANTED_TRACE_CATEGORIES)) + r')"'
-)
+_CATEGORY_RE = re.compile(r'"cat"\s*:\s*"(' + "|".join(re.escape(c) for c in sorted(WANTED_TRACE_CATEGORIES)) + r')"')
 
 
 @dataclass(frozen=True)
@@ -193,7 +191,7 @@ def _fast_events(stream: _CountingStream, block_bytes: int = BLOCK_BYTES) -> Ite
                 raise _LayoutMismatch(f"the object at character {start} is not the event whose category matched")
             decoded_to = end
             yield category, event
-        text = text[resume_at:] if resume_at >= 0 else text[max(decoded_to, len(text) - _TAIL_CHARS):]
+        text = text[resume_at:] if resume_at >= 0 else text[max(decoded_to, len(text) - _TAIL_CHARS) :]
     if not _ends_document(text, opening):
         # Skipped events are never parsed, so a cut inside one would go unnoticed: let ijson judge the file.
         raise _LayoutMismatch("the text does not end like a complete trace")

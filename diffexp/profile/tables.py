@@ -17,7 +17,15 @@ KERNEL_COLUMNS = ["name", "category", "kind", "total_ms", "count", "mean_us", "s
 CATEGORY_COLUMNS = ["category", "gpu_ms", "count", "share_pct"]
 SCOPE_COLUMNS = ["scope", "calls", "incl_gpu_ms", "excl_gpu_ms", "incl_kernels", "excl_kernels", "incl_share_pct"]
 STEP_COLUMNS = [
-    "step", "scope", "cpu_start_ms", "cpu_ms", "gpu_ms", "kernels", "gpu_start_ms", "gpu_end_ms", "gpu_span_ms",
+    "step",
+    "scope",
+    "cpu_start_ms",
+    "cpu_ms",
+    "gpu_ms",
+    "kernels",
+    "gpu_start_ms",
+    "gpu_end_ms",
+    "gpu_span_ms",
 ]
 STEP_CATEGORY_COLUMNS = ["step", "scope", "category", "gpu_ms"]
 OUTSIDE_SCOPES = "(outside any scope)"

@@ -13,6 +13,18 @@ from diffexp.review.reference import reference_for_sweep, resolve_reference, sam
 from diffexp.review.verdict import FAIL, PASS, TAG, UNCHECKED, VERDICTS, is_sweep_reference, verdict_label, verdict_of
 
 __all__ = [
-    "FAIL", "PASS", "TAG", "UNCHECKED", "VERDICTS", "ReviewOutcome", "is_sweep_reference", "reference_for_sweep",
-    "resolve_reference", "review_logged_run", "review_run", "sampling_mismatches", "verdict_label", "verdict_of",
+    "FAIL",
+    "PASS",
+    "TAG",
+    "UNCHECKED",
+    "VERDICTS",
+    "ReviewOutcome",
+    "is_sweep_reference",
+    "reference_for_sweep",
+    "resolve_reference",
+    "review_logged_run",
+    "review_run",
+    "sampling_mismatches",
+    "verdict_label",
+    "verdict_of",
 ]

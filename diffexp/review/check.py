@@ -17,7 +17,15 @@ from diffexp.errors import DiffexpError
 from diffexp.review import artifacts, media, metrics
 from diffexp.review.reference import NoReference, check_sampling, resolve_reference
 from diffexp.review.verdict import (
-    FAIL, PASS, ROLE_REFERENCE, ROLE_TAG, TAG, UNCHECKED, judge, lossy_reasons, settings_from_params,
+    FAIL,
+    PASS,
+    ROLE_REFERENCE,
+    ROLE_TAG,
+    TAG,
+    UNCHECKED,
+    judge,
+    lossy_reasons,
+    settings_from_params,
 )
 from diffexp.tracking_queries import LoggedRun, RunWriter, download_outputs, get_run
 
@@ -25,8 +33,16 @@ log = logging.getLogger(__name__)
 
 # Every tag a review may set besides `correctness`; a new review replaces all of them.
 REVIEW_TAGS = (
-    "review.reference", "review.reference_run_id", "review.bounds", "review.failed", "review.note",
-    "review.error", ROLE_TAG, "review.params_checked", "review.lossy", "review.baseline",
+    "review.reference",
+    "review.reference_run_id",
+    "review.bounds",
+    "review.failed",
+    "review.note",
+    "review.error",
+    ROLE_TAG,
+    "review.params_checked",
+    "review.lossy",
+    "review.baseline",
 )
 
 
@@ -97,7 +113,10 @@ def _compare(
     worst_psnr, worst_ssim = metrics.worst(comparisons)
     judgement = judge(worst_psnr, worst_ssim, settings_from_params(run.params), outcome.lossy)
     outcome.verdict, outcome.bounds, outcome.failed, outcome.note = (
-        judgement.verdict, judgement.bounds, judgement.failed, judgement.note,
+        judgement.verdict,
+        judgement.bounds,
+        judgement.failed,
+        judgement.note,
     )
     outcome.figures = metrics.summarize(comparisons)
     outcome.series = metrics.frame_series(comparisons)
@@ -143,8 +162,14 @@ def _log(run: LoggedRun, outcome: ReviewOutcome) -> None:
         log.log(
             level,
             "correctness %s for run %s%s (%s): PSNR %.2f dB, SSIM %.4f, max |diff| %g%s",
-            outcome.verdict, run.run_id, against, outcome.bounds, f["review.psnr_db"], f["review.ssim"],
-            f["review.max_abs_diff"], f"; {'; '.join(outcome.failed)}" if outcome.verdict == FAIL else "",
+            outcome.verdict,
+            run.run_id,
+            against,
+            outcome.bounds,
+            f["review.psnr_db"],
+            f["review.ssim"],
+            f["review.max_abs_diff"],
+            f"; {'; '.join(outcome.failed)}" if outcome.verdict == FAIL else "",
         )
 
 

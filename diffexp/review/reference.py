@@ -18,9 +18,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Union
+from typing import Optional, Union
 
 from diffexp.errors import DiffexpError
 from diffexp.review.verdict import FAIL, TAG, lossy_reasons, settings_from_params
@@ -30,8 +31,16 @@ log = logging.getLogger(__name__)
 
 # What must match for two runs' outputs to be comparable (fps only affects the MP4's playback).
 SAMPLING_FIELDS = (
-    "prompt", "negative_prompt", "seed", "width", "height", "resolution",
-    "num_frames", "num_inference_steps", "guidance_scale", "image_path",
+    "prompt",
+    "negative_prompt",
+    "seed",
+    "width",
+    "height",
+    "resolution",
+    "num_frames",
+    "num_inference_steps",
+    "guidance_scale",
+    "image_path",
 )
 SAMPLING_KEYS = tuple(f"model.sampling.{f}" for f in SAMPLING_FIELDS)
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -139,9 +148,7 @@ def reference_for_sweep(client, parent_run_id: str, run: LoggedRun, which: str =
     if which != "first" and settings_from_params(run.params).baseline:
         return None
     model = run.params.get("model.name")
-    points = [
-        p for p in sweep_points(client, parent_run_id) if p.params.get("model.name") == model and _usable(p, run)
-    ]
+    points = [p for p in sweep_points(client, parent_run_id) if p.params.get("model.name") == model and _usable(p, run)]
     if which != "first":
         for point in points:
             if settings_from_params(point.params).baseline:

@@ -3,8 +3,9 @@ and reading the `correctness` tag back for compare and report. Pure functions, n
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
 from diffexp.config.schema import ReviewConfig
 

@@ -80,7 +80,13 @@ class SweepParentCallback(Callback):
         )
         self.info.write()
         atexit.register(self._abandon)
-        log.info("sweep %s: parent run %s in %s (swept: %s)", name, self.info.run_id, self.recorder.uri, ", ".join(keys) or "nothing")
+        log.info(
+            "sweep %s: parent run %s in %s (swept: %s)",
+            name,
+            self.info.run_id,
+            self.recorder.uri,
+            ", ".join(keys) or "nothing",
+        )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.recorder is None or self.info is None:
@@ -112,7 +118,13 @@ class SweepParentCallback(Callback):
                     **({"best_denoise_s": s.fastest.result.denoise_s} if s.fastest else {}),
                 }
             )
-            log.info("sweep %s: %d passed, %d failed; summary in %s", self.info.name, s.passed, s.failed, Path(self.info.sweep_dir) / SUMMARY_DIR)
+            log.info(
+                "sweep %s: %d passed, %d failed; summary in %s",
+                self.info.name,
+                s.passed,
+                s.failed,
+                Path(self.info.sweep_dir) / SUMMARY_DIR,
+            )
             print(s.to_markdown())
             print(f"compare the points in the MLflow UI: {compare_url}")
 

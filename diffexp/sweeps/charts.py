@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from diffexp.sweeps.queries import RecordedRun
 from diffexp.sweeps.summary import SweepSummary, point_label
@@ -67,7 +67,9 @@ def memory_vs_latency(points: Sequence[RecordedRun], summary: SweepSummary):
             name="Pareto front",
         )
     )
-    fig.update_layout(title="Peak memory against denoise latency", xaxis_title="denoise (s)", yaxis_title="peak memory (GiB)")
+    fig.update_layout(
+        title="Peak memory against denoise latency", xaxis_title="denoise (s)", yaxis_title="peak memory (GiB)"
+    )
     return fig
 
 
@@ -86,7 +88,9 @@ def step_latency(points: Sequence[RecordedRun]):
 CHARTS_HTML = "sweep_charts.html"
 
 
-def write_charts(points: Sequence[RecordedRun], summary: SweepSummary, directory: Path, title: str = "sweep") -> list[Path]:
+def write_charts(
+    points: Sequence[RecordedRun], summary: SweepSummary, directory: Path, title: str = "sweep"
+) -> list[Path]:
     """One HTML page with the three charts (plotly.js embedded once: ~5 MB, not 5 MB a chart); PNGs if kaleido."""
     directory.mkdir(parents=True, exist_ok=True)
     figures = {

@@ -13,9 +13,10 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Optional
 
 from diffexp.errors import DiffexpError
 
@@ -65,7 +66,9 @@ def torch_index(gpu_id: str) -> int:
             )
         return ids.index(gpu_id)
     if not gpu_id.isdigit():
-        raise DiffexpError(f"engine.gpus: {gpu_id!r} is not a GPU index (0, 1, ...) and CUDA_VISIBLE_DEVICES is not set")
+        raise DiffexpError(
+            f"engine.gpus: {gpu_id!r} is not a GPU index (0, 1, ...) and CUDA_VISIBLE_DEVICES is not set"
+        )
     return int(gpu_id)
 
 

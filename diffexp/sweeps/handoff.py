@@ -8,9 +8,10 @@ share the sweep dir.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Optional
 
 HANDOFF_FILE = "sweep_parent.json"
 
@@ -45,7 +46,7 @@ class SweepInfo:
         return path
 
     @classmethod
-    def read(cls, sweep_dir: Path | str) -> Optional["SweepInfo"]:
+    def read(cls, sweep_dir: Path | str) -> Optional[SweepInfo]:
         path = Path(sweep_dir) / HANDOFF_FILE
         if not path.is_file():
             return None

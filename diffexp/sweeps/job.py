@@ -83,7 +83,9 @@ def run_point(cfg: DictConfig) -> Optional[str]:
     return outcome.status
 
 
-def _record_failure(config: Optional[Config], info: SweepInfo, point: int, overrides: list[str], exc: Exception) -> None:
+def _record_failure(
+    config: Optional[Config], info: SweepInfo, point: int, overrides: list[str], exc: Exception
+) -> None:
     """A point that failed before its run existed (bad input file, no GPUs, …) still becomes a FAILED child."""
     from diffexp.sweeps.queries import has_point
     from diffexp.tracking_queries import client_for_uri
@@ -103,15 +105,25 @@ def _failed_child(config: Optional[Config], info: SweepInfo, point: int, overrid
     from diffexp.tracking import RunRecorder, flatten
 
     if config is not None:
-        tracking, params, tags, name = config.tracking, flatten(dataclasses.asdict(config)), run_tags(config), run_name(config)
+        tracking, params, tags, name = (
+            config.tracking,
+            flatten(dataclasses.asdict(config)),
+            run_tags(config),
+            run_name(config),
+        )
     else:  # the config did not even convert: keep what identifies the point
         tracking = TrackingConfig(uri=info.tracking_uri, experiment=info.experiment)
         params, name = {}, f"point {point}"
         tags = {
-            "sweep": info.name, TAG_ROLE: "point", TAG_POINT: str(point),
-            TAG_BASELINE: str(info.is_baseline(point, overrides)).lower(), TAG_OVERRIDES: json.dumps(overrides),
+            "sweep": info.name,
+            TAG_ROLE: "point",
+            TAG_POINT: str(point),
+            TAG_BASELINE: str(info.is_baseline(point, overrides)).lower(),
+            TAG_OVERRIDES: json.dumps(overrides),
         }
-    recorder = RunRecorder(tracking, experiment=info.experiment, run_name=name, params=params, tags=tags, parent_run_id=info.run_id)
+    recorder = RunRecorder(
+        tracking, experiment=info.experiment, run_name=name, params=params, tags=tags, parent_run_id=info.run_id
+    )
     try:
         with recorder:
             raise exc

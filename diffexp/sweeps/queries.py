@@ -52,8 +52,10 @@ def result_from_metrics(metrics: dict[str, float], step_ms: list[float]) -> RunR
         vae_decode_s=metrics.get("vae_decode_s"),
         e2e_s=metrics.get("e2e_s"),
         peak_mem_gib=metrics.get("peak_mem_gib"),
-        peak_mem_gib_per_device={k[len("peak_mem_gib."):]: v for k, v in metrics.items() if k.startswith("peak_mem_gib.")},
-        stages_s={k[len("stage_s."):]: v for k, v in metrics.items() if k.startswith("stage_s.")},
+        peak_mem_gib_per_device={
+            k[len("peak_mem_gib.") :]: v for k, v in metrics.items() if k.startswith("peak_mem_gib.")
+        },
+        stages_s={k[len("stage_s.") :]: v for k, v in metrics.items() if k.startswith("stage_s.")},
     )
 
 
@@ -96,7 +98,9 @@ def find_parent(client: MlflowClient, ref: str) -> RecordedRun:
         found = search(client, f"{role} and {condition}")
         if found:
             return found[0]
-    raise DiffexpError(f"sweep={ref}: no sweep parent run with this id, run name or sweep name in {client.tracking_uri}")
+    raise DiffexpError(
+        f"sweep={ref}: no sweep parent run with this id, run name or sweep name in {client.tracking_uri}"
+    )
 
 
 def children(client: MlflowClient, parent: RecordedRun) -> list[RecordedRun]:

@@ -8,15 +8,26 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Optional
 
 from diffexp.sweeps.handoff import TAG_BASELINE, TAG_OVERRIDES, parse_point_overrides
 from diffexp.sweeps.queries import RecordedRun
 
 # The guide's "Result Recording Format" columns, in its order.
-GUIDE_COLUMNS = ["Model", "Task", "Steps", "Resolution", "Denoise (s) ★", "E2E (s)", "Peak Mem (GB)", "SGLang Ver", "GPU"]
+GUIDE_COLUMNS = [
+    "Model",
+    "Task",
+    "Steps",
+    "Resolution",
+    "Denoise (s) ★",
+    "E2E (s)",
+    "Peak Mem (GB)",
+    "SGLang Ver",
+    "GPU",
+]
 FASTEST = "★ fastest"
 MISSING = "-"
 
@@ -27,7 +38,7 @@ def _num(value: Optional[float]) -> str:
 
 
 def resolution(params: dict[str, str]) -> str:
-    """"1024×1024", "720P 81fr", "32×32 9fr" — the guide's spelling."""
+    """ "1024×1024", "720P 81fr", "32×32 9fr" — the guide's spelling."""
     get = lambda k: params.get(f"model.sampling.{k}", "None")  # noqa: E731
     width, height, preset, frames = get("width"), get("height"), get("resolution"), get("num_frames")
     if width != "None" and height != "None":
@@ -60,7 +71,11 @@ def guide_row(run: RecordedRun) -> dict[str, str]:
         label += " (random weights)"
     steps = p.get("model.sampling.num_inference_steps", "None")
     engine = run.tags.get("engine", p.get("engine.name", ""))
-    version = run.tags.get("version.sglang", MISSING) if engine == "sglang" else f"n/a (diffusers {run.tags.get('version.diffusers', '?')})"
+    version = (
+        run.tags.get("version.sglang", MISSING)
+        if engine == "sglang"
+        else f"n/a (diffusers {run.tags.get('version.diffusers', '?')})"
+    )
     task = p.get("model.task_label", "None")
     return {
         "Model": label,
@@ -79,9 +94,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     """Indices of the points no other point beats on both axes (lower is better on both)."""
     front = []
     for i, (x, y) in enumerate(points):
-        dominated = any(
-            (ox <= x and oy <= y) and (ox < x or oy < y) for j, (ox, oy) in enumerate(points) if j != i
-        )
+        dominated = any((ox <= x and oy <= y) and (ox < x or oy < y) for j, (ox, oy) in enumerate(points) if j != i)
         if not dominated:
             front.append(i)
     return front
@@ -151,7 +164,17 @@ def summarize(points: Sequence[RecordedRun], swept_keys: Sequence[str]) -> Sweep
     pareto = [measured[i] for i in front_idx]
 
     key_columns = [_key_label(k) for k in swept_keys]
-    columns = ["Point", *key_columns, *GUIDE_COLUMNS, "Correctness", "Status", "Fastest", "Pareto", "Baseline", "Run ID"]
+    columns = [
+        "Point",
+        *key_columns,
+        *GUIDE_COLUMNS,
+        "Correctness",
+        "Status",
+        "Fastest",
+        "Pareto",
+        "Baseline",
+        "Run ID",
+    ]
     rows = []
     for run in points:
         chosen = parse_point_overrides(run.tags.get(TAG_OVERRIDES))

@@ -11,7 +11,17 @@ from diffexp.config import CONF_DIR, compose, to_config, validate
 from diffexp.config.schema import Config
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
-SUITE = ["qwen_image", "qwen_image_edit", "flux1_dev", "flux2_dev", "zimage_turbo", "wan22_t2v", "wan22_ti2v", "ltx2", "ltx23"]
+SUITE = [
+    "qwen_image",
+    "qwen_image_edit",
+    "flux1_dev",
+    "flux2_dev",
+    "zimage_turbo",
+    "wan22_t2v",
+    "wan22_ti2v",
+    "ltx2",
+    "ltx23",
+]
 GROUP_SAMPLES = [
     ("parallel=single", "offload=none", "attention=default"),
     ("parallel=ulysses4", "offload=layerwise", "attention=fa"),
@@ -41,7 +51,11 @@ def test_real_models_default_to_sglang_tiny_models_to_diffusers():
 def test_headline_composition():
     cfg = to_config(compose(["model=wan22_t2v", "parallel=cfg_ulysses4"]))
     assert (cfg.parallel.num_gpus, cfg.parallel.ulysses_degree, cfg.parallel.cfg_parallel) == (8, 4, True)
-    assert (cfg.model.sampling.num_frames, cfg.model.sampling.num_inference_steps, cfg.model.sampling.guidance_scale) == (81, 40, 5.0)
+    assert (
+        cfg.model.sampling.num_frames,
+        cfg.model.sampling.num_inference_steps,
+        cfg.model.sampling.guidance_scale,
+    ) == (81, 40, 5.0)
     validate(cfg)
 
 

@@ -76,7 +76,9 @@ def test_random_weights_need_an_architecture():
 
 
 def test_all_problems_reported_together():
-    found = problems("parallel=ulysses2", "parallel.num_gpus=3", "offload.prefetch_size=-1", "model.sampling.num_inference_steps=0")
+    found = problems(
+        "parallel=ulysses2", "parallel.num_gpus=3", "offload.prefetch_size=-1", "model.sampling.num_inference_steps=0"
+    )
     assert len(found) >= 3
 
 

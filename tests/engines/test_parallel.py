@@ -10,7 +10,6 @@ import numpy as np
 import psutil
 import pytest
 
-from diffexp.errors import DiffexpError
 from diffexp.run import execute
 from tests.conftest import artifact_paths
 
@@ -35,7 +34,9 @@ def run_tiny_wan(store, name: str, *overrides: str):
     from diffexp.config import compose, to_config
 
     root, uri = store
-    cfg = to_config(compose(["model=tiny_wan", "engine.device=cpu", *overrides, f"tracking.uri={uri}", f"output_dir={root / name}"]))
+    cfg = to_config(
+        compose(["model=tiny_wan", "engine.device=cpu", *overrides, f"tracking.uri={uri}", f"output_dir={root / name}"])
+    )
     return execute(cfg, root / name)
 
 
@@ -62,8 +63,13 @@ def test_two_rank_layout_matches_single_process_and_logs_every_rank(store, singl
     assert metrics["peak_mem_gib"] == max(metrics["peak_mem_gib.rank0"], metrics["peak_mem_gib.rank1"])
     assert metrics["denoise_s"] > 0 and len(client.get_metric_history(run.info.run_id, "denoise_step_ms_series")) == 4
     assert tags["parallel.backend"] == "gloo" and tags["parallel.ranks"] == "2"
-    assert tags["parallel.layout"] == {"ulysses2": "cfg 1 × ring 1 × ulysses 2", "cfg2": "cfg 2 × ring 1 × ulysses 1"}[layout]
-    assert {"ranks/rank0.log", "ranks/rank1.log", "outputs/video_000.frames.npz"} <= set(artifact_paths(client, run.info.run_id))
+    assert (
+        tags["parallel.layout"]
+        == {"ulysses2": "cfg 1 × ring 1 × ulysses 2", "cfg2": "cfg 2 × ring 1 × ulysses 1"}[layout]
+    )
+    assert {"ranks/rank0.log", "ranks/rank1.log", "outputs/video_000.frames.npz"} <= set(
+        artifact_paths(client, run.info.run_id)
+    )
     assert tags[TAG] == PASS  # the correctness review agrees with the direct comparison
 
 
@@ -78,7 +84,9 @@ def test_a_dying_rank_fails_the_run_with_all_logs_and_leaves_no_process(store, m
     run = MlflowClient(tracking_uri=store[1]).get_run(outcome.run_id)
     assert run.info.status == "FAILED"
     assert run.data.tags["invalid_reason"].startswith("rank 1 exited with code 3")
-    assert {"ranks/rank0.log", "ranks/rank1.log", "run.log"} <= set(artifact_paths(MlflowClient(tracking_uri=store[1]), outcome.run_id))
+    assert {"ranks/rank0.log", "ranks/rank1.log", "run.log"} <= set(
+        artifact_paths(MlflowClient(tracking_uri=store[1]), outcome.run_id)
+    )
     rank_log = (store[0] / "dying" / "ranks" / "rank1.log").read_text()
     assert "test fault injection" in rank_log
     # The failing rank's last lines land in the run's own log too.
@@ -91,7 +99,9 @@ def test_the_launcher_reads_rank0s_trace_after_the_ranks_exit(store):
     assert outcome.status == "FINISHED" and outcome.result.profiled
     run_dir = store[0] / "profiled"
     [trace] = (run_dir / "traces").glob("*rank0*.trace.json*")
-    assert "trace_file" not in outcome.result.artifacts and outcome.result.artifacts["profile"] == str(run_dir / "profile")
+    assert "trace_file" not in outcome.result.artifacts and outcome.result.artifacts["profile"] == str(
+        run_dir / "profile"
+    )
     # On CPU the trace has no GPU kernels: the analysis says so, in the launcher's log and not in rank 0's.
     skipped = "GPU-time analysis skipped"
     assert skipped in (run_dir / "run.log").read_text()

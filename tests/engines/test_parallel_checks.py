@@ -33,7 +33,9 @@ def test_every_parallel_option_maps_to_a_rank_mesh(option, shape):
 
 def test_tensor_parallelism_is_left_to_sglang():
     cfg = to_config(compose(["parallel=gpus2", "parallel.tp_degree=2", "parallel.num_gpus=2"]))
-    with pytest.raises(DiffexpError, match="parallel.tp_degree=2: the in-process engine does not do tensor parallelism"):
+    with pytest.raises(
+        DiffexpError, match="parallel.tp_degree=2: the in-process engine does not do tensor parallelism"
+    ):
         layout_of(cfg.parallel)
 
 
@@ -51,10 +53,20 @@ def test_a_transformer_without_a_context_parallel_plan_is_refused_by_name():
     from diffusers import SD3Transformer2DModel
 
     transformer = SD3Transformer2DModel(
-        sample_size=8, patch_size=2, in_channels=4, num_layers=1, attention_head_dim=8, num_attention_heads=2,
-        joint_attention_dim=16, caption_projection_dim=16, pooled_projection_dim=16, out_channels=4,
+        sample_size=8,
+        patch_size=2,
+        in_channels=4,
+        num_layers=1,
+        attention_head_dim=8,
+        num_attention_heads=2,
+        joint_attention_dim=16,
+        caption_projection_dim=16,
+        pooled_projection_dim=16,
+        out_channels=4,
     )
-    with pytest.raises(DiffexpError, match=r"parallel.ulysses_degree=2, .*: SD3Transformer2DModel has no context-parallel plan"):
+    with pytest.raises(
+        DiffexpError, match=r"parallel.ulysses_degree=2, .*: SD3Transformer2DModel has no context-parallel plan"
+    ):
         context_parallel.enable(transformer, Layout(1, 1, 2), mesh=None, attention_backend=None)
 
 
@@ -69,16 +81,22 @@ def tiny_pipeline(name: str, *overrides: str):
 
 def test_ulysses_must_split_the_heads_evenly():
     pipe, _ = tiny_pipeline("tiny_flux")  # 2 heads
-    with pytest.raises(DiffexpError, match="parallel.ulysses_degree=4, .*: FluxTransformer2DModel has 2 attention heads"):
+    with pytest.raises(
+        DiffexpError, match="parallel.ulysses_degree=4, .*: FluxTransformer2DModel has 2 attention heads"
+    ):
         context_parallel.enable(pipe.transformer, Layout(1, 1, 4), mesh=None, attention_backend=None)
 
 
 def test_cfg_parallel_needs_the_pipeline_to_make_its_unconditional_call():
     # FLUX.1 is guidance-distilled: its guidance_scale is an embedding, true CFG is a separate switch.
     pipe, kwargs = tiny_pipeline("tiny_flux")
-    with pytest.raises(DiffexpError, match=r"FluxPipeline runs an unconditional branch only with true CFG.*true_cfg_scale=1.0"):
+    with pytest.raises(
+        DiffexpError, match=r"FluxPipeline runs an unconditional branch only with true CFG.*true_cfg_scale=1.0"
+    ):
         cfg_parallel.check_runs_both_branches(pipe, kwargs)
-    pipe, kwargs = tiny_pipeline("tiny_flux", "+model.call_kwargs.true_cfg_scale=4.0", "model.sampling.negative_prompt=blurry")
+    pipe, kwargs = tiny_pipeline(
+        "tiny_flux", "+model.call_kwargs.true_cfg_scale=4.0", "model.sampling.negative_prompt=blurry"
+    )
     cfg_parallel.check_runs_both_branches(pipe, kwargs)
 
     pipe, kwargs = tiny_pipeline("tiny_wan", "model.sampling.guidance_scale=1.0")

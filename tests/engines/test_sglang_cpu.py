@@ -25,8 +25,14 @@ pytestmark = [
 ]
 
 # The tiny FLUX is a local directory SGLang cannot name; --model-id selects the native FLUX pipeline.
-TINY_FLUX_ON_CPU = ("model=tiny_flux", "engine=sglang", "engine.device=cpu", "engine.backend=sglang",
-                    "model.sglang_model_id=FLUX.1-dev", "engine.timeout_s=900")
+TINY_FLUX_ON_CPU = (
+    "model=tiny_flux",
+    "engine=sglang",
+    "engine.device=cpu",
+    "engine.backend=sglang",
+    "model.sglang_model_id=FLUX.1-dev",
+    "engine.timeout_s=900",
+)
 
 
 def run(make_config, *overrides: str):

@@ -53,7 +53,9 @@ def test_fallback_to_diffusers_is_an_invalid_run(make_config):
 
 
 def test_explicit_diffusers_baseline_is_tagged_not_rejected(make_config):
-    cfg = make_config("model=flux1_dev", "offload=default", "engine.backend=diffusers", *replay("cpu_flux_diffusers_baseline"))
+    cfg = make_config(
+        "model=flux1_dev", "offload=default", "engine.backend=diffusers", *replay("cpu_flux_diffusers_baseline")
+    )
     result = SGLangEngine().run(cfg, Path(cfg.output_dir))
     assert result.valid and result.tags["backend"] == "diffusers-baseline"
     assert "--backend diffusers" in (Path(cfg.output_dir) / "command.sh").read_text()
@@ -67,7 +69,9 @@ def test_request_failure_with_exit_code_zero_is_an_error(make_config):
 
 
 def test_nonzero_exit_is_an_error_with_the_log_tail(make_config):
-    cfg = make_config("model=flux1_dev", "offload=default", *replay("cpu_flux_native", "+engine.env.DIFFEXP_REPLAY_EXIT=3"))
+    cfg = make_config(
+        "model=flux1_dev", "offload=default", *replay("cpu_flux_native", "+engine.env.DIFFEXP_REPLAY_EXIT=3")
+    )
     with pytest.raises(DiffexpError, match="exited with code 3") as info:
         SGLangEngine().run(cfg, Path(cfg.output_dir))
     assert "Worker 0: Shutdown complete." in str(info.value)
@@ -76,30 +80,47 @@ def test_nonzero_exit_is_an_error_with_the_log_tail(make_config):
 def test_out_of_memory_gets_a_clear_message(make_config, tmp_path):
     script = tmp_path / "oom_sglang.py"
     script.write_text("import torch\nprint('allocating', flush=True)\ntorch.empty(2**50, dtype=torch.uint8)\n")
-    cfg = make_config("model=flux1_dev", "offload=default", "engine.gpus=0",
-                      f"engine.executable={shlex.quote(sys.executable)} {shlex.quote(str(script))}")
+    cfg = make_config(
+        "model=flux1_dev",
+        "offload=default",
+        "engine.gpus=0",
+        f"engine.executable={shlex.quote(sys.executable)} {shlex.quote(str(script))}",
+    )
     with pytest.raises(DiffexpError, match="ran out of memory") as info:
         SGLangEngine().run(cfg, Path(cfg.output_dir))
     assert "offload" in str(info.value)
 
 
 def test_timeout_kills_the_run(make_config):
-    cfg = make_config("model=flux1_dev", "offload=default", "engine.timeout_s=3",
-                      *replay("cpu_flux_native", "+engine.env.DIFFEXP_REPLAY_SLEEP=600"))
+    cfg = make_config(
+        "model=flux1_dev",
+        "offload=default",
+        "engine.timeout_s=3",
+        *replay("cpu_flux_native", "+engine.env.DIFFEXP_REPLAY_SLEEP=600"),
+    )
     with pytest.raises(EngineTimeout):
         SGLangEngine().run(cfg, Path(cfg.output_dir))
 
 
 def test_environment_is_set_for_the_child(make_config, tmp_path):
     probe = tmp_path / "env_sglang.py"
-    probe.write_text("import json, os\nprint(json.dumps({k: os.environ.get(k) for k in "
-                     "['FLASHINFER_DISABLE_VERSION_CHECK', 'SGLANG_TORCH_PROFILER_DIR', 'HF_HUB_OFFLINE', 'CUDA_VISIBLE_DEVICES']}))\n")
-    cfg = make_config("model=flux1_dev", "offload=default", "engine.hf_offline=true", "engine.gpus='2,3'",
-                      f"engine.executable={shlex.quote(sys.executable)} {shlex.quote(str(probe))}")
+    probe.write_text(
+        "import json, os\nprint(json.dumps({k: os.environ.get(k) for k in "
+        "['FLASHINFER_DISABLE_VERSION_CHECK', 'SGLANG_TORCH_PROFILER_DIR', 'HF_HUB_OFFLINE', 'CUDA_VISIBLE_DEVICES']}))\n"
+    )
+    cfg = make_config(
+        "model=flux1_dev",
+        "offload=default",
+        "engine.hf_offline=true",
+        "engine.gpus='2,3'",
+        f"engine.executable={shlex.quote(sys.executable)} {shlex.quote(str(probe))}",
+    )
     result = SGLangEngine().run(cfg, Path(cfg.output_dir))
     line = (Path(cfg.output_dir) / "sglang.log").read_text().strip()
-    assert line == ('{"FLASHINFER_DISABLE_VERSION_CHECK": "1", "SGLANG_TORCH_PROFILER_DIR": "'
-                    f'{Path(cfg.output_dir).resolve() / "traces"}", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "2,3"}}')
+    assert line == (
+        '{"FLASHINFER_DISABLE_VERSION_CHECK": "1", "SGLANG_TORCH_PROFILER_DIR": "'
+        f'{Path(cfg.output_dir).resolve() / "traces"}", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": "2,3"}}'
+    )
     assert not result.valid and "no timing figures" in result.invalid_reason
 
 
@@ -124,7 +145,10 @@ def test_dry_run_prints_a_copy_pastable_command_without_sglang(make_config, monk
     args = shlex.split(command)
     assert args[:2] == ["sglang", "generate"]
     assert args[args.index("--model-path") + 1] == "black-forest-labs/FLUX.1-dev"
-    assert "--prompt=A futuristic cyberpunk city at night, neon lights reflecting on wet streets, highly detailed, 8k" in args
+    assert (
+        "--prompt=A futuristic cyberpunk city at night, neon lights reflecting on wet streets, highly detailed, 8k"
+        in args
+    )
     assert "export FLASHINFER_DISABLE_VERSION_CHECK=1" in text and "export CUDA_VISIBLE_DEVICES=0" in text
     assert "WARNING: model 'black-forest-labs/FLUX.1-dev' is a gated" in text
     assert not Path(cfg.output_dir).exists()  # nothing written
@@ -141,7 +165,11 @@ def test_hunyuan3d_dry_run_writes_its_config_file_in_the_script(make_config):
 def test_dry_run_through_python_m_diffexp_creates_no_mlflow_run(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "diffexp", "model=flux1_dev", "engine.dry_run=true", "engine.gpus=0"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300, env=cli_env(),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=cli_env(),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = [line for line in proc.stdout.splitlines() if line.strip()][-1]
@@ -158,18 +186,33 @@ def test_ctrl_c_on_python_m_diffexp_leaves_a_killed_run_and_no_process(tmp_path)
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     pidfile = tmp_path / "sglang.pid"
-    overrides = ["model=flux1_dev", "offload=default", "engine.device=cpu", f"tracking.uri={uri}",
-                 *replay("cpu_flux_native", "+engine.env.DIFFEXP_REPLAY_SLEEP=600", f"+engine.env.DIFFEXP_REPLAY_PIDFILE={pidfile}")]
+    overrides = [
+        "model=flux1_dev",
+        "offload=default",
+        "engine.device=cpu",
+        f"tracking.uri={uri}",
+        *replay(
+            "cpu_flux_native", "+engine.env.DIFFEXP_REPLAY_SLEEP=600", f"+engine.env.DIFFEXP_REPLAY_PIDFILE={pidfile}"
+        ),
+    ]
     try:
         check_launch(to_config(compose(overrides)))
     except ConfigError as exc:
         pytest.skip(f"check_launch refuses an sglang run on this machine: {exc}")
-    proc = subprocess.Popen([sys.executable, "-m", "diffexp", *overrides], cwd=tmp_path, env=cli_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "diffexp", *overrides],
+        cwd=tmp_path,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 240
     logs = []
     while not any("Shutdown complete" in p.read_text() for p in logs):  # the replay has printed its log
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read() if proc.poll() is not None else "timeout"
+        assert proc.poll() is None and time.monotonic() < deadline, (
+            proc.stdout.read() if proc.poll() is not None else "timeout"
+        )
         time.sleep(0.2)
         logs = list(tmp_path.glob("outputs/**/sglang.log"))
     proc.send_signal(signal.SIGINT)
@@ -178,4 +221,6 @@ def test_ctrl_c_on_python_m_diffexp_leaves_a_killed_run_and_no_process(tmp_path)
     [run] = client.search_runs([client.get_experiment_by_name("flux1_dev").experiment_id])
     assert run.info.status == "KILLED"
     pid = int(pidfile.read_text())
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    assert (
+        not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    )

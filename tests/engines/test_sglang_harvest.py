@@ -59,8 +59,14 @@ def test_log_alone_is_the_fallback_when_no_dump_was_written():
     assert result.tags["figures_from"] == "log"
     assert result.denoise_s == pytest.approx(dump.stages_ms["DenoisingStage"] / 1000, abs=1e-3)
     assert result.e2e_s == 0.07
-    assert set(result.stages_s) == {"InputValidationStage", "TextEncodingStage", "LatentPreparationStage",
-                                    "TimestepPreparationStage", "DenoisingStage", "DecodingStage"}
+    assert set(result.stages_s) == {
+        "InputValidationStage",
+        "TextEncodingStage",
+        "LatentPreparationStage",
+        "TimestepPreparationStage",
+        "DenoisingStage",
+        "DecodingStage",
+    }
     assert result.valid
 
 
@@ -142,8 +148,10 @@ def test_denoise_stage_rule_matches_sglang_benchmark_skill():
 
 def test_residency_advice_is_extracted():
     # The 0.5.23 wording (gpu_worker.do_mem_analysis) and the guide's wording.
-    lines = ["[11-23 16:24:50] GPU memory: peak=30.10 GB, allocated=28.00 GB, pool=2.10 GB (7.0%), headroom=49.90 GB. "
-             "Components that can remain on GPU: ['text_encoder', 'vae']. Make it explicit with --component-residency <name>=resident."]
+    lines = [
+        "[11-23 16:24:50] GPU memory: peak=30.10 GB, allocated=28.00 GB, pool=2.10 GB (7.0%), headroom=49.90 GB. "
+        "Components that can remain on GPU: ['text_encoder', 'vae']. Make it explicit with --component-residency <name>=resident."
+    ]
     assert harvest.residency_advice(lines) == "['text_encoder', 'vae']"
 
 

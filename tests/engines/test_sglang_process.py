@@ -83,8 +83,13 @@ def test_output_is_streamed_to_log_and_console_and_leftovers_are_cleaned(tmp_pat
 
 
 def test_nonzero_exit_code_is_returned(tmp_path):
-    code, tail = run_streaming([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], dict(os.environ),
-                               tmp_path / "log", timeout_s=60, echo=None)
+    code, tail = run_streaming(
+        [sys.executable, "-c", "print('boom'); raise SystemExit(3)"],
+        dict(os.environ),
+        tmp_path / "log",
+        timeout_s=60,
+        echo=None,
+    )
     assert code == 3 and tail == ["boom"]
 
 

@@ -64,7 +64,9 @@ def guide_commands(name: str) -> list[GuideCommand]:
         except ValueError:  # prose with an unbalanced quote
             continue
         # The flattened guide glues prose to a command ("... --ulysses-degree=4sglang generate ...").
-        at = next((i for i in range(len(tokens) - 1) if tokens[i].endswith("sglang") and tokens[i + 1] == "generate"), None)
+        at = next(
+            (i for i in range(len(tokens) - 1) if tokens[i].endswith("sglang") and tokens[i + 1] == "generate"), None
+        )
         if at is None:  # prose mentioning `sglang generate`
             continue
         prefix, args = (tokens[:at] if tokens[at] == "sglang" else []), tokens[at + 2 :]
@@ -130,51 +132,139 @@ class Recipe:
 
 
 RECIPES = [
-    Recipe("suite-1-qwen-image", BENCH, {"--model-path": "Qwen/Qwen-Image-2512"},
-           "model=qwen_image offload=resident_dit_te compile=on engine.backend=null"),
-    Recipe("suite-2-qwen-image-edit", BENCH, {"--model-path": "Qwen/Qwen-Image-Edit-2511"},
-           "model=qwen_image_edit offload=resident_dit_te compile=on engine.backend=null"),
-    Recipe("suite-3-flux1-dev", BENCH, {"--model-path": "black-forest-labs/FLUX.1-dev", "--save-output": None},
-           "model=flux1_dev offload=default compile=on engine.backend=null"),
-    Recipe("suite-4-flux2-dev", BENCH, {"--model-path": "black-forest-labs/FLUX.2-dev"},
-           "model=flux2_dev offload=text_encoder_cpu compile=on engine.backend=null engine.save_output=null"),
-    Recipe("suite-5-zimage-turbo", BENCH, {"--model-path": "Tongyi-MAI/Z-Image-Turbo"},
-           "model=zimage_turbo offload=resident_dit_te compile=on engine.backend=null engine.log_level=info"),
-    Recipe("suite-6-wan22-t2v-8gpu", BENCH, {"--model-path": "Wan-AI/Wan2.2-T2V-A14B-Diffusers"},
-           "model=wan22_t2v parallel=cfg_ulysses4 offload=layerwise_te_cpu compile=on engine.backend=null engine.log_level=info"),
-    Recipe("suite-7-wan22-ti2v", BENCH, {"--model-path": "Wan-AI/Wan2.2-TI2V-5B-Diffusers"},
-           "model=wan22_ti2v offload=none compile=on engine.backend=null engine.log_level=info"),
-    Recipe("profile-flux1-3-steps", BENCH, {"--model-path": "black-forest-labs/FLUX.1-dev", "--num-profiled-timesteps": "3"},
-           "model=flux1_dev offload=default compile=on profile=torch profile.num_steps=3 engine.backend=null engine.save_output=null"),
-    Recipe("profile-flux1-all-stages", BENCH, {"--profile-all-stages": None},
-           "model=flux1_dev offload=default compile=on profile=torch profile.all_stages=true "
-           "'model.sampling.prompt=A futuristic cyberpunk city at night' model.sampling.num_inference_steps=5 model.sampling.guidance_scale=null "
-           "engine.backend=null engine.save_output=null"),
-    Recipe("nsys-flux1-pass-a", BENCH, {"--model-path": "black-forest-labs/FLUX.1-dev"},
-           "model=flux1_dev offload=default compile=on profile=nsys profile.nsys_delay_s=120 profile.nsys_duration_s=60 "
-           "engine.backend=null engine.save_output=null", wrapper="nsys"),
-    Recipe("nsys-flux1-pass-b", BENCH, {"--model-path": "black-forest-labs/FLUX.1-dev"},
-           "model=flux1_dev offload=default compile=on engine.backend=null engine.save_output=null", wrapper="time"),
-    Recipe("ltx2-twostage-2gpu", TUNE, {"--model-path": "Lightricks/LTX-2"},
-           "model=ltx2 parallel=cfg_gpus2 offload=default compile=on engine.backend=null"),
-    Recipe("ltx23-twostage-ti2v-2gpu", TUNE, {"--model-path": "Lightricks/LTX-2.3", "--cfg-parallel-size": "2"},
-           "model=ltx23_twostage_ti2v parallel=cfg_size2 offload=default compile=on engine.backend=null"),
-    Recipe("ltx23-onestage-2gpu", TUNE, {"--model-path": "Lightricks/LTX-2.3"},
-           "model=ltx23 parallel=gpus2 offload=default compile=on engine.backend=null", lacks=("--pipeline-class-name",)),
-    Recipe("ltx23-twostage-hires-2gpu", TUNE, {"--model-path": "Lightricks/LTX-2.3", "--width": "1536"},
-           "model=ltx23_twostage_hires parallel=gpus2 offload=default compile=on engine.backend=null"),
-    Recipe("joyai-image-edit", TUNE, {"--model-path": "jdopensource/JoyAI-Image-Edit-Diffusers"},
-           "model=joyai_edit parallel=cfg2 offload=resident_dit compile=on"),
-    Recipe("firered-image-edit-1.1", TUNE, {"--model-path": "FireRedTeam/FireRed-Image-Edit-1.1"},
-           "model=firered_edit parallel=cfg2 offload=resident_dit compile=on"),
-    Recipe("hunyuan3d-shape", TUNE, {"--model-path": "tencent/Hunyuan3D-2"},
-           "model=hunyuan3d_shape offload=resident_dit compile=on"),
-    Recipe("older-ltx2-twostage-1gpu", OLDER, {"--model-path": "Lightricks/LTX-2"},
-           "model=ltx2_twostage_hires offload=default compile=on engine.backend=null"),
-    Recipe("older-ltx23-onestage-2gpu", OLDER, {"--model-path": "Lightricks/LTX-2.3"},
-           "model=ltx23 parallel=gpus2 offload=default compile=on engine.backend=null", lacks=("--pipeline-class-name",)),
-    Recipe("older-ltx23-twostage-hires-2gpu", OLDER, {"--model-path": "Lightricks/LTX-2.3", "--width": "1536"},
-           "model=ltx23_twostage_hires parallel=gpus2 offload=default compile=on engine.backend=null"),
+    Recipe(
+        "suite-1-qwen-image",
+        BENCH,
+        {"--model-path": "Qwen/Qwen-Image-2512"},
+        "model=qwen_image offload=resident_dit_te compile=on engine.backend=null",
+    ),
+    Recipe(
+        "suite-2-qwen-image-edit",
+        BENCH,
+        {"--model-path": "Qwen/Qwen-Image-Edit-2511"},
+        "model=qwen_image_edit offload=resident_dit_te compile=on engine.backend=null",
+    ),
+    Recipe(
+        "suite-3-flux1-dev",
+        BENCH,
+        {"--model-path": "black-forest-labs/FLUX.1-dev", "--save-output": None},
+        "model=flux1_dev offload=default compile=on engine.backend=null",
+    ),
+    Recipe(
+        "suite-4-flux2-dev",
+        BENCH,
+        {"--model-path": "black-forest-labs/FLUX.2-dev"},
+        "model=flux2_dev offload=text_encoder_cpu compile=on engine.backend=null engine.save_output=null",
+    ),
+    Recipe(
+        "suite-5-zimage-turbo",
+        BENCH,
+        {"--model-path": "Tongyi-MAI/Z-Image-Turbo"},
+        "model=zimage_turbo offload=resident_dit_te compile=on engine.backend=null engine.log_level=info",
+    ),
+    Recipe(
+        "suite-6-wan22-t2v-8gpu",
+        BENCH,
+        {"--model-path": "Wan-AI/Wan2.2-T2V-A14B-Diffusers"},
+        "model=wan22_t2v parallel=cfg_ulysses4 offload=layerwise_te_cpu compile=on engine.backend=null engine.log_level=info",
+    ),
+    Recipe(
+        "suite-7-wan22-ti2v",
+        BENCH,
+        {"--model-path": "Wan-AI/Wan2.2-TI2V-5B-Diffusers"},
+        "model=wan22_ti2v offload=none compile=on engine.backend=null engine.log_level=info",
+    ),
+    Recipe(
+        "profile-flux1-3-steps",
+        BENCH,
+        {"--model-path": "black-forest-labs/FLUX.1-dev", "--num-profiled-timesteps": "3"},
+        "model=flux1_dev offload=default compile=on profile=torch profile.num_steps=3 engine.backend=null engine.save_output=null",
+    ),
+    Recipe(
+        "profile-flux1-all-stages",
+        BENCH,
+        {"--profile-all-stages": None},
+        "model=flux1_dev offload=default compile=on profile=torch profile.all_stages=true "
+        "'model.sampling.prompt=A futuristic cyberpunk city at night' model.sampling.num_inference_steps=5 model.sampling.guidance_scale=null "
+        "engine.backend=null engine.save_output=null",
+    ),
+    Recipe(
+        "nsys-flux1-pass-a",
+        BENCH,
+        {"--model-path": "black-forest-labs/FLUX.1-dev"},
+        "model=flux1_dev offload=default compile=on profile=nsys profile.nsys_delay_s=120 profile.nsys_duration_s=60 "
+        "engine.backend=null engine.save_output=null",
+        wrapper="nsys",
+    ),
+    Recipe(
+        "nsys-flux1-pass-b",
+        BENCH,
+        {"--model-path": "black-forest-labs/FLUX.1-dev"},
+        "model=flux1_dev offload=default compile=on engine.backend=null engine.save_output=null",
+        wrapper="time",
+    ),
+    Recipe(
+        "ltx2-twostage-2gpu",
+        TUNE,
+        {"--model-path": "Lightricks/LTX-2"},
+        "model=ltx2 parallel=cfg_gpus2 offload=default compile=on engine.backend=null",
+    ),
+    Recipe(
+        "ltx23-twostage-ti2v-2gpu",
+        TUNE,
+        {"--model-path": "Lightricks/LTX-2.3", "--cfg-parallel-size": "2"},
+        "model=ltx23_twostage_ti2v parallel=cfg_size2 offload=default compile=on engine.backend=null",
+    ),
+    Recipe(
+        "ltx23-onestage-2gpu",
+        TUNE,
+        {"--model-path": "Lightricks/LTX-2.3"},
+        "model=ltx23 parallel=gpus2 offload=default compile=on engine.backend=null",
+        lacks=("--pipeline-class-name",),
+    ),
+    Recipe(
+        "ltx23-twostage-hires-2gpu",
+        TUNE,
+        {"--model-path": "Lightricks/LTX-2.3", "--width": "1536"},
+        "model=ltx23_twostage_hires parallel=gpus2 offload=default compile=on engine.backend=null",
+    ),
+    Recipe(
+        "joyai-image-edit",
+        TUNE,
+        {"--model-path": "jdopensource/JoyAI-Image-Edit-Diffusers"},
+        "model=joyai_edit parallel=cfg2 offload=resident_dit compile=on",
+    ),
+    Recipe(
+        "firered-image-edit-1.1",
+        TUNE,
+        {"--model-path": "FireRedTeam/FireRed-Image-Edit-1.1"},
+        "model=firered_edit parallel=cfg2 offload=resident_dit compile=on",
+    ),
+    Recipe(
+        "hunyuan3d-shape",
+        TUNE,
+        {"--model-path": "tencent/Hunyuan3D-2"},
+        "model=hunyuan3d_shape offload=resident_dit compile=on",
+    ),
+    Recipe(
+        "older-ltx2-twostage-1gpu",
+        OLDER,
+        {"--model-path": "Lightricks/LTX-2"},
+        "model=ltx2_twostage_hires offload=default compile=on engine.backend=null",
+    ),
+    Recipe(
+        "older-ltx23-onestage-2gpu",
+        OLDER,
+        {"--model-path": "Lightricks/LTX-2.3"},
+        "model=ltx23 parallel=gpus2 offload=default compile=on engine.backend=null",
+        lacks=("--pipeline-class-name",),
+    ),
+    Recipe(
+        "older-ltx23-twostage-hires-2gpu",
+        OLDER,
+        {"--model-path": "Lightricks/LTX-2.3", "--width": "1536"},
+        "model=ltx23_twostage_hires parallel=gpus2 offload=default compile=on engine.backend=null",
+    ),
 ]
 
 
@@ -205,8 +295,14 @@ def test_every_guide_command_is_covered():
     """No recipe silently disappears from, or is added to, the guides without a diffexp line."""
     covered = {(r.guide, find_guide_command(r)[0]) for r in RECIPES}
     assert len(covered) == len(RECIPES)
-    concrete = [c for g in (BENCH, TUNE) for c in guide_commands(g) if "<" not in c.value("--model-path")
-                and c.value("--prompt") != "..." and not c.prefix[:1] == ["TORCH_COMPILE_DEBUG=1"]]
+    concrete = [
+        c
+        for g in (BENCH, TUNE)
+        for c in guide_commands(g)
+        if "<" not in c.value("--model-path")
+        and c.value("--prompt") != "..."
+        and not c.prefix[:1] == ["TORCH_COMPILE_DEBUG=1"]
+    ]
     assert len(concrete) == sum(r.guide in (BENCH, TUNE) for r in RECIPES)
 
 
@@ -220,7 +316,10 @@ def test_recipe_flags_match_the_guide(recipe, tmp_path, monkeypatch):
     assert normalise(parse_args(ours), ours_configs) == normalise(parse_args(guide.args), guide.configs)
     if recipe.wrapper == "nsys":
         ours_prefix = launch.command[: generate_at - 1]
-        drop_output = lambda tokens: [t for i, t in enumerate(tokens) if t != "-o" and (i == 0 or tokens[i - 1] != "-o")]
+
+        def drop_output(tokens):
+            return [t for i, t in enumerate(tokens) if t != "-o" and (i == 0 or tokens[i - 1] != "-o")]
+
         assert drop_output(ours_prefix) == drop_output(guide.prefix)
     if any(t.startswith("SGLANG_TORCH_PROFILER_DIR=") for t in guide.prefix):
         assert launch.env["SGLANG_TORCH_PROFILER_DIR"] == str(tmp_path / "traces")

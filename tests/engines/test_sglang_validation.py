@@ -48,16 +48,31 @@ def test_cfg_parallel_size_one_contradicts_the_switch():
 
 def test_sglang_accepts_wider_cfg_groups_and_tensor_parallel():
     # --cfg-parallel-size 4 (4-branch CFG) and tp × ulysses are legal in 0.5.23.
-    valid("model=ltx23", "parallel=gpus2", "parallel.num_gpus=8", "parallel.cfg_parallel_size=4", "parallel.ulysses_degree=2")
+    valid(
+        "model=ltx23",
+        "parallel=gpus2",
+        "parallel.num_gpus=8",
+        "parallel.cfg_parallel_size=4",
+        "parallel.ulysses_degree=2",
+    )
     valid("model=wan22_t2v", "parallel=ulysses2", "parallel.num_gpus=4", "parallel.tp_degree=2")
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    (("model=wan22_t2v", "model.sampling.resolution=480p"), "model.sampling.resolution='480p': SGLang's presets are 720p, 1080p, 2k, 4k"),
-    (("model=flux1_dev", "engine.dit_precision=fp8"), "engine.dit_precision='fp8': allowed values are fp32, fp16, bf16"),
-    (("model=flux1_dev", "model.weights=random"), "model.weights=random: engine sglang loads checkpoints only"),
-    (("model=hunyuan3d_shape", "engine.config_file=/x.json"), "choose one --config source"),
-])
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        (
+            ("model=wan22_t2v", "model.sampling.resolution=480p"),
+            "model.sampling.resolution='480p': SGLang's presets are 720p, 1080p, 2k, 4k",
+        ),
+        (
+            ("model=flux1_dev", "engine.dit_precision=fp8"),
+            "engine.dit_precision='fp8': allowed values are fp32, fp16, bf16",
+        ),
+        (("model=flux1_dev", "model.weights=random"), "model.weights=random: engine sglang loads checkpoints only"),
+        (("model=hunyuan3d_shape", "engine.config_file=/x.json"), "choose one --config source"),
+    ],
+)
 def test_flags_sglang_cannot_express_are_config_errors(overrides, expected, tmp_path):
     cfg = to_config(compose([*overrides, f"output_dir={tmp_path}"]))
     assert any(expected in p for p in flags.problems(cfg))

@@ -27,8 +27,20 @@ def _op_args(randn):
         "gated_residual_joint": (x[:, :1], x, randn(b, s + 1, d), gate),
         "qk_norm_rope": rope,
         "qk_norm_rope_out": (*rope, torch.empty_like(q), torch.empty_like(k)),
-        "qk_norm_rope_joint": (q, k, rope[2], rope[3], 1e-6, q[:, :2], k[:, :2], rope[3], rope[2], 1e-5,
-                               randn(s + 2, head_dim), randn(s + 2, head_dim)),
+        "qk_norm_rope_joint": (
+            q,
+            k,
+            rope[2],
+            rope[3],
+            1e-6,
+            q[:, :2],
+            k[:, :2],
+            rope[3],
+            rope[2],
+            1e-5,
+            randn(s + 2, head_dim),
+            randn(s + 2, head_dim),
+        ),
     }
 
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from kernel_testing import DTYPES, FULL_SHAPES, SMALL_SHAPES
+
 from kernels.gated_residual import (
     gated_residual,
     gated_residual_joint,
@@ -53,7 +53,9 @@ def test_full_size(shape, dtype, randn, check):
 def test_fused_without_gate(randn, check):
     residual, y, _, scale, shift = _inputs((2, 3, 200), torch.bfloat16, randn)
     got = gated_residual_norm_modulate(residual, y, None, scale, shift, 1e-6)
-    _check_both(got, gated_residual_norm_modulate_reference(residual, y, None, scale, shift, 1e-6), torch.bfloat16, check)
+    _check_both(
+        got, gated_residual_norm_modulate_reference(residual, y, None, scale, shift, 1e-6), torch.bfloat16, check
+    )
 
 
 def test_matches_diffusers_style(randn, check):
@@ -80,7 +82,9 @@ def test_every_element_written(randn, check):
     check(launch_gated_residual(residual, y, gate, out), gated_residual_reference(residual, y, gate), torch.float32)
     res_out, mod_out = torch.full_like(residual, float("nan")), torch.full_like(residual, float("nan"))
     got = launch_gated_residual_norm_modulate(residual, y, gate, scale, shift, 1e-6, res_out, mod_out)
-    _check_both(got, gated_residual_norm_modulate_reference(residual, y, gate, scale, shift, 1e-6), torch.float32, check)
+    _check_both(
+        got, gated_residual_norm_modulate_reference(residual, y, gate, scale, shift, 1e-6), torch.float32, check
+    )
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

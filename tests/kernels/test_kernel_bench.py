@@ -37,7 +37,13 @@ def test_bench_writes_results_and_logs_to_mlflow(tmp_path, mlflow_uri, capsys):
     timings = main_from_config(cfg, tmp_path / "unused")
     impls = {(t.kernel, t.impl) for t in timings}
     for kernel in cfg.ops:
-        assert {(kernel, "triton"), (kernel, "eager"), (kernel, "builtin"), (kernel, "triton[m1,w4]"), (kernel, "copy")} <= impls
+        assert {
+            (kernel, "triton"),
+            (kernel, "eager"),
+            (kernel, "builtin"),
+            (kernel, "triton[m1,w4]"),
+            (kernel, "copy"),
+        } <= impls
     # The same-size copy moves the kernel's bytes: its GB/s is computed from them, not from its own buffers.
     copies = [t for t in timings if t.impl == "copy"]
     assert all(t.median_us > 0 and t.gbps > 0 for t in copies)

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from kernel_testing import DTYPES, FULL_SHAPES, SMALL_SHAPES
+
 from kernels._common import KernelInputError
 from kernels.norm_modulate import launch_norm_modulate, norm_modulate, norm_modulate_joint, norm_modulate_reference
 
@@ -67,7 +67,9 @@ def test_eps_is_used(randn, check):
 def test_every_element_written(randn, check):
     x, scale, shift = _case((3, 7, 77), torch.float32, randn)
     out = torch.full_like(x, float("nan"))
-    check(launch_norm_modulate(x, scale, shift, 1e-6, out), norm_modulate_reference(x, scale, shift, 1e-6), torch.float32)
+    check(
+        launch_norm_modulate(x, scale, shift, 1e-6, out), norm_modulate_reference(x, scale, shift, 1e-6), torch.float32
+    )
 
 
 def test_rejects_mismatched_modulation(randn):

@@ -3,8 +3,8 @@ import torch
 from diffusers.models.embeddings import apply_rotary_emb
 from diffusers.models.transformers.transformer_flux import FluxPosEmbed
 from diffusers.models.transformers.transformer_wan import WanRotaryPosEmbed
-
 from kernel_testing import DTYPES
+
 from kernels._common import KernelInputError
 from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_joint, qk_norm_rope_out, qk_norm_rope_reference
 
@@ -115,7 +115,10 @@ def test_joint_text_then_image(batch, text, image, heads, dtype, randn, check):
     """FLUX double block: text tokens (their own weights and eps) then image tokens, one launch, one buffer;
     q/k read in place from fused QKV projections."""
     head_dim = 16
-    qkv_txt, qkv_img = randn(batch, text, 3 * heads * head_dim, dtype=dtype), randn(batch, image, 3 * heads * head_dim, dtype=dtype)
+    qkv_txt, qkv_img = (
+        randn(batch, text, 3 * heads * head_dim, dtype=dtype),
+        randn(batch, image, 3 * heads * head_dim, dtype=dtype),
+    )
     q_txt, k_txt, _ = (t.unflatten(-1, (heads, head_dim)) for t in qkv_txt.chunk(3, dim=-1))
     q_img, k_img, _ = (t.unflatten(-1, (heads, head_dim)) for t in qkv_img.chunk(3, dim=-1))
     w = [(randn(head_dim) + 1).to(dtype) for _ in range(4)]
@@ -135,7 +138,9 @@ def test_joint_rejects_mismatched_sources(randn):
     with pytest.raises(KernelInputError, match="text_q_weight and image_q_weight: give both"):
         qk_norm_rope_joint(q_txt, q_txt, randn(16), None, 1e-6, q_img, q_img, None, None, 1e-6, cos, cos)
     with pytest.raises(KernelInputError, match=r"image_q: shape \(1, 3, 4, 8\).*must match text_q's"):
-        qk_norm_rope_joint(q_txt, q_txt, None, None, 1e-6, randn(1, 3, 4, 8), randn(1, 3, 4, 8), None, None, 1e-6, cos, cos)
+        qk_norm_rope_joint(
+            q_txt, q_txt, None, None, 1e-6, randn(1, 3, 4, 8), randn(1, 3, 4, 8), None, None, 1e-6, cos, cos
+        )
     with pytest.raises(KernelInputError, match=r"cos: expected \[S=5, Dh=16\]"):
         qk_norm_rope_joint(q_txt, q_txt, None, None, 1e-6, q_img, q_img, None, None, 1e-6, cos[:4], cos)
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from kernel_testing import DTYPES, FULL_SHAPES, ON_GPU, SMALL_SHAPES
+
 from kernels._common import KernelInputError
 from kernels.rms_norm import launch_rms_norm, rms_norm, rms_norm_reference
 

@@ -43,8 +43,16 @@ class TraceBuilder:
 
     def scope(self, name: str, start_us: float, end_us: float, pid: int = 1, tid: int = 10) -> None:
         self.events.append(
-            {"ph": "X", "cat": "user_annotation", "name": name, "pid": pid, "tid": tid,
-             "ts": start_us, "dur": end_us - start_us, "args": {"External id": len(self.events)}}
+            {
+                "ph": "X",
+                "cat": "user_annotation",
+                "name": name,
+                "pid": pid,
+                "tid": tid,
+                "ts": start_us,
+                "dur": end_us - start_us,
+                "args": {"External id": len(self.events)},
+            }
         )
 
     def kernel(
@@ -66,20 +74,63 @@ class TraceBuilder:
         correlation = self._correlation
         if launch_at is not None:
             self.events.append(
-                {"ph": "X", "cat": launch_cat, "name": launch_name, "pid": pid, "tid": tid,
-                 "ts": launch_at, "dur": 3.0, "args": {"External id": 0, "correlation": correlation}}
+                {
+                    "ph": "X",
+                    "cat": launch_cat,
+                    "name": launch_name,
+                    "pid": pid,
+                    "tid": tid,
+                    "ts": launch_at,
+                    "dur": 3.0,
+                    "args": {"External id": 0, "correlation": correlation},
+                }
             )
-            self.events.append({"ph": "s", "id": correlation, "pid": pid, "tid": tid, "ts": launch_at,
-                                "cat": "ac2g", "name": "ac2g"})
-            self.events.append({"ph": "X", "cat": "cpu_op", "name": "aten::noise", "pid": pid, "tid": tid,
-                                "ts": launch_at, "dur": 1.0, "args": {"External id": 0}})
+            self.events.append(
+                {"ph": "s", "id": correlation, "pid": pid, "tid": tid, "ts": launch_at, "cat": "ac2g", "name": "ac2g"}
+            )
+            self.events.append(
+                {
+                    "ph": "X",
+                    "cat": "cpu_op",
+                    "name": "aten::noise",
+                    "pid": pid,
+                    "tid": tid,
+                    "ts": launch_at,
+                    "dur": 1.0,
+                    "args": {"External id": 0},
+                }
+            )
         self.events.append(
-            {"ph": "X", "cat": cat, "name": name, "pid": device, "tid": stream, "ts": start_us, "dur": dur_us,
-             "args": {"External id": 0, "device": device, "stream": stream, "correlation": correlation,
-                      "grid": [1, 1, 1], "block": [128, 1, 1]}}
+            {
+                "ph": "X",
+                "cat": cat,
+                "name": name,
+                "pid": device,
+                "tid": stream,
+                "ts": start_us,
+                "dur": dur_us,
+                "args": {
+                    "External id": 0,
+                    "device": device,
+                    "stream": stream,
+                    "correlation": correlation,
+                    "grid": [1, 1, 1],
+                    "block": [128, 1, 1],
+                },
+            }
         )
-        self.events.append({"ph": "f", "id": correlation, "pid": device, "tid": stream, "ts": start_us,
-                            "cat": "ac2g", "name": "ac2g", "bp": "e"})
+        self.events.append(
+            {
+                "ph": "f",
+                "id": correlation,
+                "pid": device,
+                "tid": stream,
+                "ts": start_us,
+                "cat": "ac2g",
+                "name": "ac2g",
+                "bp": "e",
+            }
+        )
         return correlation
 
     def write(self, path: Path, layout: str = "lines", gz: bool = False) -> Path:

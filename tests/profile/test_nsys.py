@@ -18,11 +18,15 @@ def make_export(path, kernels, memcpys=()):
         "CREATE TABLE CUPTI_ACTIVITY_KIND_KERNEL (start INTEGER NOT NULL, end INTEGER NOT NULL, deviceId INTEGER NOT NULL,"
         " streamId INTEGER NOT NULL, correlationId INTEGER, shortName INTEGER NOT NULL, demangledName INTEGER)"
     )
-    db.execute("CREATE TABLE CUPTI_ACTIVITY_KIND_MEMCPY (start INTEGER NOT NULL, end INTEGER NOT NULL, deviceId INTEGER NOT NULL, copyKind INTEGER, bytes INTEGER)")
+    db.execute(
+        "CREATE TABLE CUPTI_ACTIVITY_KIND_MEMCPY (start INTEGER NOT NULL, end INTEGER NOT NULL, deviceId INTEGER NOT NULL, copyKind INTEGER, bytes INTEGER)"
+    )
     for i, (name, start, end) in enumerate(kernels):
         db.execute("INSERT INTO StringIds VALUES (?, ?)", (2 * i, name.split("<")[0]))
         db.execute("INSERT INTO StringIds VALUES (?, ?)", (2 * i + 1, name))
-        db.execute("INSERT INTO CUPTI_ACTIVITY_KIND_KERNEL VALUES (?, ?, 0, 7, ?, ?, ?)", (start, end, i, 2 * i, 2 * i + 1))
+        db.execute(
+            "INSERT INTO CUPTI_ACTIVITY_KIND_KERNEL VALUES (?, ?, 0, 7, ?, ?, ?)", (start, end, i, 2 * i, 2 * i + 1)
+        )
     for start, end in memcpys:
         db.execute("INSERT INTO CUPTI_ACTIVITY_KIND_MEMCPY VALUES (?, ?, 0, 1, 1024)", (start, end))
     db.commit()
@@ -44,7 +48,11 @@ def test_breakdown_by_category_with_cpu_time_from_unprofiled_elapsed(tmp_path):
         kernels=[
             ("nvjet_tst_256x128_64x4_1x2_h_bz_coopA_NTT", 0, 40 * ms),
             ("void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<128, 128>>", 40 * ms, 70 * ms),
-            ("void at::native::vectorized_elementwise_kernel<4, at::native::(anonymous namespace)::silu_kernel>", 70 * ms, 75 * ms),
+            (
+                "void at::native::vectorized_elementwise_kernel<4, at::native::(anonymous namespace)::silu_kernel>",
+                70 * ms,
+                75 * ms,
+            ),
             ("triton_poi_fused_add_mul_0", 75 * ms, 80 * ms),
         ],
         memcpys=[(80 * ms, 82 * ms)],

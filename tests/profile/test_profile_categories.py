@@ -7,8 +7,18 @@ import pytest
 from diffexp.errors import DiffexpError
 from diffexp.profile.categories import DEFAULT_CATEGORIES_PATH, load_categories, parse_categories
 
-GUIDE_ORDER = ["gemm", "attn", "adaln_modulation", "norm", "rope", "activation", "nccl_comm", "triton_kernel",
-               "memcpy", "misc"]
+GUIDE_ORDER = [
+    "gemm",
+    "attn",
+    "adaln_modulation",
+    "norm",
+    "rope",
+    "activation",
+    "nccl_comm",
+    "triton_kernel",
+    "memcpy",
+    "misc",
+]
 
 
 def test_default_map_keeps_the_guide_categories_in_order():
@@ -34,16 +44,22 @@ def test_default_map_keeps_the_guide_categories_in_order():
         ("fused_add_rmsnorm_kernel", "kernel", "norm"),
         ("triton_red_fused_native_layer_norm_0", "kernel", "norm"),  # the guide's order: norm before triton
         ("apply_rotary_embedding_kernel", "kernel", "rope"),
-        ("void at::native::vectorized_elementwise_kernel<8, at::native::GeluCUDAKernelImpl(...)>", "kernel",
-         "activation"),
+        (
+            "void at::native::vectorized_elementwise_kernel<8, at::native::GeluCUDAKernelImpl(...)>",
+            "kernel",
+            "activation",
+        ),
         ("silu_and_mul_kernel", "kernel", "activation"),
         ("ncclDevKernel_AllGather_RING_LL", "kernel", "nccl_comm"),
         ("triton_poi_fused_add_mul_0", "kernel", "triton_kernel"),
         ("Memcpy HtoD (Pageable -> Device)", "gpu_memcpy", "memcpy"),
         ("Memset (Device)", "gpu_memset", "memcpy"),
         ("an oddly named copy", "gpu_memcpy", "memcpy"),  # the trace category alone decides
-        ("void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<...>>", "kernel",
-         "elementwise"),
+        (
+            "void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<...>>",
+            "kernel",
+            "elementwise",
+        ),
         ("void at::native::reduce_kernel<512, 1>", "kernel", "elementwise"),
         ("some_custom_kernel", "kernel", "misc"),
     ],

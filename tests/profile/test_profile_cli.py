@@ -16,8 +16,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "160"}
-    return subprocess.run([sys.executable, "-m", "diffexp.profile", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "diffexp.profile", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_one_trace_prints_tables_and_writes_the_report(fixture_trace, tmp_path):
@@ -26,8 +27,17 @@ def test_one_trace_prints_tables_and_writes_the_report(fixture_trace, tmp_path):
     assert result.returncode == 0, result.stderr + result.stdout
     assert "GPU time by category" in result.stdout and "Top 5 kernels" in result.stdout
     assert "denoising_step_1" in result.stdout
-    expected = {"kernels.csv", "categories.csv", "scopes.csv", "steps.csv", "step_categories.csv", "devices.csv",
-                "summary.json", "profile.md", "profile.html"}
+    expected = {
+        "kernels.csv",
+        "categories.csv",
+        "scopes.csv",
+        "steps.csv",
+        "step_categories.csv",
+        "devices.csv",
+        "summary.json",
+        "profile.md",
+        "profile.html",
+    }
     assert expected <= {p.name for p in out.iterdir()}
     steps = pd.read_csv(out / "steps.csv")
     assert list(steps["step"]) == [0, 1] and (steps["kernels"] == 3156).all()
@@ -53,8 +63,14 @@ def test_two_traces_write_the_comparison(trace_builder_factory, tmp_path):
     assert result.returncode == 0, result.stderr + result.stdout
     deltas = pd.read_csv(out / "categories_delta.csv").set_index("category")
     assert deltas.loc["gemm", ["delta_ms", "delta_pct"]].tolist() == pytest.approx([-0.1, -25.0])
-    for name in ("kernels_delta.csv", "totals_delta.csv", "comparison.md", "comparison.html",
-                 "before/profile.html", "after/kernels.csv"):
+    for name in (
+        "kernels_delta.csv",
+        "totals_delta.csv",
+        "comparison.md",
+        "comparison.html",
+        "before/profile.html",
+        "after/kernels.csv",
+    ):
         assert (out / name).is_file(), name
     assert "By category" in result.stdout
 

@@ -91,7 +91,8 @@ def test_step_gpu_time_matches_raw_events(fixture_events, fixture_analysis):
     expected = {}
     for step in steps:
         mine = [
-            k for k in gpu_events(fixture_events)
+            k
+            for k in gpu_events(fixture_events)
             if (launch := launches.get(k["args"]["correlation"])) is not None
             and (launch["pid"], launch["tid"]) == (step["pid"], step["tid"])
             and step["ts"] <= launch["ts"] < step["ts"] + step["dur"]
@@ -152,8 +153,19 @@ def test_fast_and_ijson_parsers_read_the_same_columns(fixture_trace, tmp_path):
     assert (fast_stats.parser, slow_stats.parser) == ("fast", "ijson")
     assert fast_stats.raw_bytes == slow_stats.raw_bytes == plain.stat().st_size
     assert fast_stats.events_kept == slow_stats.events_kept
-    for field in ("gpu_name_id", "gpu_device", "gpu_stream", "gpu_start_us", "gpu_dur_us", "gpu_correlation",
-                  "launch_thread", "launch_start_us", "launch_correlation", "scope_start_us", "scope_end_us"):
+    for field in (
+        "gpu_name_id",
+        "gpu_device",
+        "gpu_stream",
+        "gpu_start_us",
+        "gpu_dur_us",
+        "gpu_correlation",
+        "launch_thread",
+        "launch_start_us",
+        "launch_correlation",
+        "scope_start_us",
+        "scope_end_us",
+    ):
         assert (getattr(fast, field) == getattr(slow, field)).all(), field
     assert fast.gpu_names == slow.gpu_names and fast.scope_names == slow.scope_names
 

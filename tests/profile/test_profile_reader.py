@@ -21,16 +21,28 @@ def small_trace(trace_builder):
     for i in range(40):
         b.kernel(f"kernel_λ_{i % 7}", 1000 + 10 * i, 1 + i, launch_at=1 + 2 * i)
     # A CPU op whose name spells a wanted category inside a JSON string must not be read as one.
-    b.events.append({"ph": "X", "cat": "cpu_op", "name": 'x", "cat": "kernel', "pid": 1, "tid": 10,
-                     "ts": 50, "dur": 1, "args": {}})
+    b.events.append(
+        {"ph": "X", "cat": "cpu_op", "name": 'x", "cat": "kernel', "pid": 1, "tid": 10, "ts": 50, "dur": 1, "args": {}}
+    )
     return b
 
 
 def columns(events):
     return {
         name: getattr(events, name)
-        for name in ("gpu_name_id", "gpu_start_us", "gpu_dur_us", "gpu_correlation", "gpu_device", "gpu_stream",
-                     "launch_thread", "launch_start_us", "launch_correlation", "scope_start_us", "scope_end_us")
+        for name in (
+            "gpu_name_id",
+            "gpu_start_us",
+            "gpu_dur_us",
+            "gpu_correlation",
+            "gpu_device",
+            "gpu_stream",
+            "launch_thread",
+            "launch_start_us",
+            "launch_correlation",
+            "scope_start_us",
+            "scope_end_us",
+        )
     }
 
 

@@ -109,8 +109,15 @@ def test_idle_time_is_exact_per_device(trace_builder, tmp_path):
     b.kernel("k", 1005, 15, launch_at=2, stream=8)  # overlaps the first on another stream
     b.kernel("k", 1030, 10, launch_at=3, stream=7)
     b.kernel("k", 1050, 10, launch_at=4, stream=8)
-    b.kernel("Memcpy DtoD (Device -> Device)", 1060, 10, launch_at=5, stream=9, cat="gpu_memcpy",
-             launch_name="cudaMemcpyAsync")  # touches the previous one: no gap
+    b.kernel(
+        "Memcpy DtoD (Device -> Device)",
+        1060,
+        10,
+        launch_at=5,
+        stream=9,
+        cat="gpu_memcpy",
+        launch_name="cudaMemcpyAsync",
+    )  # touches the previous one: no gap
     b.kernel("k", 2000, 4, launch_at=6, device=1)
     b.kernel("k", 2010, 1, launch_at=7, device=1)
     analysis = analyze_trace(b.write(tmp_path / "t.json"))

@@ -53,4 +53,3 @@ class Store:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Store:
     return Store(tmp_path_factory.mktemp("review"))
-

@@ -59,9 +59,21 @@ def test_review_cli_after_the_fact(sweep):
     # p1 (the sweep's reference, unchecked) reviewed afterwards against p2 by run id; a missing run beside it.
     missing = "0" * 32
     done = subprocess.run(
-        [sys.executable, "-m", "diffexp.review", sweep.run_id("p1"), missing, "--reference", sweep.run_id("p2"),
-         "--tracking-uri", sweep.uri],
-        capture_output=True, text=True, cwd=sweep.root, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "diffexp.review",
+            sweep.run_id("p1"),
+            missing,
+            "--reference",
+            sweep.run_id("p2"),
+            "--tracking-uri",
+            sweep.uri,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=sweep.root,
+        timeout=300,
     )
     assert "correctness pass" in done.stdout, done.stdout + done.stderr
     assert f"MLflow run '{missing}' not found" in done.stderr

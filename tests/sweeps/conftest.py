@@ -9,7 +9,6 @@ import time
 import urllib.error
 
 import pytest
-
 from sweep_helpers import Sweep, free_port, get, run_sweep
 
 
@@ -30,11 +29,22 @@ def mlflow_server(tmp_path_factory):
     log = open(root / "server.log", "w")
     proc = subprocess.Popen(
         [
-            "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{root / 'backend.db'}",
-            "--artifacts-destination", str(root / "artifacts"),
+            "mlflow",
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'backend.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
         ],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -58,5 +68,3 @@ def mlflow_server(tmp_path_factory):
             os.killpg(proc.pid, 9)
             proc.wait()
         log.close()
-
-

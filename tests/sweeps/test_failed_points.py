@@ -7,7 +7,6 @@ import io
 
 import pytest
 from mlflow import MlflowClient
-
 from sweep_helpers import run_sweep
 
 pytestmark = pytest.mark.slow
@@ -18,8 +17,10 @@ def test_failed_points_are_failed_children_and_the_sweep_goes_on(tmp_path):
     # layerwise offload on CPU fails inside the engine, after the run was created.
     sweep = run_sweep(
         [
-            "engine.device=cpu", "model.sampling.num_inference_steps=2",
-            "offload=none,layerwise", "model.sampling.image_path=null,/nonexistent/cat.png",
+            "engine.device=cpu",
+            "model.sampling.num_inference_steps=2",
+            "offload=none,layerwise",
+            "model.sampling.image_path=null,/nonexistent/cat.png",
         ],
         tmp_path,
         f"sqlite:///{tmp_path / 'mlflow.db'}",

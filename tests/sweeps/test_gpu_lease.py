@@ -55,12 +55,17 @@ def test_waits_then_gives_up_and_releases_on_exit(tmp_path):
 
 def test_a_lease_held_by_another_process_counts_and_dies_with_it(tmp_path):
     holder = subprocess.Popen(
-        [sys.executable, "-c", (
-            "import sys, time; from pathlib import Path; from diffexp.sweeps.gpu_lease import lease\n"
-            f"with lease(2, {POOL!r}, directory=Path({str(tmp_path)!r})):\n"
-            "    print('held', flush=True); time.sleep(60)"
-        )],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            (
+                "import sys, time; from pathlib import Path; from diffexp.sweeps.gpu_lease import lease\n"
+                f"with lease(2, {POOL!r}, directory=Path({str(tmp_path)!r})):\n"
+                "    print('held', flush=True); time.sleep(60)"
+            ),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"

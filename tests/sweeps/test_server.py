@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from sweep_helpers import rest, run_sweep
 
 pytestmark = [pytest.mark.server, pytest.mark.slow]
@@ -71,11 +70,15 @@ def test_four_points_logging_at_once_lose_nothing(mlflow_server, tmp_path):
     from diffexp.tracking import RunRecorder
 
     experiment = "concurrency"
-    parent = RunRecorder(TrackingConfig(uri=mlflow_server), experiment, "parent", params={}, tags={"sweep.role": "parent"})
+    parent = RunRecorder(
+        TrackingConfig(uri=mlflow_server), experiment, "parent", params={}, tags={"sweep.role": "parent"}
+    )
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", POINT, mlflow_server, experiment, parent.run_id, str(i), str(tmp_path / str(i))],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(4)
     ]
@@ -87,7 +90,9 @@ def test_four_points_logging_at_once_lose_nothing(mlflow_server, tmp_path):
     with parent:
         pass
     exp = _experiment_id(mlflow_server, experiment)
-    children = {c["info"]["run_id"]: c for c in _search(mlflow_server, exp, f"tags.mlflow.parentRunId = '{parent.run_id}'")}
+    children = {
+        c["info"]["run_id"]: c for c in _search(mlflow_server, exp, f"tags.mlflow.parentRunId = '{parent.run_id}'")
+    }
     assert sorted(children) == sorted(o["run_id"] for o in outcomes)
     for outcome in outcomes:
         child = children[outcome["run_id"]]
@@ -95,6 +100,7 @@ def test_four_points_logging_at_once_lose_nothing(mlflow_server, tmp_path):
         logged = {m["key"]: m["value"] for m in child["data"]["metrics"]}
         assert {k: logged[k] for k in outcome["metrics"]} == pytest.approx(outcome["metrics"], rel=1e-12)
         history = rest(
-            mlflow_server, f"/api/2.0/mlflow/metrics/get-history?run_id={outcome['run_id']}&metric_key=denoise_step_ms_series"
+            mlflow_server,
+            f"/api/2.0/mlflow/metrics/get-history?run_id={outcome['run_id']}&metric_key=denoise_step_ms_series",
         )["metrics"]
         assert [m["value"] for m in sorted(history, key=lambda m: m["step"])] == pytest.approx(outcome["steps"])

@@ -13,7 +13,15 @@ from diffexp.config.validate import validate
 from diffexp.sweeps import SWEEPS_DIR, use_sweeps_dir
 from diffexp.sweeps.handoff import point_overrides, swept_keys
 
-SWEEPS = ["ulysses_vs_cfg", "prefetch_grid", "attention_backends", "compile_ablation", "offload_tradeoffs", "model_suite", "tiny_smoke"]
+SWEEPS = [
+    "ulysses_vs_cfg",
+    "prefetch_grid",
+    "attention_backends",
+    "compile_ablation",
+    "offload_tradeoffs",
+    "model_suite",
+    "tiny_smoke",
+]
 
 
 def points(name: str) -> list[tuple[list[str], object]]:
@@ -43,7 +51,7 @@ def test_sweep_composes_into_valid_points(name):
     assert text[0] == "# @package _global_" and text[1].startswith("# ") and "?" in text[1]  # the question
     jobs = points(name)
     assert len(jobs) >= 2
-    for job, cfg in jobs:
+    for _job, cfg in jobs:
         validate(cfg)
         assert cfg.sweep == name
 
@@ -55,16 +63,32 @@ def test_the_sweeps_ask_what_the_issue_asks():
     assert prefetch == [(False, None), (True, 0.0), (True, 0.05), (True, 0.1), (True, 0.25), (True, 0.5)]
     offload = [c.offload for _, c in points("offload_tradeoffs")]
     assert [(o.dit_cpu, o.dit_layerwise, o.text_encoder_cpu, o.vae_cpu) for o in offload] == [
-        (False, False, False, False), (True, False, False, False), (False, True, False, False),
-        (False, False, True, False), (False, False, False, True),
+        (False, False, False, False),
+        (True, False, False, False),
+        (False, True, False, False),
+        (False, False, True, False),
+        (False, False, False, True),
     ]
     assert {c.compile.enabled for _, c in points("compile_ablation")} == {False, True}
     suite = {c.model.name: c for _, c in points("model_suite")}
-    assert set(suite) == {"qwen_image", "qwen_image_edit", "flux1_dev", "flux2_dev", "zimage_turbo", "wan22_t2v", "wan22_ti2v"}
+    assert set(suite) == {
+        "qwen_image",
+        "qwen_image_edit",
+        "flux1_dev",
+        "flux2_dev",
+        "zimage_turbo",
+        "wan22_t2v",
+        "wan22_ti2v",
+    }
     assert all(c.compile.enabled and c.compile.warmup for c in suite.values())
     wan = suite["wan22_t2v"]
     assert (wan.parallel.num_gpus, wan.parallel.cfg_parallel, wan.parallel.ulysses_degree) == (8, True, 4)
-    assert (wan.offload.dit_layerwise, wan.offload.text_encoder_cpu, wan.offload.vae_cpu, wan.offload.dit_cpu) == (True, True, False, False)
+    assert (wan.offload.dit_layerwise, wan.offload.text_encoder_cpu, wan.offload.vae_cpu, wan.offload.dit_cpu) == (
+        True,
+        True,
+        False,
+        False,
+    )
     assert suite["flux2_dev"].offload.text_encoder_cpu is True
     tiny = points("tiny_smoke")
     assert len(tiny) <= 4 and {c.model.name for _, c in tiny} == {"tiny_flux", "tiny_wan"}

@@ -78,7 +78,9 @@ def test_summary_artifacts_hold_the_childrens_numbers(tiny_sweep, tmp_path):
     assert [r["Fastest"] for r in rows].count(FASTEST) == 1 and fastest["Fastest"] == FASTEST
     assert client.get_run(run_id).data.tags["sweep.fastest"] == fastest["Run ID"]
     markdown = (tmp_path / SUMMARY_DIR / "summary.md").read_text()
-    assert "| Model | Task | Steps | Resolution | Denoise (s) ★ | E2E (s) | Peak Mem (GB) | SGLang Ver | GPU |" in markdown
+    assert (
+        "| Model | Task | Steps | Resolution | Denoise (s) ★ | E2E (s) | Peak Mem (GB) | SGLang Ver | GPU |" in markdown
+    )
     assert local
 
 

@@ -89,7 +89,14 @@ def run_ranks(cfg: Config, run_dir: Path) -> RunResult:
             with open(files.log(rank), "wb") as rank_log:
                 ranks.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "diffexp.engines.distributed.worker", str(files.run_dir), str(rank), str(layout.world_size)],
+                        [
+                            sys.executable,
+                            "-m",
+                            "diffexp.engines.distributed.worker",
+                            str(files.run_dir),
+                            str(rank),
+                            str(layout.world_size),
+                        ],
                         stdout=rank_log,
                         stderr=subprocess.STDOUT,
                         env=_rank_env(cfg, layout.world_size),
@@ -98,7 +105,10 @@ def run_ranks(cfg: Config, run_dir: Path) -> RunResult:
                 )
         log.info(
             "%d ranks (%s; pids %s), logs in %s",
-            layout.world_size, layout.describe(), " ".join(str(p.pid) for p in ranks), files.logs_dir,
+            layout.world_size,
+            layout.describe(),
+            " ".join(str(p.pid) for p in ranks),
+            files.logs_dir,
         )
         failure = _wait(ranks, cfg.engine.timeout_s)
     finally:

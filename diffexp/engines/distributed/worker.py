@@ -117,7 +117,12 @@ def _as_parallel_result(result: RunResult, peaks: list[dict], layout: Layout, ba
         result,
         peak_mem_gib=max(per_rank.values()) if per_rank else None,
         peak_mem_gib_per_device=per_rank,
-        tags={**result.tags, "parallel.layout": layout.describe(), "parallel.backend": backend, "parallel.ranks": str(layout.world_size)},
+        tags={
+            **result.tags,
+            "parallel.layout": layout.describe(),
+            "parallel.backend": backend,
+            "parallel.ranks": str(layout.world_size),
+        },
     )
 
 

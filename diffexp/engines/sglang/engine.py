@@ -40,7 +40,7 @@ def resolve_model_path(cfg: Config) -> str:
     if cfg.model.weights == "tiny" or path.startswith(BUILTIN_PREFIX):
         from diffexp.models.tiny import ensure_tiny_checkpoint
 
-        name = path[len(BUILTIN_PREFIX):] if path.startswith(BUILTIN_PREFIX) else (cfg.model.arch or cfg.model.name)
+        name = path[len(BUILTIN_PREFIX) :] if path.startswith(BUILTIN_PREFIX) else (cfg.model.arch or cfg.model.name)
         return str(ensure_tiny_checkpoint(name))
     return path
 
@@ -92,9 +92,11 @@ def failure_message(returncode: int, tail: list[str], figures: harvest.LogFigure
     if returncode == 0 and figures.failure_lines:
         head = f"sglang generate exited 0 but the request failed: {figures.failure_lines[-1][:300]} (log: {log_path})"
     if figures.oom_lines:
-        head = (f"sglang generate ran out of memory: {figures.oom_lines[-1][:300]}\n"
-                "Try CPU/layerwise offload (offload=layerwise or low_vram), more GPUs (parallel=...), "
-                f"or a smaller resolution/frame count. Log: {log_path}")
+        head = (
+            f"sglang generate ran out of memory: {figures.oom_lines[-1][:300]}\n"
+            "Try CPU/layerwise offload (offload=layerwise or low_vram), more GPUs (parallel=...), "
+            f"or a smaller resolution/frame count. Log: {log_path}"
+        )
     return head + "\nlast lines:\n" + "\n".join(f"  {line}" for line in tail[-25:])
 
 
@@ -112,7 +114,11 @@ class SGLangEngine:
         if launch.config_payload is not None:
             paths.generated_config.write_text(json.dumps(launch.config_payload, indent=2) + "\n")
         (paths.run_dir / "command.sh").write_text(script_text(launch))
-        log.info("GPUs: CUDA_VISIBLE_DEVICES=%s (%s)", launch.env.get("CUDA_VISIBLE_DEVICES", "<inherited>"), launch.gpu_reason)
+        log.info(
+            "GPUs: CUDA_VISIBLE_DEVICES=%s (%s)",
+            launch.env.get("CUDA_VISIBLE_DEVICES", "<inherited>"),
+            launch.gpu_reason,
+        )
         log.info("running: %s", shlex.join(launch.command))
 
         returncode, tail = run_streaming(launch.command, {**os.environ, **launch.env}, paths.log, cfg.engine.timeout_s)
@@ -144,8 +150,13 @@ class SGLangEngine:
     @staticmethod
     def _artifacts(launch: Launch, figures: harvest.LogFigures) -> dict[str, str]:
         paths = launch.paths
-        found = {"sglang_log": paths.log, "command": paths.run_dir / "command.sh", "perf_dump": paths.perf_dump,
-                 "sglang_config": paths.generated_config, "nsys_report": paths.nsys_report.with_suffix(".nsys-rep")}
+        found = {
+            "sglang_log": paths.log,
+            "command": paths.run_dir / "command.sh",
+            "perf_dump": paths.perf_dump,
+            "sglang_config": paths.generated_config,
+            "nsys_report": paths.nsys_report.with_suffix(".nsys-rep"),
+        }
         if figures.residency_lines:
             advice = paths.run_dir / "residency_advice.txt"
             advice.write_text("\n".join(figures.residency_lines) + "\n")

@@ -13,9 +13,10 @@ Spellings, value forms and defaults were read from the 0.5.23 wheel: `ServerArgs
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from diffexp.config.schema import Config
 
@@ -113,7 +114,12 @@ FLAGS: tuple[Flag, ...] = (
     Flag("--<resolution>", "preset", lambda c, p: _preset(c), "model.sampling.resolution"),
     Flag("--num-frames", "value", lambda c, p: c.model.sampling.num_frames, "model.sampling.num_frames"),
     Flag("--fps", "value", lambda c, p: c.model.sampling.fps, "model.sampling.fps"),
-    Flag("--num-inference-steps", "value", lambda c, p: c.model.sampling.num_inference_steps, "model.sampling.num_inference_steps"),
+    Flag(
+        "--num-inference-steps",
+        "value",
+        lambda c, p: c.model.sampling.num_inference_steps,
+        "model.sampling.num_inference_steps",
+    ),
     Flag("--guidance-scale", "value", lambda c, p: c.model.sampling.guidance_scale, "model.sampling.guidance_scale"),
     Flag("--seed", "value", lambda c, p: c.model.sampling.seed, "model.sampling.seed"),
     # parallel
@@ -134,14 +140,25 @@ FLAGS: tuple[Flag, ...] = (
     # kernels and compilation
     Flag("--attention-backend", "value", lambda c, p: c.attention.backend, "attention.backend"),
     Flag("--enable-torch-compile", "switch", lambda c, p: c.compile.enabled, "compile.enabled"),
-    Flag("--warmup-mode", "value", lambda c, p: "request" if c.compile.warmup else None, "compile.warmup (the guides' --warmup)"),
+    Flag(
+        "--warmup-mode",
+        "value",
+        lambda c, p: "request" if c.compile.warmup else None,
+        "compile.warmup (the guides' --warmup)",
+    ),
     Flag("--dit-precision", "value", lambda c, p: c.engine.dit_precision, "engine.dit_precision"),
     Flag("--vae-precision", "value", lambda c, p: c.engine.vae_precision, "engine.vae_precision"),
     # torch profiler
     Flag("--profile", "switch", lambda c, p: _torch_profile(c), "profile.mode=torch"),
-    Flag("--num-profiled-timesteps", "value",
-         lambda c, p: c.profile.num_steps if _torch_profile(c) and not c.profile.all_stages else None, "profile.num_steps"),
-    Flag("--profile-all-stages", "switch", lambda c, p: _torch_profile(c) and c.profile.all_stages, "profile.all_stages"),
+    Flag(
+        "--num-profiled-timesteps",
+        "value",
+        lambda c, p: c.profile.num_steps if _torch_profile(c) and not c.profile.all_stages else None,
+        "profile.num_steps",
+    ),
+    Flag(
+        "--profile-all-stages", "switch", lambda c, p: _torch_profile(c) and c.profile.all_stages, "profile.all_stages"
+    ),
     # outputs and logging
     Flag("--save-output", "switch", lambda c, p: c.engine.save_output is True, "engine.save_output=true"),
     Flag("--no-save-output", "switch", lambda c, p: c.engine.save_output is False, "engine.save_output=false"),
@@ -202,15 +219,21 @@ def problems(cfg: Config) -> list[str]:
     out: list[str] = []
     m, s, e = cfg.model, cfg.model.sampling, cfg.engine
     if m.weights == "random":
-        out.append("model.weights=random: engine sglang loads checkpoints only (use weights=pretrained or tiny, or engine=diffusers)")
+        out.append(
+            "model.weights=random: engine sglang loads checkpoints only (use weights=pretrained or tiny, or engine=diffusers)"
+        )
     if _preset(cfg) is not None and s.resolution not in RESOLUTION_PRESETS:
-        out.append(f"model.sampling.resolution={s.resolution!r}: SGLang's presets are {', '.join(RESOLUTION_PRESETS)} (or set width and height)")
+        out.append(
+            f"model.sampling.resolution={s.resolution!r}: SGLang's presets are {', '.join(RESOLUTION_PRESETS)} (or set width and height)"
+        )
     for name in ("dit_precision", "vae_precision"):
         value = getattr(e, name)
         if value is not None and value not in PRECISIONS:
             out.append(f"engine.{name}={value!r}: allowed values are {', '.join(PRECISIONS)}")
     if e.backend is not None and e.backend not in BACKENDS:
-        out.append(f"engine.backend={e.backend!r}: allowed values are {', '.join(BACKENDS)} or null (pass no --backend)")
+        out.append(
+            f"engine.backend={e.backend!r}: allowed values are {', '.join(BACKENDS)} or null (pass no --backend)"
+        )
     if e.config_file and m.sglang_config:
         out.append(f"engine.config_file={e.config_file!r} with model.sglang_config set: choose one --config source")
     return out

@@ -76,8 +76,10 @@ def read_perf_dump(path: Path) -> PerfDump:
         total_duration_ms=float(total) if total is not None else None,
         stages_ms=stages,
         steps_ms=[ms for _, ms in sorted(steps, key=lambda s: s[0])],
-        memory_mb={k: {f: float(v) for f, v in snap.items() if isinstance(v, (int, float))}
-                   for k, snap in (data.get("memory_checkpoints") or {}).items()},
+        memory_mb={
+            k: {f: float(v) for f, v in snap.items() if isinstance(v, (int, float))}
+            for k, snap in (data.get("memory_checkpoints") or {}).items()
+        },
         meta=data.get("meta") or {},
         commit_hash=data.get("commit_hash"),
         request_id=data.get("request_id"),
@@ -168,8 +170,9 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= max(0.02 * max(abs(a), abs(b)), 0.010)
 
 
-def build_result(dump: Optional[PerfDump], log: LogFigures, *, diffusers_baseline: bool = False,
-                 profiled: bool = False) -> RunResult:
+def build_result(
+    dump: Optional[PerfDump], log: LogFigures, *, diffusers_baseline: bool = False, profiled: bool = False
+) -> RunResult:
     """Dump figures first; log figures as the cross-check, or as the figures when no dump exists."""
     result = RunResult(profiled=profiled)
     if dump is not None:
@@ -212,8 +215,11 @@ def build_result(dump: Optional[PerfDump], log: LogFigures, *, diffusers_baselin
 
 def _cross_check(result: RunResult, dump: Optional[PerfDump], log: LogFigures) -> None:
     log_denoise = denoise_seconds(log.stages_s, [])
-    for name, value in (("log.warmup_excluded_s", log.warmup_excluded_s), ("log.generated_s", log.generated_s),
-                        ("log.denoise_s", log_denoise)):
+    for name, value in (
+        ("log.warmup_excluded_s", log.warmup_excluded_s),
+        ("log.generated_s", log.generated_s),
+        ("log.denoise_s", log_denoise),
+    ):
         if value is not None:
             result.extra_metrics[name] = value
     if dump is None:
@@ -221,8 +227,11 @@ def _cross_check(result: RunResult, dump: Optional[PerfDump], log: LogFigures) -
     pairs = [("denoise", result.denoise_s, log_denoise)]
     if log.warmup_excluded_s is not None:
         pairs.append(("e2e", result.e2e_s, log.warmup_excluded_s))
-    mismatches = [f"{n}: dump {d:.4f}s vs log {lg:.4f}s" for n, d, lg in pairs
-                  if d is not None and lg is not None and not _close(d, lg)]
+    mismatches = [
+        f"{n}: dump {d:.4f}s vs log {lg:.4f}s"
+        for n, d, lg in pairs
+        if d is not None and lg is not None and not _close(d, lg)
+    ]
     if any(d is not None and lg is not None for _, d, lg in pairs):
         result.tags["log_crosscheck"] = "mismatch: " + "; ".join(mismatches) if mismatches else "ok"
 

@@ -86,11 +86,20 @@ def run_streaming(
     with open(log_path, "a", encoding="utf-8") as log_file:
         try:
             proc = subprocess.Popen(
-                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, text=True, bufsize=1, errors="replace",
+                cmd,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                text=True,
+                bufsize=1,
+                errors="replace",
             )
         except FileNotFoundError as exc:
-            raise DiffexpError(f"cannot start {cmd[0]!r}: not found on PATH (install the sglang extra or set engine.executable)") from exc
+            raise DiffexpError(
+                f"cannot start {cmd[0]!r}: not found on PATH (install the sglang extra or set engine.executable)"
+            ) from exc
         pgid = proc.pid  # start_new_session: the child leads its own group
         log.info("started pid %d (process group %d)", proc.pid, pgid)
         pump = _Pump(proc.stdout, log_file, echo, tail_lines)
@@ -106,8 +115,7 @@ def run_streaming(
                     if time.monotonic() > deadline:
                         log.error("timed out after %.0f s; killing process group %d", timeout_s, pgid)
                         raise EngineTimeout(
-                            f"{what} ran past engine.timeout_s={timeout_s:g} s and was killed "
-                            f"(log: {log_path})"
+                            f"{what} ran past engine.timeout_s={timeout_s:g} s and was killed (log: {log_path})"
                         ) from None
         except BaseException:
             # Ctrl-C, RunInterrupted, or the timeout above: nothing of the group may outlive us.

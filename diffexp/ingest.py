@@ -72,7 +72,7 @@ def _text(value) -> str:
 
 def ingest(found: Found, tracking: TrackingConfig, extra_tags: Optional[dict[str, str]] = None) -> str:
     """Log one dump as an MLflow run; returns the run id. Invalid (fallback) runs end FAILED."""
-    from diffexp.tracking import RunRecorder
+    from diffexp.tracking.writer import RunRecorder
 
     dump = harvest.read_perf_dump(found.dump)
     figures = harvest.parse_log(found.log.read_text(errors="replace")) if found.log else harvest.LogFigures()
@@ -92,7 +92,7 @@ def ingest(found: Found, tracking: TrackingConfig, extra_tags: Optional[dict[str
         **(extra_tags or {}),
     }
     recorder = RunRecorder(
-        tracking,
+        tracking.uri,
         experiment=tracking.experiment or Path(model).name or "ingested",
         run_name=tracking.run_name or f"{Path(model).name} · {found.dump.stem}",
         params=params,

@@ -103,6 +103,10 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
     """Run one composed config. Returns None for a dry run; raises after recording a failed run."""
     validate(cfg)
     check_launch(cfg)
+    if cfg.tracking.enabled and not cfg.engine.dry_run:
+        from diffexp.tracking.store import check_usable, resolve_uri
+
+        check_usable(resolve_uri(cfg.tracking.uri))  # seconds, before the model loads: not minutes after
     engine = get_engine(cfg.engine.name)
     if cfg.engine.dry_run:
         print(engine.dry_run_text(cfg))
@@ -114,12 +118,14 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
     if not cfg.tracking.enabled:
         return _execute_untracked(cfg, engine, run_dir)
     # MLflow is imported only when a run is tracked (GPU boxes may run untracked without it).
-    from diffexp.tracking import RunRecorder, flatten
+    from diffexp.tracking.writer import RunRecorder, flatten
+
+    _close_orphans(cfg.tracking.uri)
 
     params = flatten(dataclasses.asdict(cfg))
     with _run_log(run_dir / "run.log") as log_file, _terminate_as_interrupt():
         recorder = RunRecorder(
-            cfg.tracking,
+            cfg.tracking.uri,
             experiment=cfg.tracking.experiment or cfg.model.name,
             run_name=cfg.tracking.run_name or run_name(cfg),
             params=params,
@@ -140,6 +146,17 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
             if not result.valid:  # log_result marked the run FAILED
                 log.error("run is not valid: %s", result.invalid_reason)
     return Outcome(recorder.run_id, recorder.uri, result, recorder.status or "FINISHED")
+
+
+def _close_orphans(uri: Optional[str]) -> None:
+    """Runs this host left RUNNING when their process died (SIGKILL, OOM) are ended FAILED before a new one starts."""
+    from diffexp.tracking.reconcile import close_orphans
+    from diffexp.tracking.store import client_for
+
+    try:
+        close_orphans(client_for(uri))
+    except Exception as exc:  # a store that cannot be searched now must not stop the run
+        log.warning("could not look for runs left RUNNING by dead processes: %s", exc)
 
 
 def _execute_untracked(cfg: Config, engine, run_dir: Path) -> Outcome:
@@ -167,7 +184,7 @@ def print_summary(outcome: Outcome) -> None:
     if outcome.run_id == "untracked":
         print(f"not tracked; figures in {outcome.tracking_uri}")
         return
-    from diffexp.tracking import ui_hint
+    from diffexp.tracking.store import ui_hint
 
     print(f"logged to {outcome.tracking_uri} (run {outcome.run_id})")
     print(f"see it with: {ui_hint(outcome.tracking_uri)}")

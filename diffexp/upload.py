@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 
 def upload_run_dir(run_dir: Path, tracking: TrackingConfig, extra_tags: dict[str, str] | None = None) -> str:
-    from diffexp.tracking import RunRecorder, flatten
+    from diffexp.tracking.writer import RunRecorder, flatten
 
     config_yaml, metrics_json = run_dir / "config.yaml", run_dir / "metrics.json"
     if not (config_yaml.is_file() and metrics_json.is_file()):
@@ -35,7 +35,7 @@ def upload_run_dir(run_dir: Path, tracking: TrackingConfig, extra_tags: dict[str
     # Environment tags describe the machine that ran it, which the result carries; ours would be wrong.
     tags = {k: v for k, v in run_tags(cfg).items() if not k.startswith(("gpu.", "host", "cuda", "version.", "git."))}
     recorder = RunRecorder(
-        tracking,
+        tracking.uri,
         experiment=tracking.experiment or cfg.model.name,
         run_name=run_name(cfg),
         params=flatten(dataclasses.asdict(cfg)),

@@ -178,9 +178,8 @@ def test_exit_status_of_the_real_command(capsys):
 def _log_run(
     uri: str, experiment: str, name: str, denoise_s: float, correctness: str | None, tags=None, parent=None
 ) -> str:
-    from diffexp.config.schema import TrackingConfig
     from diffexp.results import RunResult
-    from diffexp.tracking import RunRecorder
+    from diffexp.tracking.writer import RunRecorder
 
     result = RunResult(
         denoise_s=denoise_s,
@@ -194,9 +193,7 @@ def _log_run(
     all_tags = {"model": "flux1_dev", "valid": "true", **(tags or {})}
     if correctness:
         all_tags["correctness"] = correctness
-    with RunRecorder(
-        TrackingConfig(uri=uri), experiment, name, {"model.name": "flux1_dev"}, all_tags, parent_run_id=parent
-    ) as rec:
+    with RunRecorder(uri, experiment, name, {"model.name": "flux1_dev"}, all_tags, parent_run_id=parent) as rec:
         rec.log_result(result)
     return rec.run_id
 
@@ -231,15 +228,12 @@ def test_correctness_gates_an_improvement(correctness, exit_code, verdict, store
 
 
 def test_sweeps_are_compared_point_by_point(store, tmp_path, capsys):
-    from diffexp.config.schema import TrackingConfig
-    from diffexp.tracking import RunRecorder
+    from diffexp.tracking.writer import RunRecorder
 
     uri = store
     parents = []
     for name, slowdown in (("before", 1.0), ("after", 1.05)):
-        with RunRecorder(
-            TrackingConfig(uri=uri), "sweep-demo", name, {}, {"sweep": "demo", "sweep.role": "parent"}
-        ) as parent:
+        with RunRecorder(uri, "sweep-demo", name, {}, {"sweep": "demo", "sweep.role": "parent"}) as parent:
             for i, backend in enumerate(("fa", "torch_sdpa", "sage_attn" if name == "before" else "sage_attn_3")):
                 tags = {"sweep.point": str(i), "sweep.overrides": json.dumps([f"attention={backend}"])}
                 denoise = (10.0 + i) * (slowdown if backend == "torch_sdpa" else 1.0)

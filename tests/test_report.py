@@ -7,10 +7,10 @@ import time
 
 import pytest
 
-from diffexp.config.schema import TrackingConfig
-from diffexp.report import main, suite_runs, suite_table
+from diffexp.report import main
+from diffexp.reports.suite import suite_runs, suite_table
 from diffexp.results import RunResult
-from diffexp.tracking import RunRecorder
+from diffexp.tracking.writer import RunRecorder
 
 GUIDE_HEADER = "| Model | Task | Steps | Resolution | Denoise (s) ★ | E2E (s) | Peak Mem (GB) | SGLang Ver | GPU |"
 
@@ -38,7 +38,7 @@ def _run(
         },
     }
     tags = {"model": model, "engine": "sglang", "valid": valid, "version.sglang": "0.5.23", "gpu.names": gpu}
-    with RunRecorder(TrackingConfig(uri=uri), model, model, params, tags) as rec:
+    with RunRecorder(uri, model, model, params, tags) as rec:
         rec.log_result(RunResult(denoise_s=denoise, e2e_s=denoise + 1.5, peak_mem_gib=30.25, valid=valid == "true"))
         if not status_ok:
             rec.status = "FAILED"
@@ -95,7 +95,9 @@ def test_latest_valid_run_per_model_and_gpu(store):
 
 
 def test_suite_command(store, capsys):
-    assert main(["suite", f"tracking.uri={store}", "all=true"]) == 0
+    assert main(["--tracking-uri", store, "suite", "--all"]) == 0
     out = capsys.readouterr().out
     assert out.startswith(GUIDE_HEADER) and "| tiny-FLUX | T2I | 4 | 64×64 | 0.100 |" in out and "| CPU |" in out
-    assert main(["bogus"]) == 2
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bogus"])
+    assert exit_info.value.code == 2

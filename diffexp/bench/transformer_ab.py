@@ -158,8 +158,7 @@ def ab_metrics(result: dict) -> dict[str, float]:
 def log_to_mlflow(out_dir: Path, tracking_uri: str | None, experiment: str = "transformer_ab") -> str | None:
     """One MLflow run from OUT: setup as params, the summaries as metrics, every file in OUT as an artifact."""
     try:
-        from diffexp.config.schema import TrackingConfig
-        from diffexp.tracking import RunRecorder
+        from diffexp.tracking.writer import RunRecorder
     except ImportError:  # a GPU box without mlflow
         print(f"mlflow is not importable here: results stay in {out_dir} (log them with --log {out_dir})")
         return None
@@ -169,7 +168,7 @@ def log_to_mlflow(out_dir: Path, tracking_uri: str | None, experiment: str = "tr
     params = {k: str(result.get(k)) for k in ("gpu", "torch", "height", "width", "compile_mode")}
     params.update({f"{p}.rounds": str(result[p]["rounds"]) for p in ("eager", "compiled") if p in result})
     tags = {"gpu.names": str(result.get("gpu")), "kernels.patched": "; ".join(result.get("patched", []))}
-    with RunRecorder(TrackingConfig(uri=tracking_uri), experiment, name, params, tags) as recorder:
+    with RunRecorder(tracking_uri, experiment, name, params, tags) as recorder:
         recorder.log_metrics(ab_metrics(result))
         for path in sorted(out_dir.iterdir()):
             recorder.log_artifact(path)

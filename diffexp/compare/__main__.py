@@ -19,10 +19,10 @@ from diffexp.compare.perf_dump import read_perf_dump
 from diffexp.compare.render import print_terminal, to_markdown
 from diffexp.compare.rules import RULES
 from diffexp.errors import DiffexpError
-from diffexp.sweeps.handoff import TAG_OVERRIDES, TAG_ROLE
-from diffexp.sweeps.queries import RecordedRun, children, find_parent, get_run
-from diffexp.sweeps.summary import markdown_table, point_label
-from diffexp.tracking_queries import client_for_uri
+from diffexp.reports.summary import markdown_table, point_label
+from diffexp.tracking import names
+from diffexp.tracking.records import RecordedRun, children, find_parent, get_run
+from diffexp.tracking.store import client_for
 
 log = logging.getLogger("diffexp.compare")
 
@@ -43,11 +43,11 @@ def resolve(ref: str, store) -> Ref:
 
 
 def _is_sweep(ref: Ref) -> bool:
-    return isinstance(ref, RecordedRun) and ref.tags.get(TAG_ROLE) == "parent"
+    return isinstance(ref, RecordedRun) and ref.tags.get(names.SWEEP_ROLE) == "parent"
 
 
 def _point_key(run: RecordedRun) -> str:
-    return json.dumps(sorted(json.loads(run.tags.get(TAG_OVERRIDES, "[]"))))
+    return json.dumps(sorted(json.loads(run.tags.get(names.SWEEP_OVERRIDES, "[]"))))
 
 
 def compare_refs(base: Ref, cand: Ref, rule: str, store) -> tuple[list[tuple[str, Comparison]], list[str]]:
@@ -109,9 +109,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     try:
-        store = (
-            None if all(Path(a).is_file() for a in (args.base, args.candidate)) else client_for_uri(args.tracking_uri)
-        )
+        store = None if all(Path(a).is_file() for a in (args.base, args.candidate)) else client_for(args.tracking_uri)
         base, cand = resolve(args.base, store), resolve(args.candidate, store)
         comparisons, extra = compare_refs(base, cand, args.rule, store)
     except DiffexpError as exc:

@@ -21,7 +21,7 @@ from diffexp.compare.rules import (
     gates,
 )
 from diffexp.review.verdict import FAIL, PASS, UNCHECKED
-from diffexp.sweeps.queries import RecordedRun
+from diffexp.tracking.records import RecordedRun
 
 DENOISE, E2E = "Denoise ★", "E2E Latency"
 # Stages that are not inference latency (model load, compile warmup): shown, never gating.

@@ -7,7 +7,7 @@ from typing import Optional
 
 from diffexp.compare.core import Comparison, Row
 from diffexp.compare.rules import RULES
-from diffexp.sweeps.summary import markdown_table
+from diffexp.reports.summary import markdown_table
 
 RULE_TEXT = {
     "guide": "guide: regression when denoise is more than 2 % slower (other rows shown with ±2 %)",

@@ -10,12 +10,11 @@ Public API:
 
 from diffexp.review.check import ReviewOutcome, review_logged_run, review_run
 from diffexp.review.reference import reference_for_sweep, resolve_reference, sampling_mismatches
-from diffexp.review.verdict import FAIL, PASS, TAG, UNCHECKED, VERDICTS, is_sweep_reference, verdict_label, verdict_of
+from diffexp.review.verdict import FAIL, PASS, UNCHECKED, VERDICTS, is_sweep_reference, verdict_label, verdict_of
 
 __all__ = [
     "FAIL",
     "PASS",
-    "TAG",
     "UNCHECKED",
     "VERDICTS",
     "ReviewOutcome",

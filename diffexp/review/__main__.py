@@ -59,9 +59,9 @@ def main(argv=None) -> int:
     for name in ("mlflow", "alembic", "urllib3", "httpx"):
         logging.getLogger(name).setLevel(logging.WARNING)
     from diffexp.review import FAIL, PASS, review_logged_run
-    from diffexp.tracking_queries import client_for_uri
+    from diffexp.tracking.store import client_for
 
-    client = client_for_uri(args.tracking_uri)
+    client = client_for(args.tracking_uri)
     verdicts = []
     for run_id in args.runs:
         try:

@@ -21,13 +21,14 @@ from diffexp.review.verdict import (
     PASS,
     ROLE_REFERENCE,
     ROLE_TAG,
-    TAG,
     UNCHECKED,
     judge,
     lossy_reasons,
     settings_from_params,
 )
-from diffexp.tracking_queries import LoggedRun, RunWriter, download_outputs, get_run
+from diffexp.tracking import names
+from diffexp.tracking.queries import LoggedRun, download_outputs, get_run
+from diffexp.tracking.writer import RunWriter
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ class ReviewOutcome:
     lossy: list[str] = field(default_factory=list)
 
     def tags(self, baseline: bool) -> dict[str, str]:
-        tags = {TAG: self.verdict}
+        tags = {names.CORRECTNESS: self.verdict}
         optional = {
             "review.reference": self.reference,
             "review.reference_run_id": self.reference_run_id,
@@ -147,7 +148,7 @@ def _record(writer: RunWriter, run: LoggedRun, outcome: ReviewOutcome, pictures:
     for key, values in outcome.series.items():
         writer.log_series(key, values)
     if any(pictures.glob("*.png")):
-        writer.log_artifacts(pictures, "review")
+        writer.log_artifact(pictures, "review")
 
 
 def _log(run: LoggedRun, outcome: ReviewOutcome) -> None:

@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Optional, Union
 
 from diffexp.errors import DiffexpError
-from diffexp.review.verdict import FAIL, TAG, lossy_reasons, settings_from_params
-from diffexp.tracking_queries import LoggedRun, get_run, runs_of_model, sweep_points
+from diffexp.review.verdict import FAIL, lossy_reasons, settings_from_params
+from diffexp.tracking import names
+from diffexp.tracking.queries import LoggedRun, get_run, runs_of_model, sweep_points
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,7 @@ def _usable(candidate: LoggedRun, run: LoggedRun) -> bool:
 def latest_of_model(client, model: str, run: LoggedRun) -> LoggedRun:
     candidates = runs_of_model(client, model)
     for candidate in candidates:
-        if _usable(candidate, run) and candidate.tags.get(TAG) != FAIL:
+        if _usable(candidate, run) and candidate.tags.get(names.CORRECTNESS) != FAIL:
             return candidate
     hint = ""
     others = [c for c in candidates if c.run_id != run.run_id]
@@ -171,7 +172,7 @@ def _params_of_run_folder(path: Path) -> Optional[dict[str, str]]:
         return None
     from omegaconf import OmegaConf
 
-    from diffexp.tracking import flatten
+    from diffexp.tracking.writer import flatten
 
     return flatten(OmegaConf.to_container(OmegaConf.load(config), resolve=True))
 

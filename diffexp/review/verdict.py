@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from diffexp.config.schema import ReviewConfig
+from diffexp.tracking import names
 
 PASS, FAIL, UNCHECKED = "pass", "fail", "unchecked"
 VERDICTS = (PASS, FAIL, UNCHECKED)
-TAG = "correctness"
 # Set on the run that is a sweep's reference: nothing to compare it with, and the others are compared with it.
 ROLE_TAG, ROLE_REFERENCE = "review.role", "reference"
 # fp8/fp4 precisions change the output by design.
@@ -95,7 +95,7 @@ def _tags_of(run: Any) -> Mapping[str, str]:
 
 def verdict_of(run: Any) -> str:
     """`pass`, `fail` or `unchecked` for an MLflow Run, a LoggedRun or a tag mapping; no tag reads unchecked."""
-    value = _tags_of(run).get(TAG, UNCHECKED)
+    value = _tags_of(run).get(names.CORRECTNESS, UNCHECKED)
     return value if value in VERDICTS else UNCHECKED
 
 

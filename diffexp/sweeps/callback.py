@@ -16,7 +16,8 @@ from typing import Any, Optional
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from diffexp.sweeps.handoff import TAG_DIR, TAG_KEYS, TAG_OVERRIDES, TAG_ROLE, TAG_SWEEP, SweepInfo, swept_keys
+from diffexp.sweeps.handoff import SweepInfo, swept_keys
+from diffexp.tracking import names
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ class SweepParentCallback(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from diffexp.environment import environment_tags
-        from diffexp.tracking import RunRecorder
+        from diffexp.tracking.writer import RunRecorder
 
         if OmegaConf.select(config, "engine.dry_run") or not OmegaConf.select(config, "tracking.enabled", default=True):
             return  # nothing runs, or nothing is tracked: no parent run
@@ -55,18 +56,18 @@ class SweepParentCallback(Callback):
         tracking = OmegaConf.to_object(config.tracking)
         experiment = tracking.experiment or f"sweep-{name}"
         self.recorder = RunRecorder(
-            tracking,
+            tracking.uri,
             experiment=experiment,
             run_name=f"{name} · {sweep_dir.name}",
             params={f"sweep.{k.lstrip('+~')}": o.partition("=")[2] for k, o in _by_key(overrides, keys).items()},
             tags={
                 **environment_tags(),
                 **dict(tracking.tags),
-                TAG_SWEEP: name,
-                TAG_ROLE: "parent",
-                TAG_DIR: str(sweep_dir),
-                TAG_OVERRIDES: json.dumps(overrides),
-                TAG_KEYS: json.dumps(keys),
+                names.SWEEP: name,
+                names.SWEEP_ROLE: "parent",
+                names.SWEEP_DIR: str(sweep_dir),
+                names.SWEEP_OVERRIDES: json.dumps(overrides),
+                names.SWEEP_KEYS: json.dumps(keys),
             },
         )
         self.info = SweepInfo(
@@ -91,8 +92,8 @@ class SweepParentCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.recorder is None or self.info is None:
             return
-        from diffexp.sweeps.artifacts import SUMMARY_DIR, write_sweep_report
-        from diffexp.sweeps.queries import get_run
+        from diffexp.reports.sweep_report import SUMMARY_DIR, write_sweep_report
+        from diffexp.tracking.records import get_run
 
         recorder, self.recorder = self.recorder, None
         atexit.unregister(self._abandon)

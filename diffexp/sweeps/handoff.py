@@ -15,15 +15,6 @@ from typing import Optional
 
 HANDOFF_FILE = "sweep_parent.json"
 
-# Child-run tags through which other consumers (correctness review, compare, report) find a point.
-TAG_SWEEP = "sweep"
-TAG_ROLE = "sweep.role"  # parent | point
-TAG_POINT = "sweep.point"  # the Hydra job number, 0-based, in launch order
-TAG_BASELINE = "sweep.baseline"  # "true" on the point the others are judged against
-TAG_OVERRIDES = "sweep.overrides"  # JSON list of the point's swept overrides, e.g. ["model=tiny_wan", "compile=on"]
-TAG_KEYS = "sweep.keys"  # on the parent: JSON list of the swept keys, in sweep order
-TAG_DIR = "sweep.dir"
-
 
 @dataclass
 class SweepInfo:
@@ -82,12 +73,3 @@ def point_overrides(task_overrides: Iterable[str], keys: Sequence[str]) -> list[
         if key in keys:
             chosen[key] = f"{key}={override.get_value_element_as_str()}"
     return [chosen[k] for k in keys if k in chosen]
-
-
-def parse_point_overrides(tag: Optional[str]) -> dict[str, str]:
-    """The TAG_OVERRIDES value → {"model": "tiny_wan", "+recipe": "flux1_dev"} (values as written)."""
-    out = {}
-    for item in json.loads(tag) if tag else []:
-        key, _, value = item.partition("=")
-        out[key] = value
-    return out

@@ -15,7 +15,8 @@ from omegaconf import DictConfig
 
 from diffexp.config import Config, to_config
 from diffexp.errors import RunInterrupted
-from diffexp.sweeps.handoff import TAG_BASELINE, TAG_OVERRIDES, TAG_POINT, TAG_ROLE, SweepInfo, point_overrides
+from diffexp.sweeps.handoff import SweepInfo, point_overrides
+from diffexp.tracking import names
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,10 @@ def attach(cfg: Config, info: SweepInfo, point: int, overrides: list[str]) -> No
     cfg.review.baseline = cfg.review.baseline or baseline
     cfg.tracking.tags.update(
         {
-            TAG_ROLE: "point",
-            TAG_POINT: str(point),
-            TAG_BASELINE: str(baseline).lower(),
-            TAG_OVERRIDES: json.dumps(overrides),
+            names.SWEEP_ROLE: "point",
+            names.SWEEP_POINT: str(point),
+            names.SWEEP_BASELINE: str(baseline).lower(),
+            names.SWEEP_OVERRIDES: json.dumps(overrides),
         }
     )
 
@@ -87,11 +88,11 @@ def _record_failure(
     config: Optional[Config], info: SweepInfo, point: int, overrides: list[str], exc: Exception
 ) -> None:
     """A point that failed before its run existed (bad input file, no GPUs, …) still becomes a FAILED child."""
-    from diffexp.sweeps.queries import has_point
-    from diffexp.tracking_queries import client_for_uri
+    from diffexp.tracking.records import has_point
+    from diffexp.tracking.store import client_for
 
     try:
-        store = client_for_uri(info.tracking_uri)
+        store = client_for(info.tracking_uri)
         if has_point(store, info.experiment, info.run_id, point):
             return  # execute() created the run and already marked it FAILED
         _failed_child(config, info, point, overrides, exc)
@@ -102,7 +103,7 @@ def _record_failure(
 def _failed_child(config: Optional[Config], info: SweepInfo, point: int, overrides: list[str], exc: Exception) -> None:
     from diffexp.config.schema import TrackingConfig
     from diffexp.run import run_name, run_tags
-    from diffexp.tracking import RunRecorder, flatten
+    from diffexp.tracking.writer import RunRecorder, flatten
 
     if config is not None:
         tracking, params, tags, name = (
@@ -116,13 +117,13 @@ def _failed_child(config: Optional[Config], info: SweepInfo, point: int, overrid
         params, name = {}, f"point {point}"
         tags = {
             "sweep": info.name,
-            TAG_ROLE: "point",
-            TAG_POINT: str(point),
-            TAG_BASELINE: str(info.is_baseline(point, overrides)).lower(),
-            TAG_OVERRIDES: json.dumps(overrides),
+            names.SWEEP_ROLE: "point",
+            names.SWEEP_POINT: str(point),
+            names.SWEEP_BASELINE: str(info.is_baseline(point, overrides)).lower(),
+            names.SWEEP_OVERRIDES: json.dumps(overrides),
         }
     recorder = RunRecorder(
-        tracking, experiment=info.experiment, run_name=name, params=params, tags=tags, parent_run_id=info.run_id
+        tracking.uri, experiment=info.experiment, run_name=name, params=params, tags=tags, parent_run_id=info.run_id
     )
     try:
         with recorder:

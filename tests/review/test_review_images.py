@@ -12,7 +12,7 @@ from diffexp.errors import DiffexpError
 from diffexp.review import review_logged_run, verdict_label, verdict_of
 from diffexp.review.metrics import PSNR_CAP_DB
 from diffexp.review.reference import resolve_reference
-from diffexp.tracking_queries import get_run
+from diffexp.tracking.queries import get_run
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from diffexp.review import is_sweep_reference, reference_for_sweep, resolve_reference, verdict_label
-from diffexp.tracking_queries import get_run
+from diffexp.tracking.queries import get_run
 
 pytestmark = pytest.mark.slow
 

@@ -66,13 +66,10 @@ print("OUTCOME " + json.dumps({"run_id": outcome.run_id, "metrics": outcome.resu
 
 def test_four_points_logging_at_once_lose_nothing(mlflow_server, tmp_path):
     """Four points run at once as separate processes (as a parallel launcher runs them), children of one parent."""
-    from diffexp.config.schema import TrackingConfig
-    from diffexp.tracking import RunRecorder
+    from diffexp.tracking.writer import RunRecorder
 
     experiment = "concurrency"
-    parent = RunRecorder(
-        TrackingConfig(uri=mlflow_server), experiment, "parent", params={}, tags={"sweep.role": "parent"}
-    )
+    parent = RunRecorder(mlflow_server, experiment, "parent", params={}, tags={"sweep.role": "parent"})
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", POINT, mlflow_server, experiment, parent.run_id, str(i), str(tmp_path / str(i))],

@@ -9,9 +9,9 @@ import json
 import pytest
 from mlflow import MlflowClient
 
-from diffexp.sweeps.artifacts import SUMMARY_DIR
-from diffexp.sweeps.charts import CHARTS_HTML
-from diffexp.sweeps.summary import FASTEST
+from diffexp.reports.charts import CHARTS_HTML
+from diffexp.reports.summary import FASTEST
+from diffexp.reports.sweep_report import SUMMARY_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -91,7 +91,7 @@ def test_rebuilt_report_equals_the_logged_one(tiny_sweep, tmp_path):
     MlflowClient(tiny_sweep.uri).download_artifacts(tiny_sweep.info.run_id, SUMMARY_DIR, str(logged))
     for ref in (tiny_sweep.info.run_id, f"tiny_smoke · {tiny_sweep.sweep_dir.name}", "tiny_smoke"):
         out = tmp_path / "rebuilt"
-        assert main([f"sweep={ref}", f"out={out}", f"tracking.uri={tiny_sweep.uri}"]) == 0
+        assert main(["--tracking-uri", tiny_sweep.uri, "sweep", ref, "--out", str(out)]) == 0
         for name in ("summary.csv", "summary.md"):
             assert (out / name).read_text() == (logged / SUMMARY_DIR / name).read_text()
         assert (out / "charts" / CHARTS_HTML).is_file()

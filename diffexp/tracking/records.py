@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Optional
@@ -10,10 +11,10 @@ from mlflow import MlflowClient
 
 from diffexp.errors import DiffexpError
 from diffexp.results import RunResult
-from diffexp.sweeps.handoff import TAG_POINT, TAG_ROLE, TAG_SWEEP
-from diffexp.tracking import STEP_SERIES
-from diffexp.tracking_queries import LoggedRun, search_runs
-from diffexp.tracking_queries import get_run as logged_run
+from diffexp.tracking import names
+from diffexp.tracking.names import STEP_SERIES
+from diffexp.tracking.queries import LoggedRun, search_runs
+from diffexp.tracking.queries import get_run as logged_run
 
 _RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -39,7 +40,7 @@ class RecordedRun:
 
     @property
     def point(self) -> Optional[int]:
-        value = self.tags.get(TAG_POINT)
+        value = self.tags.get(names.SWEEP_POINT)
         return int(value) if value is not None else None
 
 
@@ -93,8 +94,8 @@ def find_parent(client: MlflowClient, ref: str) -> RecordedRun:
     """A sweep parent by run id, by run name, or by sweep name (the latest such sweep)."""
     if _RUN_ID.match(ref):
         return get_run(client, ref, with_steps=False)
-    role = f"tags.`{TAG_ROLE}` = 'parent'"
-    for condition in (f"attributes.run_name = '{ref}'", f"tags.`{TAG_SWEEP}` = '{ref}'"):
+    role = f"tags.`{names.SWEEP_ROLE}` = 'parent'"
+    for condition in (f"attributes.run_name = '{ref}'", f"tags.`{names.SWEEP}` = '{ref}'"):
         found = search(client, f"{role} and {condition}")
         if found:
             return found[0]
@@ -115,6 +116,17 @@ def has_point(client: MlflowClient, experiment: str, parent_run_id: str, point: 
     if exp is None:
         return False
     found = search(
-        client, f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{TAG_POINT}` = '{point}'", [exp.experiment_id]
+        client,
+        f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{names.SWEEP_POINT}` = '{point}'",
+        [exp.experiment_id],
     )
     return bool(found)
+
+
+def parse_point_overrides(tag: Optional[str]) -> dict[str, str]:
+    """The names.SWEEP_OVERRIDES value → {"model": "tiny_wan", "+recipe": "flux1_dev"} (values as written)."""
+    out = {}
+    for item in json.loads(tag) if tag else []:
+        key, _, value = item.partition("=")
+        out[key] = value
+    return out

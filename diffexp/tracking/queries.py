@@ -1,30 +1,23 @@
-"""Read-side MLflow queries (find runs, download their outputs) and writes onto runs that already exist.
-
-The companion of `tracking.py` for consumers of logged runs (the correctness review, and anything
-else that looks runs up after the fact); like it, the only other place that imports MLflow.
-"""
+"""The read side: find logged runs and download their outputs, as plain `LoggedRun` records for consumers."""
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from mlflow import MlflowClient
-from mlflow.entities import Metric, RunTag, ViewType
+from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
-from mlflow.utils.time import get_current_time_millis
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID as PARENT_TAG
 
-from diffexp.config.schema import TrackingConfig
 from diffexp.errors import DiffexpError
-from diffexp.tracking import BATCH, client_for
+from diffexp.tracking import names
 
 log = logging.getLogger(__name__)
 
-PARENT_TAG = "mlflow.parentRunId"
 # Enough for any store we search by model or sweep; beyond this the newest runs win.
 MAX_SEARCHED_RUNS = 5000
 
@@ -44,11 +37,6 @@ class LoggedRun:
     @property
     def parent_run_id(self) -> Optional[str]:
         return self.tags.get(PARENT_TAG)
-
-
-def client_for_uri(uri: Optional[str] = None) -> MlflowClient:
-    """A client for the store a reading command opens: `uri`, else $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db."""
-    return client_for(TrackingConfig(uri=uri or os.environ.get("MLFLOW_TRACKING_URI") or None))
 
 
 def _logged(run) -> LoggedRun:
@@ -111,7 +99,9 @@ def runs_of_model(client: MlflowClient, model: str) -> list[LoggedRun]:
     """FINISHED runs tagged with this model, newest first."""
     quoted = model.replace("'", "\\'")
     return search_runs(
-        client, f"tags.model = '{quoted}' and attributes.status = 'FINISHED'", order_by=["attributes.start_time DESC"]
+        client,
+        f"tags.{names.MODEL} = '{quoted}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
     )
 
 
@@ -126,36 +116,3 @@ def download_outputs(client: MlflowClient, run_id: str, dst: Path) -> list[Path]
     except MlflowException as exc:
         raise DiffexpError(f"cannot download the outputs of run {run_id}: {exc.message}") from exc
     return sorted(local.iterdir())
-
-
-class RunWriter:
-    """Tags, metrics and artifacts onto an existing run (the live run of `execute`, or one logged earlier)."""
-
-    def __init__(self, client: MlflowClient, run_id: str):
-        self.client = client
-        self.run_id = run_id
-
-    def set_tags(self, tags: dict[str, str]) -> None:
-        items = [RunTag(k, str(v)) for k, v in tags.items()]
-        for i in range(0, len(items), BATCH):
-            self.client.log_batch(self.run_id, tags=items[i : i + BATCH])
-
-    def delete_tags(self, keys: Iterable[str]) -> None:
-        for key in keys:
-            self.client.delete_tag(self.run_id, key)
-
-    def log_metrics(self, metrics: dict[str, float]) -> None:
-        now = get_current_time_millis()
-        items = [Metric(k, float(v), now, 0) for k, v in metrics.items()]
-        for i in range(0, len(items), BATCH):
-            self.client.log_batch(self.run_id, metrics=items[i : i + BATCH])
-
-    def log_series(self, key: str, values: list[float]) -> None:
-        """One value per step (e.g. per video frame), step = index."""
-        now = get_current_time_millis()
-        items = [Metric(key, float(v), now, step) for step, v in enumerate(values)]
-        for i in range(0, len(items), BATCH):
-            self.client.log_batch(self.run_id, metrics=items[i : i + BATCH])
-
-    def log_artifacts(self, local_dir: Path, artifact_path: str) -> None:
-        self.client.log_artifacts(self.run_id, str(local_dir), artifact_path)

@@ -11,8 +11,8 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from diffexp.sweeps.queries import RecordedRun
-from diffexp.sweeps.summary import SweepSummary, point_label
+from diffexp.reports.summary import SweepSummary, point_label
+from diffexp.tracking.records import RecordedRun
 
 log = logging.getLogger(__name__)
 

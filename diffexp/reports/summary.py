@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from diffexp.sweeps.handoff import TAG_BASELINE, TAG_OVERRIDES, parse_point_overrides
-from diffexp.sweeps.queries import RecordedRun
+from diffexp.tracking import names
+from diffexp.tracking.records import RecordedRun, parse_point_overrides
 
 # The guide's "Result Recording Format" columns, in its order.
 GUIDE_COLUMNS = [
@@ -177,7 +177,7 @@ def summarize(points: Sequence[RecordedRun], swept_keys: Sequence[str]) -> Sweep
     ]
     rows = []
     for run in points:
-        chosen = parse_point_overrides(run.tags.get(TAG_OVERRIDES))
+        chosen = parse_point_overrides(run.tags.get(names.SWEEP_OVERRIDES))
         row = {"Point": str(run.point) if run.point is not None else MISSING}
         row.update({_key_label(k): chosen.get(k, MISSING) for k in swept_keys})
         row.update(guide_row(run))
@@ -187,7 +187,7 @@ def summarize(points: Sequence[RecordedRun], swept_keys: Sequence[str]) -> Sweep
                 "Status": run.status,
                 "Fastest": FASTEST if fastest is not None and run.run_id == fastest.run_id else "",
                 "Pareto": "yes" if run in pareto else "",
-                "Baseline": "yes" if run.tags.get(TAG_BASELINE) == "true" else "",
+                "Baseline": "yes" if run.tags.get(names.SWEEP_BASELINE) == "true" else "",
                 "Run ID": run.run_id,
             }
         )
@@ -198,7 +198,7 @@ def summarize(points: Sequence[RecordedRun], swept_keys: Sequence[str]) -> Sweep
 
 def point_label(run: RecordedRun) -> str:
     """Short name of a point for charts: its swept overrides, else its run name."""
-    chosen = parse_point_overrides(run.tags.get(TAG_OVERRIDES))
+    chosen = parse_point_overrides(run.tags.get(names.SWEEP_OVERRIDES))
     text = " ".join(f"{_key_label(k)}={v}" for k, v in chosen.items())
     prefix = f"#{run.point} " if run.point is not None else ""
     return prefix + (text or run.name)

@@ -1,0 +1,61 @@
+"""The guide's standard-suite table ("Result Recording Format") from MLflow: the newest valid run per model and GPU."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Optional
+
+from diffexp.reports.summary import GUIDE_COLUMNS, MISSING, guide_row, markdown_table, resolution, rounded
+from diffexp.tracking import names
+from diffexp.tracking.records import RecordedRun, search
+from diffexp.tracking.store import client_for
+
+# The guide's standard benchmark suite, in its table's order.
+SUITE_MODELS = ("qwen_image", "qwen_image_edit", "flux1_dev", "flux2_dev", "zimage_turbo", "wan22_t2v", "wan22_ti2v")
+
+
+def suite_runs(uri: Optional[str] = None) -> list[RecordedRun]:
+    """FINISHED, valid, unprofiled runs (sweep points included, sweep parents not), newest first."""
+    found = search(client_for(uri), f"attributes.status = 'FINISHED' and tags.{names.VALID} = 'true'")
+    return [r for r in found if r.tags.get(names.PROFILED) != "true" and r.tags.get(names.SWEEP_ROLE) != "parent"]
+
+
+def _model_defaults(model: str) -> dict[str, str]:
+    """A suite model's label, task and sampling from conf/model/, for the row of a model with no run yet."""
+    from omegaconf import OmegaConf
+
+    from diffexp.config import CONF_DIR
+    from diffexp.tracking.writer import flatten
+
+    node = OmegaConf.load(CONF_DIR / "model" / f"{model}.yaml")
+    node.pop("defaults", None)
+    return {f"model.{k}": v for k, v in flatten(OmegaConf.to_container(node, resolve=False)).items()}
+
+
+def suite_table(runs: Sequence[RecordedRun], every_model: bool = False) -> str:
+    """One row per (model, GPU): the newest run; the guide's seven models always listed, '-' where none ran."""
+    latest: dict[tuple[str, str], dict[str, str]] = {}
+    for run in runs:  # newest first: the first seen per key wins
+        row = guide_row(run)
+        latest.setdefault((run.params.get("model.name", MISSING), row["GPU"]), row)
+    models = list(SUITE_MODELS)
+    if every_model:
+        models += sorted({m for m, _ in latest} - set(SUITE_MODELS))
+    rows = []
+    for model in models:
+        found = [row for (m, _), row in sorted(latest.items()) if m == model]
+        if found:
+            rows += found
+        elif model in SUITE_MODELS:
+            params = _model_defaults(model)
+            steps = params.get("model.sampling.num_inference_steps", "None")
+            rows.append(
+                {
+                    **{c: MISSING for c in GUIDE_COLUMNS},
+                    "Model": params.get("model.label", model),
+                    "Task": params.get("model.task_label", MISSING),
+                    "Steps": steps if steps != "None" else MISSING,
+                    "Resolution": resolution(params),
+                }
+            )
+    return markdown_table(GUIDE_COLUMNS, [rounded(row) for row in rows])

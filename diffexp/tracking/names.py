@@ -1,0 +1,38 @@
+"""Names that cross module borders on recorded runs: tags, params and metrics written by one module and read by
+others. Defined once here; MLflow's own names (the parent-run tag) come from MLflow (`writer.PARENT_TAG`)."""
+
+# Metrics.
+STEP_SERIES = "denoise_step_ms_series"  # one MLflow metric step per denoise step
+
+# Tags every run gets.
+ENGINE = "engine"
+MODEL = "model"
+WEIGHTS = "weights"
+WEIGHTS_RANDOM = "weights.random"
+WARMUP_EXCLUDED = "warmup_excluded"
+PROFILED = "profiled"
+VALID = "valid"
+INVALID_REASON = "invalid_reason"
+ERROR = "error"
+# The process that owns a RUNNING run: a run whose process is gone is reconciled (tracking.reconcile).
+PID = "diffexp.pid"
+PID_START = "diffexp.pid_start"  # the process's start time: a reused pid is not the same process
+HOST = "host"
+INGESTED = "ingested"
+UPLOADED_FROM = "uploaded_from"
+
+# Sweeps.
+SWEEP = "sweep"
+SWEEP_ROLE = "sweep.role"  # parent | point
+SWEEP_POINT = "sweep.point"  # the Hydra job number, 0-based, in launch order
+SWEEP_BASELINE = "sweep.baseline"  # "true" on the point the others are judged against
+SWEEP_OVERRIDES = "sweep.overrides"  # JSON list of the point's swept overrides, e.g. ["model=tiny_wan", "compile=on"]
+SWEEP_KEYS = "sweep.keys"  # on the parent: JSON list of the swept keys, in sweep order
+SWEEP_DIR = "sweep.dir"
+
+# The correctness review.
+CORRECTNESS = "correctness"
+
+# Experiments: MLflow's UI opens an experiment on the view its kind names (runs, not the GenAI overview).
+EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_RUNS = "custom_model_development"

@@ -1,0 +1,64 @@
+"""A run whose process was SIGKILLed stays RUNNING in MLflow; `python -m diffexp.gc` (and the pass every new run
+makes) ends it FAILED with the reason."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from mlflow import MlflowClient
+
+from diffexp.tracking import names
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _running_run(client: MlflowClient, deadline_s: float = 180):
+    start = time.monotonic()
+    while time.monotonic() - start < deadline_s:
+        for exp in client.search_experiments():
+            runs = client.search_runs([exp.experiment_id], "attributes.status = 'RUNNING'")
+            if runs:
+                return runs[0]
+        time.sleep(0.5)
+    raise AssertionError("no RUNNING run appeared")
+
+
+def test_sigkill_mid_run_then_gc_ends_it_failed(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {**os.environ, "PYTHONPATH": REPO_ROOT}
+    # Enough steps that the denoise loop is still going when the kill comes.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "diffexp", f"tracking.uri={uri}", "model.sampling.num_inference_steps=400"],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        client = MlflowClient(uri)
+        run = _running_run(client)
+        assert run.data.tags[names.PID] == str(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    assert client.get_run(run.info.run_id).info.status == "RUNNING"  # what SIGKILL leaves behind
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "diffexp.gc", "--dry-run", "--tracking-uri", uri],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert listed.returncode == 0 and f"would end FAILED: run {run.info.run_id}" in listed.stdout
+    assert client.get_run(run.info.run_id).info.status == "RUNNING"
+
+    ended = subprocess.run(
+        [sys.executable, "-m", "diffexp.gc", "--tracking-uri", uri],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ended.returncode == 0, ended.stderr
+    after = client.get_run(run.info.run_id)
+    assert after.info.status == "FAILED"
+    assert after.data.tags[names.ERROR].startswith(f"reconciled: process {proc.pid}")

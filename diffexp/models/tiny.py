@@ -17,6 +17,8 @@ from diffexp.models.arch import arch_path, build_pipeline
 log = logging.getLogger(__name__)
 
 TINY_SEED = 0
+# Part of the cache key: bump when the builder's initialisation changes, so cached tiny models are rebuilt.
+BUILD_SCHEME = "meta-init-1"
 
 
 def cache_root() -> Path:
@@ -34,7 +36,8 @@ def ensure_tiny_checkpoint(name: str) -> Path:
     import transformers
 
     digest = hashlib.sha256(
-        arch_path(name).read_bytes() + f"{diffusers.__version__}/{transformers.__version__}/{TINY_SEED}".encode()
+        arch_path(name).read_bytes()
+        + f"{diffusers.__version__}/{transformers.__version__}/{TINY_SEED}/{BUILD_SCHEME}".encode()
     ).hexdigest()[:12]
     target = cache_root() / "tiny" / f"{name}-{digest}"
     if (target / "model_index.json").is_file():

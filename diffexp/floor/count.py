@@ -154,6 +154,7 @@ class _Recorder(TorchDispatchMode):
         # Groups of memory-bound ops: a new one starts after every GEMM / attention call.
         self.group = 0
         self.produced: WeakTensorKeyDictionary = WeakTensorKeyDictionary()
+        # What the current group has read already.
         self.read: set = set()
 
     def record(self, shape: Shape) -> None:
@@ -177,7 +178,8 @@ class _Recorder(TorchDispatchMode):
         if origin.group == self.group:
             return  # made in this group: stays in registers
         self.materialize(t)
-        key = (id(origin), self.group, t.storage_offset(), tuple(t.shape), t.stride())
+        # The origin itself in the key (not its id, which a later tensor could reuse); reset every group.
+        key = (origin, t.storage_offset(), tuple(t.shape), t.stride())
         if key not in self.read:
             self.read.add(key)
             self.counts.memory_bytes += tensor_bytes(t)
@@ -188,6 +190,7 @@ class _Recorder(TorchDispatchMode):
         for t in outputs:
             self.produced[t] = _Produced(tensor_bytes(t), None)
         self.group += 1
+        self.read.clear()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}

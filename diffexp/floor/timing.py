@@ -79,21 +79,13 @@ def _qkv(shape: AttentionShape, dt: torch.dtype, device: torch.device, layout: s
     return one(shape.q_len, shape.head_dim), one(shape.kv_len, shape.head_dim), one(shape.kv_len, shape.v_head_dim)
 
 
-def _sdpa(shape: AttentionShape, device, dt, kernel=None) -> Callable[[], object]:
+def _sdpa(shape: AttentionShape, device, dt) -> Callable[[], object]:
     q, k, v = _qkv(shape, dt, device, shape.layout)
     if shape.layout == "bshd":  # the transposed views diffusers' native backend passes
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
     mask = _randn(shape.mask, dt, device) if shape.mask else None
 
-    def call():
-        if kernel is None:
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=shape.causal)
-        from torch.nn.attention import sdpa_kernel
-
-        with sdpa_kernel(kernel):
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=shape.causal)
-
-    return call
+    return lambda: F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=shape.causal)
 
 
 def _flash_attn(module: str):
@@ -112,26 +104,29 @@ def attention_call(
 ) -> tuple[Callable[[], object], str]:
     """The attention the run would use (`attention.backend`), and the name of what is timed.
 
-    The default and `torch_sdpa` are PyTorch's SDPA with its own backend choice (diffusers' native
-    backend); `fa` / `fa3` are the flash-attn packages where installed; any other backend, and a missing
-    package, fall back to SDPA's flash kernel, named so in the result.
+    The default and `torch_sdpa` are PyTorch's SDPA with its own kernel choice (diffusers' native
+    backend); `fa` / `fa3` are the flash-attn packages where installed. Any other backend, and a missing
+    package, are timed as SDPA too, and the result names what was timed.
     """
     dt = _dtype(shape.dtype, dtype)
-    if backend in (None, "torch_sdpa"):
-        return _sdpa(shape, device, dt), "sdpa"
     packages = {"fa": "flash_attn", "fa3": "flash_attn_interface"}
     if backend in packages and not shape.mask:
         try:
             return _flash_attn(packages[backend])(shape, device, dt), packages[backend]
         except ImportError:
-            log.warning(
-                "attention.backend=%s: %s is not installed; timing SDPA's flash kernel", backend, packages[backend]
-            )
-    else:
-        log.warning("attention.backend=%s: not timed as such here; timing SDPA's flash kernel instead", backend)
-    from torch.nn.attention import SDPBackend
+            _warn_once(f"attention.backend={backend}: {packages[backend]} is not installed; timing SDPA")
+    elif backend not in (None, "torch_sdpa"):
+        _warn_once(f"attention.backend={backend}: not timed as such here; timing SDPA")
+    return _sdpa(shape, device, dt), "sdpa"
 
-    return _sdpa(shape, device, dt, SDPBackend.FLASH_ATTENTION), "sdpa-flash"
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
 
 
 def _bytes_per_call(shape: Shape) -> int:

@@ -108,7 +108,7 @@ def _category_cells(row: dict) -> list[str]:
 
 
 CATEGORY_HEADERS = ["category", "work", "floor ms", "share", "rate", "run ms", "gap ms"]
-SHAPE_HEADERS = ["shape", "category", "calls", "TFLOP", "ms each", "total ms", "TFLOP/s"]
+SHAPE_HEADERS = ["shape", "category", "calls", "work", "ms each", "total ms", "TFLOP/s"]
 
 
 def _shape_cells(floor: Floor, top: int) -> list[list[str]]:
@@ -117,7 +117,7 @@ def _shape_cells(floor: Floor, top: int) -> list[list[str]]:
             c.shape.label,
             c.shape.category,
             str(c.count),
-            f"{c.count * c.shape.flops / 1e12:.3g}",
+            si(c.count * c.shape.flops, "FLOP"),
             _fmt(c.ms_each, ".4f"),
             _fmt(c.total_ms),
             _fmt(c.tflops, ".0f"),

@@ -14,9 +14,9 @@ from omegaconf import OmegaConf
 
 from diffexp.config import Config, check_launch, validate
 from diffexp.engines import get_engine
-from diffexp.environment import environment_tags
 from diffexp.errors import RunInterrupted
 from diffexp.results import RunResult
+from diffexp.tracking.naming import run_name, run_tags
 
 log = logging.getLogger(__name__)
 
@@ -27,40 +27,6 @@ class Outcome:
     tracking_uri: str
     result: Optional[RunResult]
     status: str
-
-
-def run_name(cfg: Config) -> str:
-    """Readable name from the group choices, e.g. `flux1_dev · cfg_ulysses4 · layerwise0.1 · fa · compile`."""
-    parts = [cfg.model.name, cfg.parallel.name]
-    offload = cfg.offload.name
-    if cfg.offload.dit_layerwise and cfg.offload.prefetch_size is not None:
-        offload = f"{offload}{cfg.offload.prefetch_size:g}"
-    if offload not in ("none", "default"):
-        parts.append(offload)
-    if cfg.attention.backend:
-        parts.append(cfg.attention.backend)
-    if cfg.compile.enabled:
-        parts.append("compile")
-    if cfg.kernels.impl != "torch":
-        parts.append(f"kernels={cfg.kernels.impl}")
-    if cfg.engine.name != "sglang" and cfg.model.weights != "tiny":
-        parts.append(cfg.engine.name)
-    if cfg.profile.mode != "off":
-        parts.append(f"profile={cfg.profile.mode}")
-    return " · ".join(parts)
-
-
-def run_tags(cfg: Config) -> dict[str, str]:
-    return {
-        **environment_tags(),
-        **cfg.tracking.tags,
-        "engine": cfg.engine.name,
-        "model": cfg.model.name,
-        "weights": cfg.model.weights,
-        # Images from random weights are noise by construction: never mistake them for real output.
-        "weights.random": str(cfg.model.weights != "pretrained").lower(),
-        **({"sweep": cfg.sweep} if cfg.sweep else {}),
-    }
 
 
 @contextmanager

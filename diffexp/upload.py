@@ -12,7 +12,7 @@ from diffexp.config.schema import TrackingConfig
 from diffexp.config.store import load_config_yaml
 from diffexp.errors import DiffexpError
 from diffexp.results import RunResult
-from diffexp.run import run_name, run_tags
+from diffexp.tracking.naming import run_name, run_tags
 
 log = logging.getLogger(__name__)
 

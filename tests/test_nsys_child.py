@@ -39,7 +39,7 @@ def test_a_timeout_ends_the_generation_under_nsys_too(make_config, tmp_path):
 
     import pytest
 
-    from diffexp.engines.sglang.process import EngineTimeout
+    from diffexp.supervise import EngineTimeout
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()

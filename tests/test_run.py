@@ -7,7 +7,8 @@ import pytest
 from PIL import Image
 
 from diffexp.errors import DiffexpError
-from diffexp.run import execute, run_name
+from diffexp.run import execute
+from diffexp.tracking.naming import run_name
 from tests.conftest import artifact_paths
 
 PRIMARY = ["denoise_s", "denoise_step_ms", "text_encode_s", "vae_decode_s", "e2e_s", "peak_mem_gib"]

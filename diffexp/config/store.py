@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,8 +11,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from diffexp.config.schema import Config
 
-# conf/ lives at the repository root, next to the package (editable install).
+# conf/ and multirun_sweeps/ live at the repository root, next to the package (editable install).
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+SWEEPS_DIR = Path(__file__).resolve().parents[2] / "multirun_sweeps"
+SWEEPS_DIR_ENV = "DIFFEXP_SWEEPS_DIR"
 
 _registered = False
 
@@ -21,10 +24,9 @@ def register() -> None:
     global _registered
     if _registered:
         return
-    # Sweep options live in multirun_sweeps/; make them findable from any working directory.
-    from diffexp.sweeps import use_sweeps_dir
-
-    use_sweeps_dir()
+    # conf/config.yaml puts ${oc.env:DIFFEXP_SWEEPS_DIR} on Hydra's search path: sweep options live in
+    # multirun_sweeps/, findable from any working directory.
+    os.environ.setdefault(SWEEPS_DIR_ENV, str(SWEEPS_DIR))
     ConfigStore.instance().store(name="base_config", node=Config)
     _registered = True
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from diffexp.config.schema import Config
 from diffexp.errors import ConfigError
+from diffexp.gpus import visible_gpu_count
 
 ENGINES = ("diffusers", "sglang")
 WEIGHTS = ("pretrained", "random", "tiny")
@@ -221,15 +222,6 @@ def _check_engine(cfg: Config) -> list[str]:
                 "around single-GPU runs only; use profile=torch (a trace per rank) or engine=sglang"
             )
     return out
-
-
-def visible_gpu_count() -> int:
-    try:
-        import torch
-
-        return torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:  # a broken driver counts as no GPU; the engine will say more
-        return 0
 
 
 def check_launch(cfg: Config) -> None:

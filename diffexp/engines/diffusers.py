@@ -30,7 +30,7 @@ def resolve_device(cfg: Config) -> torch.device:
         return torch.device("cpu")
     # engine.gpus (e.g. a GPU lease from a parallel sweep) names the device as CUDA_VISIBLE_DEVICES does;
     # else the first visible one.
-    from diffexp.sweeps.gpu_lease import torch_index
+    from diffexp.gpus import torch_index
 
     return torch.device("cuda", torch_index(cfg.engine.gpus.split(",")[0]) if cfg.engine.gpus else 0)
 

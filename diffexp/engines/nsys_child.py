@@ -24,8 +24,8 @@ CHILD_CONFIG, CHILD_RESULT, CHILD_LOG = "nsys_child_config.yaml", "nsys_child_re
 def run_under_nsys(cfg: Config, run_dir: Path, wrapper: Optional[list[str]] = None) -> RunResult:
     """Run the generation in a child under nsys (`wrapper` replaces the nsys prefix, e.g. [] in tests)."""
     from diffexp.engines.profiling import analyze_engine_profile
-    from diffexp.engines.sglang.process import run_streaming
     from diffexp.profile.nsys import nsys_prefix
+    from diffexp.supervise import run_streaming
 
     report = run_dir / "profile_nsys"
     (run_dir / CHILD_CONFIG).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))

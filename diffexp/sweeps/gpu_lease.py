@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Optional
 
 from diffexp.errors import DiffexpError
+from diffexp.gpus import visible_gpu_ids
 
 log = logging.getLogger(__name__)
 
@@ -34,42 +35,6 @@ def lease_dir() -> Path:
     except OSError:
         pass
     return path
-
-
-def visible_gpu_ids() -> list[str]:
-    """The GPU ids this process may use: CUDA_VISIBLE_DEVICES when set, else every GPU torch sees."""
-    from diffexp.config.validate import visible_gpu_count
-
-    count = visible_gpu_count()
-    listed = _cuda_visible_devices()
-    if listed is not None:
-        # CUDA stops at the first id that does not exist: only the leading `count` ids are real.
-        return listed[:count]
-    return [str(i) for i in range(count)]
-
-
-def _cuda_visible_devices() -> Optional[list[str]]:
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    return None if env is None else [g.strip() for g in env.split(",") if g.strip()]
-
-
-def torch_index(gpu_id: str) -> int:
-    """torch's CUDA index of a GPU named as `engine.gpus` and the leases name them: an entry of
-    CUDA_VISIBLE_DEVICES when it is set (torch numbers the visible GPUs from 0), else an index."""
-    gpu_id = gpu_id.strip()
-    ids = _cuda_visible_devices()
-    if ids is not None:
-        if gpu_id not in ids:
-            raise DiffexpError(
-                f"engine.gpus: GPU {gpu_id!r} is not one of CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}; "
-                f"allowed: {', '.join(ids) or 'none'}"
-            )
-        return ids.index(gpu_id)
-    if not gpu_id.isdigit():
-        raise DiffexpError(
-            f"engine.gpus: {gpu_id!r} is not a GPU index (0, 1, ...) and CUDA_VISIBLE_DEVICES is not set"
-        )
-    return int(gpu_id)
 
 
 def _try_lock(path: Path):

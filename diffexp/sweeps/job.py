@@ -102,7 +102,7 @@ def _record_failure(
 
 def _failed_child(config: Optional[Config], info: SweepInfo, point: int, overrides: list[str], exc: Exception) -> None:
     from diffexp.config.schema import TrackingConfig
-    from diffexp.run import run_name, run_tags
+    from diffexp.tracking.naming import run_name, run_tags
     from diffexp.tracking.writer import RunRecorder, flatten
 
     if config is not None:

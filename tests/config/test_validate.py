@@ -55,7 +55,7 @@ def test_input_image_must_exist_at_launch():
 
 def test_more_gpus_than_visible_is_a_launch_error():
     # SGLang always runs on GPUs: asking for 8 on a machine with fewer fails before launch.
-    from diffexp.config.validate import visible_gpu_count
+    from diffexp.gpus import visible_gpu_count
 
     if visible_gpu_count() >= 8:
         pytest.skip("this machine has 8 GPUs")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from diffexp.engines.sglang import SGLangEngine
-from diffexp.engines.sglang.process import EngineTimeout
 from diffexp.errors import DiffexpError
+from diffexp.supervise import EngineTimeout
 from tests.conftest import REPO, cli_env
 
 FIXTURES = REPO / "tests" / "fixtures" / "sglang"

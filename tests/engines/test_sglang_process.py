@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from diffexp.engines.sglang.process import EngineTimeout, run_streaming
+from diffexp.supervise import EngineTimeout, run_streaming
 
 # A child that starts a grandchild in its own process group, records both pids, then sleeps or exits.
 FAMILY = """

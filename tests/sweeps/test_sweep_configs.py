@@ -9,8 +9,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from diffexp.config import CONF_DIR, register, to_config
+from diffexp.config.store import SWEEPS_DIR
 from diffexp.config.validate import validate
-from diffexp.sweeps import SWEEPS_DIR, use_sweeps_dir
 from diffexp.sweeps.handoff import point_overrides, swept_keys
 
 SWEEPS = [
@@ -26,7 +26,6 @@ SWEEPS = [
 
 def points(name: str) -> list[tuple[list[str], object]]:
     """The sweep's jobs as Hydra's basic sweeper expands them, each composed and converted."""
-    use_sweeps_dir()
     register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

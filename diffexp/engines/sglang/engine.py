@@ -13,9 +13,9 @@ from typing import Optional
 from diffexp.config.schema import Config
 from diffexp.engines.sglang import env as run_env
 from diffexp.engines.sglang import flags, harvest
-from diffexp.engines.sglang.process import run_streaming
 from diffexp.errors import ConfigError, DiffexpError
 from diffexp.results import RunResult
+from diffexp.supervise import run_streaming
 
 log = logging.getLogger(__name__)
 

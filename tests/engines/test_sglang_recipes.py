@@ -345,7 +345,7 @@ def test_recipe_flags_match_the_guide(recipe, tmp_path, monkeypatch):
 
 
 def readme_lines() -> str:
-    """The README's recipe table: `python -c "from tests.engines.test_sglang_recipes import readme_lines as r; print(r())"`."""
+    """The recipe table of docs/sglang.md: `python -c "from tests.engines.test_sglang_recipes import readme_lines as r; print(r())"`."""
     rows = ["| guide recipe | diffexp line |", "| --- | --- |"]
     rows += [f"| {r.guide}: {r.id} | `python -m diffexp {r.line}` |" for r in RECIPES]
     return "\n".join(rows)

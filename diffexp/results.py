@@ -30,6 +30,9 @@ class RunResult:
     outputs: list[str] = field(default_factory=list)
     artifacts: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    # Settings as the engine settled them, when it rewrites the request (SGLang's server_args); logged as
+    # `resolved.<key>` params.
+    resolved: dict[str, str] = field(default_factory=dict)
     warmup_excluded: bool = False
     # Profiling changes latency: a profiled run's figures are not benchmark numbers.
     profiled: bool = False

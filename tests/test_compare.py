@@ -146,10 +146,14 @@ def test_verdicts_and_exit_codes_on_perf_dumps(cand, rule, exit_code, verdict, t
         assert "🟢 faster, not an improvement (correctness unchecked)" in text and "🟢 improvement" not in text
 
 
-def test_denoising_loop_grouping_and_stage_missing_on_one_side(capsys):
-    assert (
-        main([str(DUMPS / "wan_legacy_base.json"), str(DUMPS / "wan_legacy_fewer_steps.json"), "--rule", "guide"]) == 0
-    )
+def test_denoising_loop_grouping_and_stage_missing_on_one_side(capsys, tmp_path):
+    pair = [str(DUMPS / "wan_legacy_base.json"), str(DUMPS / "wan_legacy_fewer_steps.json"), "--rule", "guide"]
+    assert main(pair) == 2  # 40 against 30 steps: not the same work
+    assert "not the same work: steps: 40 → 30" in capsys.readouterr().err
+    md = tmp_path / "report.md"
+    assert main([*pair, "--allow-different-work", "--markdown", str(md)]) == 0
+    out = md.read_text()
+    assert "NOT THE SAME WORK (--allow-different-work): steps: 40 → 30" in out
     c = compare(
         side_from_dump(read_perf_dump(DUMPS / "wan_legacy_base.json"), "guide"),
         side_from_dump(read_perf_dump(DUMPS / "wan_legacy_fewer_steps.json"), "guide"),
@@ -159,6 +163,10 @@ def test_denoising_loop_grouping_and_stage_missing_on_one_side(capsys):
     assert rows["Denoising Loop"].note == "(40->30 steps)"
     assert rows["Denoise ★"].base == 12000.0 and rows["Denoise ★"].speed == "improvement"
     assert rows["ImageEncodingStage"].speed is None  # guide: only in the candidate, no verdict
+    assert rows["ImageEncodingStage"].only_in == "candidate"
+    assert c.row_verdict(rows["ImageEncodingStage"]) == "new stage (only in the candidate)"
+    line = next(x for x in out.splitlines() if "ImageEncodingStage" in x)
+    assert "| new |" in line and "+0.0" not in line and "95.00 ms" in line  # shown with its time, not as +0.0 %
 
 
 def test_exit_status_of_the_real_command(capsys):
@@ -245,3 +253,68 @@ def test_sweeps_are_compared_point_by_point(store, tmp_path, capsys):
     assert text.count("#### #") == 2  # fa and torch_sdpa matched; sage_attn / sage_attn_3 are not
     assert "REGRESSION: Denoise ★ +5.0%" in text
     assert "Points in only one sweep (not compared)" in text and "sage_attn_3" in text
+
+
+# --- input compare cannot judge: exit status 2 with a message, never a traceback ---------------------
+BROKEN_DUMPS = {
+    # name: (how the real recorded dump is broken, the message)
+    "null_total": (lambda d: d.update(total_duration_ms=None), "total_duration_ms is None, not a duration"),
+    "nan_total": (lambda d: d.update(total_duration_ms=float("nan")), "total_duration_ms is nan ms"),
+    "zero_total": (lambda d: d.update(total_duration_ms=0), "total_duration_ms is 0 ms"),
+    "negative_stage": (lambda d: d["steps"][4].update(duration_ms=-1.5), "stage 'DenoisingStage' duration_ms is -1.5"),
+    "null_stage": (lambda d: d["steps"][1].update(duration_ms=None), "stage 'TextEncodingStage' duration_ms is None"),
+    "nan_step": (lambda d: d["denoise_steps_ms"][2].update(duration_ms=float("nan")), "denoise step 2"),
+    "no_steps_key": (lambda d: d.pop("steps"), "not an SGLang perf dump (no `steps`"),
+    "empty_steps": (lambda d: d.update(steps=[]), "`steps` is []: the dump records no stage"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN_DUMPS))
+def test_a_broken_dump_is_unusable_input_exit_2(case, tmp_path, capsys):
+    """Starting from a real SGLang CPU dump, each way of breaking it exits 2 with the reason, on either side,
+    under either rule; the real command prints the error, not a traceback."""
+    breaks, message = BROKEN_DUMPS[case]
+    data = json.loads((REAL / "compare_perf" / "baseline.json").read_text())
+    breaks(data)
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps(data))  # json writes NaN as NaN, as Python's json.dump in SGLang would
+    good = str(REAL / "compare_perf" / "new.json")
+    for argv in ([good, str(broken)], [str(broken), good]):
+        for rule in ("guide", "sglang"):
+            assert main([*argv, "--rule", rule]) == 2
+            err = capsys.readouterr().err
+            assert message in err and err.startswith("error: ") and str(broken) in err
+    proc = subprocess.run([sys.executable, "-m", "diffexp.compare", good, str(broken)], capture_output=True, text=True)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "field,change,expected",
+    [
+        ("steps", lambda d: d["denoise_steps_ms"].pop(), "steps: 4 → 3"),
+        ("model", lambda d: d["meta"].update(model="/models/other"), "model: /root/.cache/diffexp/tiny/"),
+        ("guidance", lambda d: d["meta"].update(guidance_scale=7.0), "guidance_scale: "),
+    ],
+)
+def test_dumps_of_different_work_are_refused_unless_allowed(field, change, expected, tmp_path, capsys):
+    base = REAL / "compare_perf" / "baseline.json"
+    data = json.loads(base.read_text())
+    change(data)
+    if field == "guidance":  # 0.5.23 writes no sampling fields in meta; a later dump that does is compared on them
+        base_data = json.loads(base.read_text())
+        base_data["meta"]["guidance_scale"] = 3.5
+        base = tmp_path / "base.json"
+        base.write_text(json.dumps(base_data))
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(data))
+    assert main([str(base), str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "not the same work" in err and expected in err and "--allow-different-work" in err
+    assert main([str(base), str(other), "--allow-different-work"]) in (0, 1)
+    assert "NOT THE SAME WORK" in capsys.readouterr().out
+
+
+def test_a_regression_stays_exit_1_and_a_same_work_pair_is_compared():
+    pair = [str(REAL / "compare_perf" / "baseline.json"), str(REAL / "compare_perf" / "new.json")]
+    assert main([*pair, "--rule", "sglang"]) == 0  # the real pair: E2E -16 %, no stage slower
+    assert main([str(DUMPS / "flux_base.json"), str(DUMPS / "flux_slower.json")]) == 1

@@ -2,7 +2,10 @@
 
 Each side is a perf dump file, an MLflow run id, or a sweep parent (run id, run name or sweep name;
 its points are compared with the other sweep's points that have the same swept overrides).
-Exit status: 0 no regression, 1 regression (or the candidate failed its correctness review), 2 usage error.
+Exit status: 0 no regression; 1 regression (or the candidate failed its correctness review); 2 unusable
+input: a usage error, a perf dump compare cannot judge (no `steps`, a null / NaN / zero / negative
+duration), or two sides that did not do the same work (steps, size, frames, guidance, model) without
+--allow-different-work.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Union
 
+from diffexp.compare import work
 from diffexp.compare.core import DENOISE, Comparison, compare, side_from_dump, side_from_run
 from diffexp.compare.perf_dump import read_perf_dump
 from diffexp.compare.render import print_terminal, to_markdown
@@ -50,19 +54,43 @@ def _point_key(run: RecordedRun) -> str:
     return json.dumps(sorted(json.loads(run.tags.get(names.SWEEP_OVERRIDES, "[]"))))
 
 
-def compare_refs(base: Ref, cand: Ref, rule: str, store) -> tuple[list[tuple[str, Comparison]], list[str]]:
+def _side_and_work(ref: Ref, rule: str):
+    if isinstance(ref, Path):
+        dump = read_perf_dump(ref)
+        return side_from_dump(dump, rule), work.of_dump(dump)
+    return side_from_run(ref), work.of_run(ref)
+
+
+def _compare_same_work(base: Ref, cand: Ref, rule: str, allow_different_work: bool, label: str = "") -> Comparison:
+    """One comparison, refused (DiffexpError, exit 2) when the two sides did different work, unless allowed."""
+    (base_side, base_work), (cand_side, cand_work) = _side_and_work(base, rule), _side_and_work(cand, rule)
+    different = work.differences(base_work, cand_work)
+    if different and not allow_different_work:
+        raise DiffexpError(
+            f"not the same work{' (' + label + ')' if label else ''}: " + "; ".join(different) + ". Their timings "
+            "measure different work; pass --allow-different-work to compare them anyway"
+        )
+    comparison = compare(base_side, cand_side, rule)
+    if different:
+        comparison.notes.insert(0, "NOT THE SAME WORK (--allow-different-work): " + "; ".join(different))
+    return comparison
+
+
+def compare_refs(
+    base: Ref, cand: Ref, rule: str, store, allow_different_work: bool = False
+) -> tuple[list[tuple[str, Comparison]], list[str]]:
     """The comparisons to show, and extra lines (sweep overview, unmatched points)."""
     if _is_sweep(base) != _is_sweep(cand):
         raise DiffexpError("compare a sweep with a sweep, or a run / perf dump with a run / perf dump")
     if not _is_sweep(base):
-        sides = [
-            side_from_dump(read_perf_dump(r), rule) if isinstance(r, Path) else side_from_run(r) for r in (base, cand)
-        ]
-        return [("", compare(sides[0], sides[1], rule))], []
+        return [("", _compare_same_work(base, cand, rule, allow_different_work))], []
     base_points = {_point_key(p): p for p in children(store, base)}
     cand_points = {_point_key(p): p for p in children(store, cand)}
     comparisons = [
-        (point_label(cand_points[k]), compare(side_from_run(p), side_from_run(cand_points[k]), rule))
+        (
+            point_label(cand_points[k]),
+            _compare_same_work(p, cand_points[k], rule, allow_different_work, point_label(cand_points[k])),
+        )
         for k, p in base_points.items()
         if k in cand_points
     ]
@@ -104,6 +132,11 @@ def main(argv=None) -> int:
         default="guide",
         help="guide (denoise > 2 %% slower) or sglang (compare_perf.py thresholds)",
     )
+    parser.add_argument(
+        "--allow-different-work",
+        action="store_true",
+        help="compare sides with different steps / size / frames / guidance / model (refused by default)",
+    )
     parser.add_argument("--markdown", type=Path, help="also write the report as markdown (for a pull request)")
     parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db)")
     args = parser.parse_args(argv)
@@ -111,7 +144,7 @@ def main(argv=None) -> int:
     try:
         store = None if all(Path(a).is_file() for a in (args.base, args.candidate)) else client_for(args.tracking_uri)
         base, cand = resolve(args.base, store), resolve(args.candidate, store)
-        comparisons, extra = compare_refs(base, cand, args.rule, store)
+        comparisons, extra = compare_refs(base, cand, args.rule, store, args.allow_different_work)
     except DiffexpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -20,6 +20,7 @@ from diffexp.compare.rules import (
     delta,
     gates,
 )
+from diffexp.engines.sglang.resolved import TAG_AUTO_TUNED, TAG_MISMATCH
 from diffexp.review.verdict import FAIL, PASS, UNCHECKED
 from diffexp.tracking.records import RecordedRun
 
@@ -57,6 +58,7 @@ class Row:
     speed: Optional[str]  # regression | improvement | neutral; None when a side lacks the figure
     gating: bool
     note: str = ""  # e.g. "(50 steps)" for a Denoising Loop row
+    only_in: Optional[str] = None  # "candidate" (a new stage) or "baseline" (a stage gone); None: both have it
 
 
 @dataclass
@@ -97,6 +99,14 @@ class Comparison:
         return "NO REGRESSION: within the rule's thresholds"
 
     def row_verdict(self, row: Row) -> str:
+        speed = self._speed_verdict(row)
+        if row.only_in is None:
+            return speed
+        what = "new stage (only in the candidate)" if row.only_in == "candidate" else "gone (only in the baseline)"
+        # The sglang rule judges it as compare_perf.py does, reading the missing side as 0 ms.
+        return what if row.speed is None else f"{what}; compare_perf reads the other side as 0 ms: {speed}"
+
+    def _speed_verdict(self, row: Row) -> str:
         if row.speed is None:
             return "only in " + ("candidate" if row.base is None else "baseline")
         if self.rule == "sglang" and row.kind != "info":
@@ -156,6 +166,7 @@ def compare(base: Side, cand: Side, rule: str) -> Comparison:
     rows = []
     for name in names:
         b, n = base.figures.get(name), cand.figures.get(name)
+        only_in = None if (b is None) == (n is None) else ("candidate" if b is None else "baseline")
         known = b or n
         kind = known.kind
         if rule == "sglang" and (b is None or n is None) and kind != "info":
@@ -165,7 +176,9 @@ def compare(base: Side, cand: Side, rule: str) -> Comparison:
         if is_denoise_stage(name) and b is not None and n is not None and (b.count > 1 or n.count > 1):
             note = f"({n.count} steps)" if n.count == b.count else f"({b.count}->{n.count} steps)"
         if b is None or n is None:
-            rows.append(Row(name, kind, known.unit, b and b.value, n and n.value, None, None, None, False, note))
+            rows.append(
+                Row(name, kind, known.unit, b and b.value, n and n.value, None, None, None, False, note, only_in)
+            )
             continue
         diff, pct = delta(b.value, n.value)
         rows.append(
@@ -180,9 +193,16 @@ def compare(base: Side, cand: Side, rule: str) -> Comparison:
                 classify(rule, kind, b.value, n.value),
                 gates(rule, kind),
                 note,
+                only_in,
             )
         )
     notes = []
+    for role, side in (("Baseline", base), ("Candidate", cand)):
+        tags = side.run.tags if side.run is not None else {}
+        if TAG_MISMATCH in tags:
+            notes.append(f"{role}: SGLANG DID NOT RUN WHAT WAS ASKED: {tags[TAG_MISMATCH]}")
+        if TAG_AUTO_TUNED in tags:
+            notes.append(f"{role}: an auto-tuned baseline ({tags[TAG_AUTO_TUNED]}): SGLang chose its placement")
     if cand.correctness != PASS:
         notes.append(
             f"Candidate correctness: {cand.correctness}"

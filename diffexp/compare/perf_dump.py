@@ -8,6 +8,7 @@ the same files: `steps` in file order, `denoising_step_<i>` entries (older dumps
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,15 @@ class PerfDump:
     denoise_steps_ms: list[float] = field(default_factory=list)
     # Max over the memory checkpoints (MiB, as SGLang records it).
     peak_reserved_mb: Optional[float] = None
+    # The dump's `meta` (0.5.23: prompt, model; later versions may add sampling fields).
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def step_count(self) -> Optional[int]:
+        """Denoise steps the request ran: per-step entries, or the older dumps' denoising_step_<i> stages."""
+        if self.denoise_steps_ms:
+            return len(self.denoise_steps_ms)
+        return self.counts.get(DENOISING_LOOP)
 
     @property
     def denoise_ms(self) -> Optional[float]:
@@ -46,18 +56,32 @@ def is_denoise_stage(name: str) -> bool:
     return name == DENOISING_LOOP or harvest.is_denoise_stage(name)
 
 
-def consolidate(steps: list[dict]) -> tuple[dict[str, float], dict[str, int]]:
+def _duration(value, where: str, path: Path) -> float:
+    """A duration compare can judge: a finite number above zero; anything else is unusable input."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise DiffexpError(f"{path}: {where} is {value!r}, not a duration in ms: the dump cannot be compared")
+    if not math.isfinite(value) or value <= 0:
+        raise DiffexpError(f"{path}: {where} is {value!r} ms (must be a finite duration above 0): cannot be compared")
+    return float(value)
+
+
+def consolidate(steps: list[dict], path: Path = Path("<dump>")) -> tuple[dict[str, float], dict[str, int]]:
     durations: dict[str, float] = {}
     counts: dict[str, int] = {}
     for step in steps:
+        if not isinstance(step, dict):
+            raise DiffexpError(f"{path}: a `steps` entry is {step!r}, not {{name, duration_ms}}")
         name = step.get("name", "unknown")
         key = DENOISING_LOOP if _DENOISE_STEP.match(name) else name
-        durations[key] = durations.get(key, 0.0) + step.get("duration_ms", 0.0)
+        ms = _duration(step.get("duration_ms"), f"stage {name!r} duration_ms", path)
+        durations[key] = durations.get(key, 0.0) + ms
         counts[key] = counts.get(key, 0) + 1
     return durations, counts
 
 
 def read_perf_dump(path: Path | str) -> PerfDump:
+    """The dump, or a DiffexpError (exit status 2) naming what makes it unusable: unreadable JSON, no
+    `steps`, a missing, null, NaN, zero or negative duration."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -67,13 +91,21 @@ def read_perf_dump(path: Path | str) -> PerfDump:
         raise DiffexpError(
             f"{path}: not an SGLang perf dump (no `steps`; written by `sglang generate --perf-dump-path`)"
         )
-    stages, counts = consolidate(data.get("steps", []))
+    if not isinstance(data["steps"], list) or not data["steps"]:
+        raise DiffexpError(f"{path}: `steps` is {data['steps']!r}: the dump records no stage to compare")
+    stages, counts = consolidate(data["steps"], path)
+    total = _duration(data.get("total_duration_ms"), "total_duration_ms", path)
+    steps_ms = [
+        _duration(s.get("duration_ms") if isinstance(s, dict) else s, f"denoise step {i} duration_ms", path)
+        for i, s in enumerate(data.get("denoise_steps_ms") or [])
+    ]
     peaks = [s.get("peak_reserved_mb") for s in (data.get("memory_checkpoints") or {}).values()]
     return PerfDump(
         path=path,
-        total_duration_ms=float(data.get("total_duration_ms", 0) or 0),
+        total_duration_ms=total,
         stages_ms=stages,
         counts=counts,
-        denoise_steps_ms=[float(s.get("duration_ms", 0.0)) for s in data.get("denoise_steps_ms", [])],
-        peak_reserved_mb=max((float(p) for p in peaks if p is not None), default=None),
+        denoise_steps_ms=steps_ms,
+        peak_reserved_mb=max((float(p) for p in peaks if p), default=None),
+        meta=data.get("meta") if isinstance(data.get("meta"), dict) else {},
     )

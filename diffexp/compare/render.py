@@ -27,10 +27,11 @@ def _cells(c: Comparison, row: Row) -> dict[str, str]:
     name = f"{row.name} {row.note}".strip()
     return {
         "Stage": name + ("" if row.gating else " (info)" if row.kind == "info" else ""),
-        "Baseline": _value(row.base, row.unit),
-        "Candidate": _value(row.new, row.unit),
+        "Baseline": "-" if row.only_in == "candidate" else _value(row.base, row.unit),
+        "Candidate": "-" if row.only_in == "baseline" else _value(row.new, row.unit),
         "Δ": "-" if row.diff is None else (f"{row.diff:+.2f}" if row.unit == "ms" else f"{row.diff:+.3f}"),
-        "Δ %": "-" if row.pct is None else f"{row.pct:+.1f}%",
+        "Δ %": {"candidate": "new", "baseline": "gone"}.get(row.only_in)
+        or ("-" if row.pct is None else f"{row.pct:+.1f}%"),
         "Verdict": c.row_verdict(row),
     }
 

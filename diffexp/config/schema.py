@@ -150,6 +150,13 @@ class EngineConfig:
     config_file: Optional[str] = None
     # SGLang --save-output (true) / --no-save-output (false) / neither (null; SGLang saves by default).
     save_output: Optional[bool] = True
+    # SGLang --performance-mode: manual keeps placement as the config states it (no auto-tuning, no CFG-parallel
+    # SGLang enables on its own); auto / speed / memory let SGLang choose (tagged an auto-tuned baseline);
+    # null passes nothing (SGLang's default, auto).
+    performance_mode: Optional[str] = "manual"
+    # SGLANG_DIFFUSION_SYNC_STAGE_PROFILING=1: SGLang synchronises the device at every stage and step boundary,
+    # so its stage and step times are device time, not launch time (docs/sglang.md says what it costs).
+    sync_stage_profiling: bool = True
 
 
 @dataclass

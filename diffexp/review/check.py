@@ -25,6 +25,8 @@ from diffexp.review.verdict import (
     judge,
     lossy_reasons,
     settings_from_params,
+    stack_differences,
+    stack_of,
 )
 from diffexp.tracking import names
 from diffexp.tracking.queries import LoggedRun, download_outputs, get_run
@@ -44,6 +46,9 @@ REVIEW_TAGS = (
     "review.params_checked",
     "review.lossy",
     "review.baseline",
+    "review.stack.run",
+    "review.stack.reference",
+    "review.stack_differs",
 )
 
 
@@ -61,6 +66,10 @@ class ReviewOutcome:
     is_sweep_reference: bool = False
     params_checked: bool = True
     lossy: list[str] = field(default_factory=list)
+    # Both sides' software stacks, and what differs (reference → run).
+    stack_run: Optional[str] = None
+    stack_reference: Optional[str] = None
+    stack_differs: list[str] = field(default_factory=list)
 
     def tags(self, baseline: bool) -> dict[str, str]:
         tags = {names.CORRECTNESS: self.verdict}
@@ -75,6 +84,9 @@ class ReviewOutcome:
             "review.params_checked": None if self.params_checked else "false",
             "review.lossy": ", ".join(self.lossy) or None,
             "review.baseline": "true" if baseline else None,
+            "review.stack.run": self.stack_run or None,
+            "review.stack.reference": self.stack_reference or None,
+            "review.stack_differs": ", ".join(self.stack_differs) or None,
         }
         tags.update({k: v for k, v in optional.items() if v is not None})
         return tags
@@ -94,7 +106,11 @@ def _compare(
         reference_run_id=reference.run.run_id if reference.run else None,
         params_checked=reference.params is not None,
         lossy=lossy_reasons(run.params),
+        stack_run=stack_of(run.tags),
     )
+    if reference.run is not None:
+        outcome.stack_reference = stack_of(reference.run.tags)
+        outcome.stack_differs = stack_differences(run.tags, reference.run.tags)
     try:
         check_sampling(run.params, reference)
         with tempfile.TemporaryDirectory(prefix="diffexp-review-") as tmp:
@@ -119,6 +135,13 @@ def _compare(
         judgement.failed,
         judgement.note,
     )
+    if outcome.stack_differs:
+        # A change of stack moves speed and output on its own: the verdict says so rather than credit the change.
+        outcome.note = "; ".join(
+            filter(
+                None, [outcome.note, "software stack differs from the reference: " + ", ".join(outcome.stack_differs)]
+            )
+        )
     outcome.figures = metrics.summarize(comparisons)
     outcome.series = metrics.frame_series(comparisons)
     artifacts.write_pictures(comparisons, work_dir)
@@ -153,6 +176,12 @@ def _record(writer: RunWriter, run: LoggedRun, outcome: ReviewOutcome, pictures:
 
 def _log(run: LoggedRun, outcome: ReviewOutcome) -> None:
     against = f" against {outcome.reference}" if outcome.reference else ""
+    if outcome.stack_differs:
+        log.warning(
+            "run %s and its reference ran on different software stacks (%s): differences are not the change's alone",
+            run.run_id,
+            ", ".join(outcome.stack_differs),
+        )
     if outcome.error:
         log.error("correctness unchecked for run %s%s: %s", run.run_id, against, outcome.error)
     elif outcome.verdict == UNCHECKED:

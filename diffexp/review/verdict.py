@@ -120,3 +120,27 @@ def verdict_label(run: Any) -> str:
     """The verdict with its reason, for a report cell: `fail (worst-frame PSNR 23.10 dB < 40 dB)`."""
     verdict, reason = verdict_of(run), verdict_reason(run)
     return f"{verdict} ({reason})" if reason else verdict
+
+
+# The software stack a run carries as environment tags (diffexp/environment.py), by the name a message uses.
+STACK_TAGS = {
+    "torch": "version.torch",
+    "diffusers": "version.diffusers",
+    "sglang": "version.sglang",
+    "cuda": "cuda",
+    "gpu": "gpu.names",
+}
+
+
+def stack_of(tags: dict[str, str]) -> str:
+    """`torch=2.14.1, diffusers=0.42.1, …` as far as the run's tags say."""
+    return ", ".join(f"{name}={tags[tag]}" for name, tag in STACK_TAGS.items() if tag in tags)
+
+
+def stack_differences(run_tags: dict[str, str], reference_tags: dict[str, str]) -> list[str]:
+    """`torch 2.11→2.14.1` for each stack component both record and that differs (reference → run)."""
+    return [
+        f"{name} {reference_tags[tag]}→{run_tags[tag]}"
+        for name, tag in STACK_TAGS.items()
+        if tag in run_tags and tag in reference_tags and run_tags[tag] != reference_tags[tag]
+    ]

@@ -4,6 +4,9 @@ others. Defined once here; MLflow's own names (the parent-run tag) come from MLf
 # Metrics.
 STEP_SERIES = "denoise_step_ms_series"  # one MLflow metric step per denoise step
 
+# Params: the settings the engine really ran (SGLang rewrites what it is given), beside the requested config.
+RESOLVED_PREFIX = "resolved."
+
 # Tags every run gets.
 ENGINE = "engine"
 MODEL = "model"

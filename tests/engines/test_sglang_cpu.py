@@ -60,3 +60,15 @@ def test_tiny_flux_ulysses2_over_gloo_with_torch_profiler(make_config):
 def test_without_model_id_sglang_falls_back_and_the_run_is_invalid(make_config):
     result, _ = run(make_config, "model.sglang_model_id=null", "engine.backend=auto")
     assert not result.valid and result.tags["backend_fallback"] == "true"
+
+
+def test_compile_without_warmup_runs_no_warmup_and_is_not_warmup_excluded(make_config):
+    """torch.compile on CPU (Inductor, a C++ compiler on PATH): --warmup-mode off is passed, no warmup request
+    runs, and the run is not tagged warmup-excluded; SGLang settled on what was asked."""
+    result, run_dir = run(make_config, "compile=on", "compile.warmup=false")
+    assert result.valid, result.invalid_reason
+    assert not result.warmup_excluded
+    assert "--warmup-mode off" in (run_dir / "command.sh").read_text()
+    assert result.resolved["warmup_mode"] == "off" and result.resolved["enable_torch_compile"] == "true"
+    assert result.resolved["performance_mode"] == "manual" and "resolved.mismatch" not in result.tags
+    assert result.tags["sglang.sync_stage_profiling"] == "true"

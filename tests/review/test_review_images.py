@@ -141,3 +141,24 @@ def test_rereview_replaces_stale_review_tags(flux, tmp_path):
     assert outcome.verdict == "pass" and tags["correctness"] == "pass"
     assert "review.error" not in tags and "review.reference_run_id" not in tags
     assert tags["review.reference"] == str(folder)
+
+
+def test_review_records_both_stacks_and_says_when_they_differ(flux):
+    """The reference as if recorded on another stack (its version.torch tag rewritten in the real store):
+    the verdict names the difference instead of crediting it to the change."""
+    a, b = flux.run_id("a"), flux.run_id("b")
+    ours = flux.run("b").data.tags["version.torch"]
+    outcome = review_logged_run(flux.client, b, reference=a)
+    tags = flux.run("b").data.tags
+    assert outcome.verdict == "pass" and "review.stack_differs" not in tags
+    assert f"torch={ours}" in tags["review.stack.run"] and tags["review.stack.reference"] == tags["review.stack.run"]
+    flux.client.set_tag(a, "version.torch", "2.11.0")
+    try:
+        outcome = review_logged_run(flux.client, b, reference=a)
+        tags = flux.run("b").data.tags
+        assert tags["review.stack_differs"] == f"torch 2.11.0→{ours}"
+        assert "torch=2.11.0" in tags["review.stack.reference"]
+        assert "software stack differs from the reference: torch 2.11.0→" in tags["review.note"]
+        assert outcome.verdict == "pass"  # the outputs still agree; the stack difference is said, not judged
+    finally:
+        flux.client.set_tag(a, "version.torch", ours)

@@ -12,7 +12,7 @@ from typing import Optional
 
 from diffexp.config.schema import Config
 from diffexp.engines.sglang import env as run_env
-from diffexp.engines.sglang import flags, harvest
+from diffexp.engines.sglang import flags, harvest, resolved
 from diffexp.errors import ConfigError, DiffexpError
 from diffexp.results import RunResult
 from diffexp.supervise import run_streaming
@@ -100,6 +100,20 @@ def failure_message(returncode: int, tail: list[str], figures: harvest.LogFigure
     return head + "\nlast lines:\n" + "\n".join(f"  {line}" for line in tail[-25:])
 
 
+def record_resolved(result: RunResult, cfg: Config, figures: harvest.LogFigures) -> None:
+    """What SGLang settled on becomes the run's `resolved.*` params and tags; a contradiction is warned loudly."""
+    if figures.server_args is not None:
+        result.resolved = resolved.resolved_params(figures.server_args)
+    result.tags.update(resolved.tags(cfg, figures.server_args))
+    if resolved.TAG_MISMATCH in result.tags:
+        banner = "!" * 78
+        log.warning(
+            "\n%s\nSGLang did NOT run what was asked: %s\n%s", banner, result.tags[resolved.TAG_MISMATCH], banner
+        )
+    if resolved.TAG_AUTO_TUNED in result.tags:
+        log.warning("auto-tuned baseline (%s): SGLang chose the placement", result.tags[resolved.TAG_AUTO_TUNED])
+
+
 class SGLangEngine:
     def dry_run_text(self, cfg: Config) -> str:
         return script_text(prepare(cfg, Path(cfg.output_dir)))
@@ -133,6 +147,10 @@ class SGLangEngine:
             dump, figures, diffusers_baseline=cfg.engine.backend == "diffusers", profiled=cfg.profile.mode != "off"
         )
         result.outputs = collect_outputs(paths.outputs)
+        record_resolved(result, cfg, figures)
+        result.tags["sglang.sync_stage_profiling"] = (
+            "true" if launch.env.get(run_env.SYNC_STAGE_PROFILING) == "1" else "false"
+        )
         result.artifacts.update(self._artifacts(launch, figures))
         if cfg.profile.mode != "off":
             from diffexp.engines.profiling import analyze_engine_profile  # torch only when profiling
@@ -157,6 +175,14 @@ class SGLangEngine:
             "sglang_config": paths.generated_config,
             "nsys_report": paths.nsys_report.with_suffix(".nsys-rep"),
         }
+        if figures.tuning_lines:
+            tuning = paths.run_dir / "sglang_auto_tuning.txt"
+            tuning.write_text("\n".join(figures.tuning_lines) + "\n")
+            found["sglang_auto_tuning"] = tuning
+        if figures.server_args is not None:
+            settled = paths.run_dir / "sglang_server_args.json"
+            settled.write_text(json.dumps(figures.server_args, indent=2, sort_keys=True) + "\n")
+            found["sglang_server_args"] = settled
         if figures.residency_lines:
             advice = paths.run_dir / "residency_advice.txt"
             advice.write_text("\n".join(figures.residency_lines) + "\n")

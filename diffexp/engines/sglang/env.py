@@ -13,6 +13,9 @@ from diffexp.engines.sglang.flags import RunPaths
 
 log = logging.getLogger(__name__)
 
+# SGLang's StageProfiler synchronises the device around each stage and step only with this set (perf_logger.py).
+SYNC_STAGE_PROFILING = "SGLANG_DIFFUSION_SYNC_STAGE_PROFILING"
+
 GPU_QUERY = ["nvidia-smi", "--query-gpu=index,memory.used,utilization.gpu", "--format=csv,noheader,nounits"]
 
 
@@ -73,6 +76,8 @@ def run_env(cfg: Config, paths: RunPaths, cuda_visible: Optional[str]) -> dict[s
         "SGLANG_TORCH_PROFILER_DIR": str(paths.traces),
         "SGLANG_DIFFUSION_TORCH_PROFILER_DIR": str(paths.traces),
     }
+    if cfg.engine.sync_stage_profiling:
+        env[SYNC_STAGE_PROFILING] = "1"
     if cfg.engine.hf_offline:
         env["HF_HUB_OFFLINE"] = "1"
     if cuda_visible is not None:

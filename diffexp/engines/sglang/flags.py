@@ -28,6 +28,8 @@ KINDS = ("value", "text", "bool", "switch", "preset")
 # The resolution shortcuts SamplingParams.get_cli_args knows, as (width, height).
 RESOLUTION_PRESETS = {"720p": (1280, 720), "1080p": (1920, 1080), "2k": (2560, 1440), "4k": (3840, 2160)}
 PRECISIONS = ("fp32", "fp16", "bf16")
+# ServerArgs' --performance-mode choices (auto_tune.PERFORMANCE_MODES).
+PERFORMANCE_MODES = ("manual", "auto", "speed", "memory")
 BACKENDS = ("auto", "sglang", "diffusers")
 # SGLang's num_gpus default (ServerArgs.num_gpus); the flag is passed only when it differs.
 DEFAULT_NUM_GPUS = 1
@@ -94,6 +96,14 @@ def config_file(c: Config, p: RunPaths) -> Optional[str]:
     return str(p.generated_config) if c.model.sglang_config else None
 
 
+def warmup_mode(c: Config) -> Optional[str]:
+    """compile.warmup → `request`; compile without warmup → `off`, stated: left unset, SGLang picks
+    `server` for a compiled run, which `sglang generate` never runs (it still logs "with warmup excluded")."""
+    if c.compile.warmup:
+        return "request"
+    return "off" if c.compile.enabled else None
+
+
 def _torch_profile(c: Config) -> bool:
     return c.profile.mode == "torch"
 
@@ -122,6 +132,8 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag("--guidance-scale", "value", lambda c, p: c.model.sampling.guidance_scale, "model.sampling.guidance_scale"),
     Flag("--seed", "value", lambda c, p: c.model.sampling.seed, "model.sampling.seed"),
+    # placement: manual keeps SGLang's auto-tuner and CFG auto-enabling off (engine.performance_mode)
+    Flag("--performance-mode", "value", lambda c, p: c.engine.performance_mode, "engine.performance_mode"),
     # parallel
     Flag("--num-gpus", "value", lambda c, p: _num_gpus(c), "parallel.num_gpus (1 is SGLang's default)"),
     Flag("--tp-size", "value", lambda c, p: c.parallel.tp_degree, "parallel.tp_degree"),
@@ -143,8 +155,8 @@ FLAGS: tuple[Flag, ...] = (
     Flag(
         "--warmup-mode",
         "value",
-        lambda c, p: "request" if c.compile.warmup else None,
-        "compile.warmup (the guides' --warmup)",
+        lambda c, p: warmup_mode(c),
+        "compile.warmup (the guides' --warmup); off for compile without warmup",
     ),
     Flag("--dit-precision", "value", lambda c, p: c.engine.dit_precision, "engine.dit_precision"),
     Flag("--vae-precision", "value", lambda c, p: c.engine.vae_precision, "engine.vae_precision"),
@@ -233,6 +245,11 @@ def problems(cfg: Config) -> list[str]:
     if e.backend is not None and e.backend not in BACKENDS:
         out.append(
             f"engine.backend={e.backend!r}: allowed values are {', '.join(BACKENDS)} or null (pass no --backend)"
+        )
+    if e.performance_mode is not None and e.performance_mode not in PERFORMANCE_MODES:
+        out.append(
+            f"engine.performance_mode={e.performance_mode!r}: allowed values are {', '.join(PERFORMANCE_MODES)} "
+            "or null (SGLang's default, auto)"
         )
     if e.config_file and m.sglang_config:
         out.append(f"engine.config_file={e.config_file!r} with model.sglang_config set: choose one --config source")

@@ -17,10 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from diffexp.engines.sglang import resolved
 from diffexp.errors import DiffexpError
 from diffexp.results import RunResult
 
 FALLBACK_MARKERS = ("Falling back to diffusers backend", "Using diffusers backend", "Loaded diffusers pipeline")
+# A warmup request that ran: its progress bar (or, under CI logging, its log line), server_warmup.py.
+WARMUP_RAN_MARKER = "Warmup requests"
 # The guide's wording, and the 0.5.23 source's (gpu_worker.do_mem_analysis, logged at debug level).
 RESIDENCY_MARKERS = ("Components that could stay resident", "Components that can remain on GPU")
 OOM_MARKERS = ("CUDA out of memory", "OutOfMemoryError", "out of memory", "DefaultCPUAllocator: can't allocate memory")
@@ -100,6 +103,11 @@ class LogFigures:
     failure_lines: list[str] = field(default_factory=list)
     saved_outputs: list[str] = field(default_factory=list)
     traces: list[str] = field(default_factory=list)
+    # The settled ServerArgs (the `server_args: {…}` line), and the lines where SGLang changed a setting itself.
+    server_args: Optional[dict] = None
+    tuning_lines: list[str] = field(default_factory=list)
+    # A warmup request ran (not merely the "(with warmup excluded)" wording, which warmup_mode=server also prints).
+    warmup_ran: bool = False
 
 
 def parse_log(text: str) -> LogFigures:
@@ -120,6 +128,12 @@ def parse_log(text: str) -> LogFigures:
             figures.saved_outputs.append(m.group(1))
         if m := _TRACE.search(line):
             figures.traces.append(m.group(1))
+        if (args := resolved.server_args(line)) is not None:
+            figures.server_args = args
+        if any(marker in line for marker in resolved.TUNING_MARKERS):
+            figures.tuning_lines.append(line.strip())
+        if WARMUP_RAN_MARKER in line:
+            figures.warmup_ran = True
         if any(marker in line for marker in FALLBACK_MARKERS):
             figures.fallback_lines.append(line.strip())
         if any(marker in line for marker in RESIDENCY_MARKERS):
@@ -165,6 +179,35 @@ def residency_advice(lines: list[str]) -> Optional[str]:
     return None
 
 
+def warmed_up(log: LogFigures) -> bool:
+    """A warmup request ran and the measured request was the warm one. The "(with warmup excluded)" line
+    alone does not say so: 0.5.23 prints it for any warmup_mode but off, also for `server`, which
+    `sglang generate` never runs."""
+    return log.warmup_ran and log.warmup_excluded_s is not None and not log.warmup_failed
+
+
+# The perf dump's memory checkpoints (gpu_worker.py): runtime_peak is the allocator's peak over the measured
+# requests (peak stats reset before each forward, max over the replica's ranks); after_forward the same for
+# the one request; load_peak the loading's.
+RUNTIME_PEAK_CHECKPOINTS = ("runtime_peak", "after_forward")
+MEMORY_FIELDS = ("allocated_mb", "reserved_mb", "peak_allocated_mb", "peak_reserved_mb", "peak_host_anon_mb")
+
+
+def memory_metrics(memory_mb: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Every checkpoint's figures as `mem.<checkpoint>.<field>_gib`, and the measured requests' peaks as
+    `mem.peak_allocated_gib` / `mem.peak_reserved_gib` (zeros, as CPU dumps carry, are left out)."""
+    out = {}
+    for checkpoint, snap in memory_mb.items():
+        for name in MEMORY_FIELDS:
+            if snap.get(name):
+                out[f"mem.{checkpoint}.{name[:-3]}_gib"] = snap[name] / 1024.0
+    for name in ("peak_allocated_mb", "peak_reserved_mb"):
+        found = next((memory_mb[c][name] for c in RUNTIME_PEAK_CHECKPOINTS if memory_mb.get(c, {}).get(name)), None)
+        if found:
+            out[f"mem.{name[:-3]}_gib"] = found / 1024.0
+    return out
+
+
 def _close(a: float, b: float) -> bool:
     # The log's figure spans a little more than the dump's (request handling, saving): 2 % or 10 ms.
     return abs(a - b) <= max(0.02 * max(abs(a), abs(b)), 0.010)
@@ -179,29 +222,26 @@ def build_result(
         result.stages_s = {k: ms / 1000.0 for k, ms in dump.stages_ms.items()}
         result.denoise_step_ms = list(dump.steps_ms)
         result.e2e_s = dump.total_duration_ms / 1000.0 if dump.total_duration_ms is not None else None
-        peaks = [snap["peak_reserved_mb"] for snap in dump.memory_mb.values() if "peak_reserved_mb" in snap]
-        if peaks and max(peaks) > 0:
-            result.peak_mem_gib = max(peaks) / 1024.0
-            result.peak_mem_gib_per_device = {"rank0": result.peak_mem_gib}
-        for checkpoint, snap in dump.memory_mb.items():
-            for name in ("peak_reserved_mb", "peak_allocated_mb", "peak_host_anon_mb"):
-                if name in snap:
-                    result.extra_metrics[f"mem.{checkpoint}.{name[:-3]}_gib"] = snap[name] / 1024.0
+        result.extra_metrics.update(memory_metrics(dump.memory_mb))
+        if "mem.peak_allocated_gib" in result.extra_metrics:
+            result.peak_mem_gib = result.extra_metrics["mem.peak_allocated_gib"]
+            # runtime_peak is already the max over the replica's ranks; SGLang keeps no per-rank figure.
         if dump.commit_hash:
             result.tags["sglang.commit"] = dump.commit_hash
     else:
         result.stages_s = dict(log.stages_s)
         result.e2e_s = log.warmup_excluded_s if log.warmup_excluded_s is not None else log.generated_s
-        if log.max_peak_mem_mb:
-            result.peak_mem_gib = log.max_peak_mem_mb / 1024.0
         result.tags["figures_from"] = "log"
+    if log.max_peak_mem_mb:
+        # The server's "Max peak" is the allocator's peak *reserved*: logged beside peak_mem_gib, never as it.
+        result.extra_metrics["mem.server_peak_reserved_gib"] = log.max_peak_mem_mb / 1024.0
     result.denoise_s = denoise_seconds(result.stages_s, result.denoise_step_ms)
     result.text_encode_s = text_encode_seconds(result.stages_s)
     result.vae_decode_s = vae_decode_seconds(result.stages_s)
     if result.denoise_step_ms:
         result.extra_metrics["denoise_steps_sum_s"] = sum(result.denoise_step_ms) / 1000.0
     _cross_check(result, dump, log)
-    result.warmup_excluded = log.warmup_excluded_s is not None and not log.warmup_failed
+    result.warmup_excluded = warmed_up(log)
     if log.warmup_failed:
         result.tags["warmup_failed"] = "true"
     advice = residency_advice(log.residency_lines)

@@ -1,0 +1,52 @@
+"""GPU ids, one rule for every module: which GPUs this process may use, and how an id given in `engine.gpus` (named
+as CUDA_VISIBLE_DEVICES names them) maps to torch's index."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from diffexp.errors import DiffexpError
+
+
+def visible_gpu_count() -> int:
+    try:
+        import torch
+
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # a broken driver counts as no GPU; the engine will say more
+        return 0
+
+
+def visible_gpu_ids() -> list[str]:
+    """The GPU ids this process may use: CUDA_VISIBLE_DEVICES when set, else every GPU torch sees."""
+    count = visible_gpu_count()
+    listed = _cuda_visible_devices()
+    if listed is not None:
+        # CUDA stops at the first id that does not exist: only the leading `count` ids are real.
+        return listed[:count]
+    return [str(i) for i in range(count)]
+
+
+def _cuda_visible_devices() -> Optional[list[str]]:
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    return None if env is None else [g.strip() for g in env.split(",") if g.strip()]
+
+
+def torch_index(gpu_id: str) -> int:
+    """torch's CUDA index of a GPU named as `engine.gpus` and the leases name them: an entry of
+    CUDA_VISIBLE_DEVICES when it is set (torch numbers the visible GPUs from 0), else an index."""
+    gpu_id = gpu_id.strip()
+    ids = _cuda_visible_devices()
+    if ids is not None:
+        if gpu_id not in ids:
+            raise DiffexpError(
+                f"engine.gpus: GPU {gpu_id!r} is not one of CUDA_VISIBLE_DEVICES={os.environ['CUDA_VISIBLE_DEVICES']}; "
+                f"allowed: {', '.join(ids) or 'none'}"
+            )
+        return ids.index(gpu_id)
+    if not gpu_id.isdigit():
+        raise DiffexpError(
+            f"engine.gpus: {gpu_id!r} is not a GPU index (0, 1, ...) and CUDA_VISIBLE_DEVICES is not set"
+        )
+    return int(gpu_id)

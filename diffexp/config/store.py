@@ -8,6 +8,7 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from diffexp.config.run_dir import register_resolver
 from diffexp.config.schema import Config
 
 # conf/ lives at the repository root, next to the package (editable install).
@@ -25,6 +26,7 @@ def register() -> None:
     from diffexp.sweeps import use_sweeps_dir
 
     use_sweeps_dir()
+    register_resolver()
     ConfigStore.instance().store(name="base_config", node=Config)
     _registered = True
 

@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Optional
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -22,7 +23,7 @@ register()  # also points Hydra at multirun_sweeps/
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def _main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> Optional[str]:
     from diffexp.run import execute, print_summary
 
     quiet_libraries()
@@ -30,8 +31,7 @@ def _main(cfg: DictConfig) -> None:
         # A failed point becomes a FAILED child run and the sweep goes on (diffexp.sweeps.job).
         from diffexp.sweeps.job import run_point
 
-        run_point(cfg)
-        return
+        return run_point(cfg)  # the status, counted by the sweep callback for the exit status
     try:
         outcome = execute(to_config(cfg), Path(HydraConfig.get().runtime.output_dir))
     except DiffexpError as exc:
@@ -41,18 +41,26 @@ def _main(cfg: DictConfig) -> None:
         print_summary(outcome)
         if outcome.status != "FINISHED":
             sys.exit(1)
+    return None
 
 
 def main() -> None:
+    from diffexp.sweeps.callback import abandon_open_sweeps, failed_points
+
     try:
         _main()
     except (KeyboardInterrupt, RunInterrupted):
-        # The run is already recorded as KILLED. Leave now: a library thread that is not a daemon
-        # (or a wedged one after the interrupt) must not keep an interrupted process alive.
+        # The run is already recorded as KILLED; a sweep's parent is ended KILLED here (os._exit skips
+        # atexit). Then leave now: a library thread that is not a daemon (or a wedged one after the
+        # interrupt) must not keep an interrupted process alive.
+        abandon_open_sweeps()
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(130)
+    if failed_points():
+        log.error("%d sweep point(s) failed", failed_points())
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -41,11 +41,12 @@ def load_config_yaml(path: Path) -> Config:
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path)))  # type: ignore[return-value]
 
 
-def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
+def compose(overrides: Sequence[str] = (), config_name: str = "config", return_hydra: bool = False) -> DictConfig:
     """Compose a run config outside `@hydra.main` (tests, report tools).
 
     `output_dir` defaults to the current directory unless an `output_dir=` override is given,
-    since there is no Hydra job (and so no runtime output dir) to interpolate.
+    since there is no Hydra job (and so no runtime output dir) to interpolate. `return_hydra` keeps
+    the `hydra` node (what a Hydra callback is given).
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -54,7 +55,7 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictC
     register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+        cfg = hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra)
     if not any(o.startswith("output_dir=") for o in overrides):
         cfg.output_dir = "."
     return cfg

@@ -8,8 +8,10 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from diffexp.config.keys import unknown_keys
 from diffexp.config.run_dir import register_resolver
 from diffexp.config.schema import Config
+from diffexp.errors import ConfigError
 
 # conf/ lives at the repository root, next to the package (editable install).
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -32,7 +34,12 @@ def register() -> None:
 
 
 def to_config(cfg: DictConfig) -> Config:
-    """Resolve interpolations and convert to the dataclass tree the rest of the code trusts."""
+    """Resolve interpolations and convert to the dataclass tree the rest of the code trusts.
+
+    Raises ConfigError for keys the schema does not declare (see diffexp.config.keys)."""
+    problems = unknown_keys(cfg)
+    if problems:
+        raise ConfigError(problems)
     return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
 

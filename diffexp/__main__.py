@@ -22,21 +22,35 @@ log = logging.getLogger("diffexp")
 register()  # also points Hydra at multirun_sweeps/
 
 
+# Exit statuses (README, "Composing a run"): 2 an unusable configuration (Hydra's composition errors
+# and diffexp's validation alike), 1 a run or sweep point that failed, 130 interrupted.
+CONFIG_ERROR = 2
+_task_started = False  # False while Hydra composes: a SystemExit(1) then is a composition error
+
+
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def _main(cfg: DictConfig) -> Optional[str]:
-    from diffexp.run import execute, print_summary
-
-    quiet_libraries()
+    global _task_started
+    _task_started = True
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         # A failed point becomes a FAILED child run and the sweep goes on (diffexp.sweeps.job).
         from diffexp.sweeps.job import run_point
 
+        quiet_libraries()
         return run_point(cfg)  # the status, counted by the sweep callback for the exit status
+    from diffexp.config import validate
+    from diffexp.run import execute, print_summary
+
     try:
-        outcome = execute(to_config(cfg), Path(HydraConfig.get().runtime.output_dir))
+        config = to_config(cfg)
+        # Before quiet_libraries, which imports diffusers and transformers (seconds): a config error
+        # is reported as soon as the config is composed.
+        validate(config)
+        quiet_libraries()
+        outcome = execute(config, Path(HydraConfig.get().runtime.output_dir))
     except DiffexpError as exc:
         log.error("%s", exc)
-        sys.exit(2)
+        sys.exit(CONFIG_ERROR)
     if outcome is not None:
         print_summary(outcome)
         if outcome.status != "FINISHED":
@@ -49,6 +63,10 @@ def main() -> None:
 
     try:
         _main()
+    except SystemExit as exc:
+        if exc.code == 1 and not _task_started:  # Hydra reports composition errors with status 1
+            sys.exit(CONFIG_ERROR)
+        raise
     except (KeyboardInterrupt, RunInterrupted):
         # The run is already recorded as KILLED; a sweep's parent is ended KILLED here (os._exit skips
         # atexit). Then leave now: a library thread that is not a daemon (or a wedged one after the

@@ -102,6 +102,9 @@ def _terminate_as_interrupt():
 def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> Optional[Outcome]:
     """Run one composed config. Returns None for a dry run; raises after recording a failed run."""
     validate(cfg)
+    from diffexp.review.reference import check_reference  # imports MLflow: only once the config is valid
+
+    check_reference(cfg)
     check_launch(cfg)
     engine = get_engine(cfg.engine.name)
     if cfg.engine.dry_run:

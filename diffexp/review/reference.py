@@ -208,3 +208,32 @@ def resolve_reference(client, spec: Optional[str], run: LoggedRun) -> Union[Refe
         f"review.reference={spec!r}: not an MLflow run id (32 hex digits), latest:<model>, sweep, sweep:first, "
         "sweep:baseline, off, or an existing file or folder"
     )
+
+
+def check_reference(cfg) -> None:
+    """`review.reference` of a run about to start, resolved now: a reference that cannot be found refuses the
+    run (ConfigError, exit status 2) instead of surfacing after the whole run. Sweep references are
+    resolved per point when it is reviewed (the other points may not have run yet)."""
+    import dataclasses
+
+    from diffexp.errors import ConfigError
+    from diffexp.tracking import client_for, flatten
+
+    spec = (cfg.review.reference or "").strip()
+    if not cfg.tracking.enabled or not spec or spec.lower() in OFF:
+        return
+    if spec == "sweep" or spec.startswith("sweep:"):
+        which = spec.partition(":")[2] or "auto"
+        if which not in SWEEP_MODES:
+            raise ConfigError([f"review.reference={spec!r}: allowed are sweep, sweep:first, sweep:baseline"])
+        if not cfg.sweep:
+            raise ConfigError([f"review.reference={spec}: this run is not part of a sweep (run it with -m)"])
+        return
+    # The run as it will be logged, for latest:'s sampling match (no run id yet: nothing to exclude).
+    run = LoggedRun(
+        run_id="", experiment_id="", status="RUNNING", start_time_ms=0, params=flatten(dataclasses.asdict(cfg))
+    )
+    try:
+        resolve_reference(client_for(cfg.tracking), spec, run)
+    except DiffexpError as exc:
+        raise ConfigError([f"review.reference={spec!r}: {exc}"]) from exc

@@ -104,7 +104,7 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
     validate(cfg)
     from diffexp.review.reference import check_reference  # imports MLflow: only once the config is valid
 
-    check_reference(cfg)
+    check_reference(cfg, parent_run_id)
     check_launch(cfg)
     engine = get_engine(cfg.engine.name)
     if cfg.engine.dry_run:

@@ -193,7 +193,13 @@ def resolve_reference(client, spec: Optional[str], run: LoggedRun) -> Union[Refe
         if found is None:
             if lossy_reasons(run.params):
                 return NoReference("a lossy run cannot be its sweep's reference, and no earlier point matches")
-            return NoReference(f"this run is the reference of sweep {run.parent_run_id}", is_sweep_reference=True)
+            if settings_from_params(run.params).baseline:
+                return NoReference(f"this run is the reference of sweep {run.parent_run_id}", is_sweep_reference=True)
+            # Only the sweep's reference point is its reference; a point nothing matches is just unreviewed.
+            return NoReference(
+                f"no finished point of sweep {run.parent_run_id} has this run's model and sampling parameters "
+                "to compare with"
+            )
         return Reference(spec, run=found, params=found.params)
     if spec.startswith("latest:"):
         found = latest_of_model(client, spec.partition(":")[2], run)
@@ -210,7 +216,7 @@ def resolve_reference(client, spec: Optional[str], run: LoggedRun) -> Union[Refe
     )
 
 
-def check_reference(cfg) -> None:
+def check_reference(cfg, parent_run_id: Optional[str] = None) -> None:
     """`review.reference` of a run about to start, resolved now: a reference that cannot be found refuses the
     run (ConfigError, exit status 2) instead of surfacing after the whole run. Sweep references are
     resolved per point when it is reviewed (the other points may not have run yet)."""
@@ -226,7 +232,7 @@ def check_reference(cfg) -> None:
         which = spec.partition(":")[2] or "auto"
         if which not in SWEEP_MODES:
             raise ConfigError([f"review.reference={spec!r}: allowed are sweep, sweep:first, sweep:baseline"])
-        if not cfg.sweep:
+        if not (parent_run_id or cfg.sweep):
             raise ConfigError([f"review.reference={spec}: this run is not part of a sweep (run it with -m)"])
         return
     # The run as it will be logged, for latest:'s sampling match (no run id yet: nothing to exclude).

@@ -27,6 +27,7 @@ def attach(cfg: Config, info: SweepInfo, point: int, overrides: list[str]) -> No
     cfg.tracking.uri = cfg.tracking.uri or info.tracking_uri
     cfg.tracking.experiment = cfg.tracking.experiment or info.experiment
     cfg.sweep = cfg.sweep or info.name
+    cfg.tracking.run_name = cfg.tracking.run_name or point_name(cfg, overrides)
     baseline = info.is_baseline(point, overrides)
     # The correctness review finds the sweep's reference by review.baseline (review.reference=sweep:baseline).
     cfg.review.baseline = cfg.review.baseline or baseline
@@ -38,6 +39,16 @@ def attach(cfg: Config, info: SweepInfo, point: int, overrides: list[str]) -> No
             TAG_OVERRIDES: json.dumps(overrides),
         }
     )
+
+
+def point_name(cfg: Config, overrides: list[str]) -> str:
+    """The point's run name: the model and the swept values, e.g. `tiny_flux · seed=2 · num_inference_steps=8`."""
+    parts = [cfg.model.name]
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key != "model":  # already first
+            parts.append(f"{key.lstrip('+~').rsplit('.', 1)[-1]}={value}")
+    return " · ".join(parts)
 
 
 def gpu_lease_for(cfg: Config):
@@ -109,7 +120,7 @@ def _failed_child(config: Optional[Config], info: SweepInfo, point: int, overrid
             config.tracking,
             flatten(dataclasses.asdict(config)),
             run_tags(config),
-            run_name(config),
+            config.tracking.run_name or run_name(config),
         )
     else:  # the config did not even convert: keep what identifies the point
         tracking = TrackingConfig(uri=info.tracking_uri, experiment=info.experiment)

@@ -68,6 +68,9 @@ def _terminate_as_interrupt():
 def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> Optional[Outcome]:
     """Run one composed config. Returns None for a dry run; raises after recording a failed run."""
     validate(cfg)
+    from diffexp.review.reference import check_reference  # imports MLflow: only once the config is valid
+
+    check_reference(cfg, parent_run_id)
     check_launch(cfg)
     if cfg.tracking.enabled and not cfg.engine.dry_run:
         from diffexp.tracking.store import check_usable, resolve_uri

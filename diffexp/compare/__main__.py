@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Union
 
+from diffexp import names
 from diffexp.compare import work
 from diffexp.compare.core import DENOISE, Comparison, compare, side_from_dump, side_from_run
 from diffexp.compare.perf_dump import read_perf_dump
@@ -24,7 +25,6 @@ from diffexp.compare.render import print_terminal, to_markdown
 from diffexp.compare.rules import RULES
 from diffexp.errors import DiffexpError
 from diffexp.reports.summary import markdown_table, point_label
-from diffexp.tracking import names
 from diffexp.tracking.records import RecordedRun, children, find_parent, get_run
 from diffexp.tracking.store import client_for
 

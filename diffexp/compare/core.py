@@ -20,7 +20,6 @@ from diffexp.compare.rules import (
     delta,
     gates,
 )
-from diffexp.engines.sglang.resolved import TAG_AUTO_TUNED, TAG_MISMATCH
 from diffexp.review.verdict import FAIL, PASS, UNCHECKED
 from diffexp.tracking.records import RecordedRun
 
@@ -199,10 +198,12 @@ def compare(base: Side, cand: Side, rule: str) -> Comparison:
     notes = []
     for role, side in (("Baseline", base), ("Candidate", cand)):
         tags = side.run.tags if side.run is not None else {}
-        if TAG_MISMATCH in tags:
-            notes.append(f"{role}: SGLANG DID NOT RUN WHAT WAS ASKED: {tags[TAG_MISMATCH]}")
-        if TAG_AUTO_TUNED in tags:
-            notes.append(f"{role}: an auto-tuned baseline ({tags[TAG_AUTO_TUNED]}): SGLang chose its placement")
+        if names.RESOLVED_MISMATCH in tags:
+            notes.append(f"{role}: SGLANG DID NOT RUN WHAT WAS ASKED: {tags[names.RESOLVED_MISMATCH]}")
+        if names.RESOLVED_AUTO_TUNED in tags:
+            notes.append(
+                f"{role}: an auto-tuned baseline ({tags[names.RESOLVED_AUTO_TUNED]}): SGLang chose its placement"
+            )
     if cand.correctness != PASS:
         notes.append(
             f"Candidate correctness: {cand.correctness}"

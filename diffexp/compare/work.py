@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from diffexp.compare.perf_dump import PerfDump
-from diffexp.sweeps.queries import RecordedRun
+from diffexp.tracking.records import RecordedRun
 
 # Field → the run param that holds it; a dump's meta uses the field names (num_inference_steps read as steps).
 RUN_PARAMS = {

@@ -9,7 +9,10 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from diffexp.config.keys import unknown_keys
+from diffexp.config.run_dir import register_resolver
 from diffexp.config.schema import Config
+from diffexp.errors import ConfigError
 
 # conf/ and multirun_sweeps/ live at the repository root, next to the package (editable install).
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -27,12 +30,18 @@ def register() -> None:
     # conf/config.yaml puts ${oc.env:DIFFEXP_SWEEPS_DIR} on Hydra's search path: sweep options live in
     # multirun_sweeps/, findable from any working directory.
     os.environ.setdefault(SWEEPS_DIR_ENV, str(SWEEPS_DIR))
+    register_resolver()
     ConfigStore.instance().store(name="base_config", node=Config)
     _registered = True
 
 
 def to_config(cfg: DictConfig) -> Config:
-    """Resolve interpolations and convert to the dataclass tree the rest of the code trusts."""
+    """Resolve interpolations and convert to the dataclass tree the rest of the code trusts.
+
+    Raises ConfigError for keys the schema does not declare (see diffexp.config.keys)."""
+    problems = unknown_keys(cfg)
+    if problems:
+        raise ConfigError(problems)
     return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
 
@@ -41,11 +50,12 @@ def load_config_yaml(path: Path) -> Config:
     return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path)))  # type: ignore[return-value]
 
 
-def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictConfig:
+def compose(overrides: Sequence[str] = (), config_name: str = "config", return_hydra: bool = False) -> DictConfig:
     """Compose a run config outside `@hydra.main` (tests, report tools).
 
     `output_dir` defaults to the current directory unless an `output_dir=` override is given,
-    since there is no Hydra job (and so no runtime output dir) to interpolate.
+    since there is no Hydra job (and so no runtime output dir) to interpolate. `return_hydra` keeps
+    the `hydra` node (what a Hydra callback is given).
     """
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -54,7 +64,7 @@ def compose(overrides: Sequence[str] = (), config_name: str = "config") -> DictC
     register()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+        cfg = hydra_compose(config_name=config_name, overrides=list(overrides), return_hydra_config=return_hydra)
     if not any(o.startswith("output_dir=") for o in overrides):
         cfg.output_dir = "."
     return cfg

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Optional
 
+from diffexp import names
 from diffexp.reports.summary import GUIDE_COLUMNS, MISSING, guide_row, markdown_table, resolution, rounded
-from diffexp.tracking import names
 from diffexp.tracking.records import RecordedRun, search
 from diffexp.tracking.store import client_for
 

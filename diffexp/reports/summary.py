@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from diffexp.tracking import names
+from diffexp import names
 from diffexp.tracking.records import RecordedRun, parse_point_overrides
 
 # The guide's "Result Recording Format" columns, in its order.

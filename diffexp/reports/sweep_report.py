@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
+from diffexp import names
 from diffexp.reports.charts import write_charts
 from diffexp.reports.summary import SweepSummary, summarize
-from diffexp.tracking import names
 from diffexp.tracking.records import RecordedRun, children, find_parent
 from diffexp.tracking.store import client_for
 

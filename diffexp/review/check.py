@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from diffexp import names
 from diffexp.errors import DiffexpError
 from diffexp.review import artifacts, media, metrics
 from diffexp.review.reference import NoReference, check_sampling, resolve_reference
@@ -28,7 +29,6 @@ from diffexp.review.verdict import (
     stack_differences,
     stack_of,
 )
-from diffexp.tracking import names
 from diffexp.tracking.queries import LoggedRun, download_outputs, get_run
 from diffexp.tracking.writer import RunWriter
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
+from diffexp import names
 from diffexp.errors import DiffexpError
 from diffexp.review.verdict import FAIL, lossy_reasons, settings_from_params
-from diffexp.tracking import names
 from diffexp.tracking.queries import LoggedRun, get_run, runs_of_model, sweep_points
 
 log = logging.getLogger(__name__)
@@ -194,7 +194,13 @@ def resolve_reference(client, spec: Optional[str], run: LoggedRun) -> Union[Refe
         if found is None:
             if lossy_reasons(run.params):
                 return NoReference("a lossy run cannot be its sweep's reference, and no earlier point matches")
-            return NoReference(f"this run is the reference of sweep {run.parent_run_id}", is_sweep_reference=True)
+            if settings_from_params(run.params).baseline:
+                return NoReference(f"this run is the reference of sweep {run.parent_run_id}", is_sweep_reference=True)
+            # Only the sweep's reference point is its reference; a point nothing matches is just unreviewed.
+            return NoReference(
+                f"no finished point of sweep {run.parent_run_id} has this run's model and sampling parameters "
+                "to compare with"
+            )
         return Reference(spec, run=found, params=found.params)
     if spec.startswith("latest:"):
         found = latest_of_model(client, spec.partition(":")[2], run)
@@ -209,3 +215,33 @@ def resolve_reference(client, spec: Optional[str], run: LoggedRun) -> Union[Refe
         f"review.reference={spec!r}: not an MLflow run id (32 hex digits), latest:<model>, sweep, sweep:first, "
         "sweep:baseline, off, or an existing file or folder"
     )
+
+
+def check_reference(cfg, parent_run_id: Optional[str] = None) -> None:
+    """`review.reference` of a run about to start, resolved now: a reference that cannot be found refuses the
+    run (ConfigError, exit status 2) instead of surfacing after the whole run. Sweep references are
+    resolved per point when it is reviewed (the other points may not have run yet)."""
+    import dataclasses
+
+    from diffexp.errors import ConfigError
+    from diffexp.tracking.store import client_for
+    from diffexp.tracking.writer import flatten
+
+    spec = (cfg.review.reference or "").strip()
+    if not cfg.tracking.enabled or not spec or spec.lower() in OFF:
+        return
+    if spec == "sweep" or spec.startswith("sweep:"):
+        which = spec.partition(":")[2] or "auto"
+        if which not in SWEEP_MODES:
+            raise ConfigError([f"review.reference={spec!r}: allowed are sweep, sweep:first, sweep:baseline"])
+        if not (parent_run_id or cfg.sweep):
+            raise ConfigError([f"review.reference={spec}: this run is not part of a sweep (run it with -m)"])
+        return
+    # The run as it will be logged, for latest:'s sampling match (no run id yet: nothing to exclude).
+    run = LoggedRun(
+        run_id="", experiment_id="", status="RUNNING", start_time_ms=0, params=flatten(dataclasses.asdict(cfg))
+    )
+    try:
+        resolve_reference(client_for(cfg.tracking), spec, run)
+    except DiffexpError as exc:
+        raise ConfigError([f"review.reference={spec!r}: {exc}"]) from exc

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from diffexp import names
 from diffexp.config.schema import ReviewConfig
-from diffexp.tracking import names
 
 PASS, FAIL, UNCHECKED = "pass", "fail", "unchecked"
 VERDICTS = (PASS, FAIL, UNCHECKED)

@@ -10,14 +10,17 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import signal
 from pathlib import Path
 from typing import Any, Optional
 
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from diffexp import names
+from diffexp.errors import RunInterrupted
 from diffexp.sweeps.handoff import SweepInfo, swept_keys
-from diffexp.tracking import names
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +45,20 @@ class SweepParentCallback(Callback):
     def __init__(self) -> None:
         self.recorder = None
         self.info: Optional[SweepInfo] = None
+        # Points that did not finish, counted as their jobs return (in-process launchers) and from the
+        # parent's children in MLflow (every launcher); the larger count decides the exit status.
+        self.failed_jobs = 0
+        self._previous_handlers: dict[int, Any] = {}
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global _last_failed
+        _last_failed = 0
+        self._catch_signals()
+        if OmegaConf.select(config, "engine.dry_run") or not OmegaConf.select(config, "tracking.enabled", default=True):
+            return  # nothing runs, or nothing is tracked: no parent run
         from diffexp.environment import environment_tags
         from diffexp.tracking.writer import RunRecorder
 
-        if OmegaConf.select(config, "engine.dry_run") or not OmegaConf.select(config, "tracking.enabled", default=True):
-            return  # nothing runs, or nothing is tracked: no parent run
         name = OmegaConf.select(config, "sweep") or ADHOC_NAME
         sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
         overrides = sweep_overrides(config)
@@ -80,7 +90,7 @@ class SweepParentCallback(Callback):
             baseline=_baseline(config),
         )
         self.info.write()
-        atexit.register(self._abandon)
+        _open.append(self)
         log.info(
             "sweep %s: parent run %s in %s (swept: %s)",
             name,
@@ -89,51 +99,118 @@ class SweepParentCallback(Callback):
             ", ".join(keys) or "nothing",
         )
 
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if job_return.status == JobStatus.FAILED or job_return.return_value in ("FAILED", "KILLED"):
+            self.failed_jobs += 1
+
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        if self.recorder is None or self.info is None:
-            return
+        global _last_failed
+        self._restore_signals()
+        failed = self._close("FINISHED") if self.recorder is not None else 0
+        _last_failed = max(failed, self.failed_jobs)
+
+    def abandon(self) -> None:
+        """The process is ending before the sweep did (Ctrl-C, SIGTERM, a launcher error): the parent ends
+        KILLED with what it has (counts and a summary of the points that ran), never RUNNING."""
+        self._restore_signals()
+        if self.recorder is not None:
+            log.warning("sweep interrupted: ending parent run %s as KILLED", self.recorder.run_id)
+            self._close("KILLED")
+
+    def _close(self, status: str) -> int:
+        """Log the summary and counts on the parent and end it with `status`; returns the failed count."""
+        recorder, self.recorder = self.recorder, None
+        if self in _open:
+            _open.remove(self)
+        if status != "FINISHED":
+            recorder.status = status
+            try:
+                with recorder:
+                    return self._report(recorder, interrupted=True)
+            except Exception as exc:  # what was logged stays; the parent still ends KILLED (set_terminated)
+                log.error("could not write the interrupted sweep's summary: %s", exc)
+                return 0
+        with recorder:  # FINISHED on the way out, FAILED if writing the report raised
+            return self._report(recorder)
+
+    def _report(self, recorder, interrupted: bool = False) -> int:
         from diffexp.reports.sweep_report import SUMMARY_DIR, write_sweep_report
         from diffexp.tracking.records import get_run
 
-        recorder, self.recorder = self.recorder, None
-        atexit.unregister(self._abandon)
-        with recorder:  # FINISHED on the way out, FAILED if writing the report raised
-            parent = get_run(recorder.client, recorder.run_id, with_steps=False)
-            report = write_sweep_report(recorder.client, parent, Path(self.info.sweep_dir) / SUMMARY_DIR)
-            recorder.log_artifact(Path(self.info.sweep_dir) / SUMMARY_DIR, SUMMARY_DIR)
-            s = report.summary
-            compare_url = compare_view_url(recorder.uri, parent.experiment_id, [p.run_id for p in report.points])
-            recorder.set_tags(
-                {
-                    "sweep.compare_url": compare_url,
-                    "sweep.points": len(report.points),
-                    "sweep.passed": s.passed,
-                    "sweep.failed": s.failed,
-                    **({"sweep.fastest": s.fastest.run_id} if s.fastest else {}),
-                }
-            )
-            recorder.log_metrics(
-                {
-                    "points_passed": s.passed,
-                    "points_failed": s.failed,
-                    **({"best_denoise_s": s.fastest.result.denoise_s} if s.fastest else {}),
-                }
-            )
-            log.info(
-                "sweep %s: %d passed, %d failed; summary in %s",
-                self.info.name,
-                s.passed,
-                s.failed,
-                Path(self.info.sweep_dir) / SUMMARY_DIR,
-            )
-            print(s.to_markdown())
-            print(f"compare the points in the MLflow UI: {compare_url}")
+        assert self.info is not None
+        parent = get_run(recorder.client, recorder.run_id, with_steps=False)
+        report = write_sweep_report(recorder.client, parent, Path(self.info.sweep_dir) / SUMMARY_DIR)
+        recorder.log_artifact(Path(self.info.sweep_dir) / SUMMARY_DIR, SUMMARY_DIR)
+        s = report.summary
+        compare_url = compare_view_url(recorder.uri, parent.experiment_id, [p.run_id for p in report.points])
+        recorder.set_tags(
+            {
+                "sweep.compare_url": compare_url,
+                "sweep.points": len(report.points),
+                "sweep.passed": s.passed,
+                "sweep.failed": s.failed,
+                **({"sweep.interrupted": "true"} if interrupted else {}),
+                **({"sweep.fastest": s.fastest.run_id} if s.fastest else {}),
+            }
+        )
+        recorder.log_metrics(
+            {
+                "points_passed": s.passed,
+                "points_failed": s.failed,
+                **({"best_denoise_s": s.fastest.result.denoise_s} if s.fastest else {}),
+            }
+        )
+        log.info(
+            "sweep %s%s: %d passed, %d failed; summary in %s",
+            self.info.name,
+            " (interrupted)" if interrupted else "",
+            s.passed,
+            s.failed,
+            Path(self.info.sweep_dir) / SUMMARY_DIR,
+        )
+        print(s.to_markdown())
+        print(f"compare the points in the MLflow UI: {compare_url}")
+        return s.failed
 
-    def _abandon(self) -> None:
-        """The process is ending before the sweep did (Ctrl-C, a launcher error): never leave the parent RUNNING."""
-        if self.recorder is not None:
-            self.recorder.client.set_terminated(self.recorder.run_id, status="KILLED")
-            self.recorder = None
+    def _catch_signals(self) -> None:
+        """SIGTERM between points ends the sweep like Ctrl-C (a run in progress installs its own handler
+        and restores this one); SIGINT raises even when the sweep was started in the background."""
+        try:
+            self._previous_handlers = {
+                signal.SIGTERM: signal.signal(signal.SIGTERM, _raise_interrupted),
+                signal.SIGINT: signal.signal(signal.SIGINT, signal.default_int_handler),
+            }
+        except ValueError:  # not the main thread: leave signals alone
+            self._previous_handlers = {}
+
+    def _restore_signals(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+
+
+def _raise_interrupted(signum, frame):
+    raise RunInterrupted(f"received signal {signum}")
+
+
+# Sweeps whose parent run is open in this process, and the failed count of the last one that ended.
+_open: list[SweepParentCallback] = []
+_last_failed = 0
+
+
+def abandon_open_sweeps() -> None:
+    """End every open parent KILLED. `python -m diffexp` calls it on Ctrl-C / SIGTERM (it leaves with
+    os._exit, which skips atexit); atexit covers any other way out."""
+    for callback in list(_open):
+        callback.abandon()
+
+
+atexit.register(abandon_open_sweeps)
+
+
+def failed_points() -> int:
+    """How many points of the sweep that just ended in this process did not finish (0: all passed)."""
+    return _last_failed
 
 
 def _by_key(overrides: list[str], keys: list[str]) -> dict[str, str]:

@@ -13,10 +13,10 @@ from typing import Optional
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from diffexp import names
 from diffexp.config import Config, to_config
 from diffexp.errors import RunInterrupted
 from diffexp.sweeps.handoff import SweepInfo, point_overrides
-from diffexp.tracking import names
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ def attach(cfg: Config, info: SweepInfo, point: int, overrides: list[str]) -> No
     cfg.tracking.uri = cfg.tracking.uri or info.tracking_uri
     cfg.tracking.experiment = cfg.tracking.experiment or info.experiment
     cfg.sweep = cfg.sweep or info.name
+    cfg.tracking.run_name = cfg.tracking.run_name or point_name(cfg, overrides)
     baseline = info.is_baseline(point, overrides)
     # The correctness review finds the sweep's reference by review.baseline (review.reference=sweep:baseline).
     cfg.review.baseline = cfg.review.baseline or baseline
@@ -39,6 +40,16 @@ def attach(cfg: Config, info: SweepInfo, point: int, overrides: list[str]) -> No
             names.SWEEP_OVERRIDES: json.dumps(overrides),
         }
     )
+
+
+def point_name(cfg: Config, overrides: list[str]) -> str:
+    """The point's run name: the model and the swept values, e.g. `tiny_flux · seed=2 · num_inference_steps=8`."""
+    parts = [cfg.model.name]
+    for override in overrides:
+        key, _, value = override.partition("=")
+        if key != "model":  # already first
+            parts.append(f"{key.lstrip('+~').rsplit('.', 1)[-1]}={value}")
+    return " · ".join(parts)
 
 
 def gpu_lease_for(cfg: Config):
@@ -110,7 +121,7 @@ def _failed_child(config: Optional[Config], info: SweepInfo, point: int, overrid
             config.tracking,
             flatten(dataclasses.asdict(config)),
             run_tags(config),
-            run_name(config),
+            config.tracking.run_name or run_name(config),
         )
     else:  # the config did not even convert: keep what identifies the point
         tracking = TrackingConfig(uri=info.tracking_uri, experiment=info.experiment)

@@ -1,7 +1,7 @@
 """The one package that writes and reads MLflow: which store (`store`), the run writer (`writer`), the
 read side (`queries`), the names runs carry (`names`), and reconciling runs whose process died (`reconcile`).
 
-Importing this package imports no MLflow: `names` is used on machines that run untracked.
+Importing this package imports no MLflow.
 """
 
 import os

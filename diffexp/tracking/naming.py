@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from diffexp import names
 from diffexp.config.schema import Config
 from diffexp.environment import environment_tags
-from diffexp.tracking import names
 
 
 def run_name(cfg: Config) -> str:

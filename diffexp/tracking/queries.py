@@ -13,8 +13,8 @@ from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID as PARENT_TAG
 
+from diffexp import names
 from diffexp.errors import DiffexpError
-from diffexp.tracking import names
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from mlflow import MlflowClient
 
-from diffexp.tracking import names
+from diffexp import names
 from diffexp.tracking.queries import search_runs
 
 log = logging.getLogger(__name__)

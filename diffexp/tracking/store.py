@@ -17,8 +17,8 @@ from typing import Optional
 
 from mlflow import MlflowClient
 
+from diffexp import names
 from diffexp.errors import DiffexpError
-from diffexp.tracking import names
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from mlflow.utils.time import get_current_time_millis
 
+from diffexp import names
 from diffexp.errors import RunInterrupted
 from diffexp.results import RunResult
-from diffexp.tracking import names
 from diffexp.tracking.store import client_for, experiment_id
 
 log = logging.getLogger(__name__)

@@ -34,10 +34,11 @@ class Sweep:
     proc: subprocess.CompletedProcess
 
 
-def run_sweep(args: list[str], cwd: Path, uri: str) -> Sweep:
+def run_sweep(args: list[str], cwd: Path, uri: str, returncode: int = 0) -> Sweep:
+    """The sweep's exit status must be `returncode` (1 when a point failed)."""
     sweep_dir = cwd / "multirun" / "sweep"
     proc = run_diffexp(["-m", *args, f"tracking.uri={uri}", f"hydra.sweep.dir={sweep_dir}"], cwd)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == returncode, proc.stderr[-3000:]
     info = SweepInfo.read(sweep_dir)
     assert info is not None, "the callback wrote no sweep_parent.json"
     return Sweep(uri, sweep_dir, info, proc)

@@ -24,7 +24,9 @@ def test_failed_points_are_failed_children_and_the_sweep_goes_on(tmp_path):
         ],
         tmp_path,
         f"sqlite:///{tmp_path / 'mlflow.db'}",
+        returncode=1,  # points failed: the sweep says so in its exit status, after running them all
     )
+    assert "3 sweep point(s) failed" in sweep.proc.stdout + sweep.proc.stderr
     client = MlflowClient(sweep.uri)
     parent = client.get_run(sweep.info.run_id)
     assert parent.info.status == "FINISHED"

@@ -11,7 +11,7 @@ import time
 
 from mlflow import MlflowClient
 
-from diffexp.tracking import names
+from diffexp import names
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -9,7 +9,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from diffexp.tracking import names
+from diffexp import names
 from diffexp.tracking.writer import RunRecorder
 
 

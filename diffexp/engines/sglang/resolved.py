@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from diffexp import names
 from diffexp.config.schema import Config
 from diffexp.engines.sglang.flags import warmup_mode
 
@@ -178,10 +179,8 @@ def mismatches(cfg: Config, args: dict) -> list[str]:
     return out
 
 
-# Tags a run gets from what SGLang settled on.
-TAG_MISMATCH = "resolved.mismatch"
-TAG_AUTO_TUNED = "resolved.auto_tuned_baseline"
-TAG_UNKNOWN = "resolved.unknown"
+# Tags a run gets from what SGLang settled on (names.RESOLVED_*).
+TAG_MISMATCH, TAG_AUTO_TUNED, TAG_UNKNOWN = names.RESOLVED_MISMATCH, names.RESOLVED_AUTO_TUNED, names.RESOLVED_UNKNOWN
 
 
 def tags(cfg: Config, args: Optional[dict]) -> dict[str, str]:

@@ -1,11 +1,15 @@
 """Names that cross module borders on recorded runs: tags, params and metrics written by one module and read by
-others. Defined once here; MLflow's own names (the parent-run tag) come from MLflow (`writer.PARENT_TAG`)."""
+others (engines, tracking, consumers): a foundation module, so every layer can use it. Defined once here; MLflow's
+own names (the parent-run tag) come from MLflow (`tracking.writer.PARENT_TAG`)."""
 
 # Metrics.
 STEP_SERIES = "denoise_step_ms_series"  # one MLflow metric step per denoise step
 
 # Params: the settings the engine really ran (SGLang rewrites what it is given), beside the requested config.
 RESOLVED_PREFIX = "resolved."
+RESOLVED_MISMATCH = "resolved.mismatch"  # what the engine ran that contradicts the request
+RESOLVED_AUTO_TUNED = "resolved.auto_tuned_baseline"  # the engine chose the placement itself
+RESOLVED_UNKNOWN = "resolved.unknown"  # the log did not say what ran
 
 # Tags every run gets.
 ENGINE = "engine"

@@ -8,6 +8,11 @@ from typing import Any, Optional
 from omegaconf import MISSING
 
 
+# Resolution presets, as (width, height): the shortcuts SGLang 0.5.23's SamplingParams.get_cli_args knows
+# (`--720p` …). One table for both engines: the in-process engine resolves the same names to the same sizes.
+RESOLUTION_PRESETS = {"720p": (1280, 720), "1080p": (1920, 1080), "2k": (2560, 1440), "4k": (3840, 2160)}
+
+
 @dataclass
 class SamplingConfig:
     """What is generated: everything that must match for two runs' outputs to be comparable."""
@@ -16,7 +21,7 @@ class SamplingConfig:
     negative_prompt: Optional[str] = None
     width: Optional[int] = None
     height: Optional[int] = None
-    # SGLang's resolution presets (e.g. "720p"); width/height win when both are set.
+    # A resolution preset (RESOLUTION_PRESETS, e.g. "720p"); width/height win when both are set.
     resolution: Optional[str] = None
     num_frames: Optional[int] = None
     fps: Optional[int] = None

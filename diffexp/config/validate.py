@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from diffexp.config.schema import Config
+from diffexp.config.schema import RESOLUTION_PRESETS, Config
 from diffexp.errors import ConfigError
 from diffexp.gpus import visible_gpu_count
 
@@ -96,6 +96,11 @@ def _check_model(cfg: Config) -> list[str]:
         value = getattr(s, name)
         if value is not None and value <= 0:
             out.append(f"model.sampling.{name}={value}: must be a positive integer")
+    if s.resolution is not None and s.resolution not in RESOLUTION_PRESETS and (s.width is None or s.height is None):
+        out.append(
+            f"model.sampling.resolution={s.resolution!r}: the presets are {_allowed(RESOLUTION_PRESETS)} "
+            "(SGLang's own; or set width and height)"
+        )
     if s.guidance_scale is not None and s.guidance_scale < 0:
         out.append(f"model.sampling.guidance_scale={s.guidance_scale}: must be >= 0")
     if s.num_frames is not None and m.task not in VIDEO_TASKS and s.num_frames != 1:

@@ -71,7 +71,7 @@ def test_unknown_values_list_what_is_allowed():
 
 
 def test_random_weights_need_an_architecture():
-    [p] = problems("model=qwen_image", "engine=diffusers", "model.weights=random")
+    [p] = problems("model=hunyuan3d_shape", "engine=diffusers", "model.weights=random")  # no buildable arch
     assert "model.arch" in p
 
 
@@ -94,3 +94,23 @@ def test_in_process_cfg_parallel_has_two_branches():
     found = problems("engine=diffusers", *overrides)
     assert any("parallel.cfg_parallel_size=4" in p and "allowed: 1 or 2" in p and "engine=sglang" in p for p in found)
     validate(to_config(compose(["engine=sglang", *overrides])))
+
+
+def _resolution_problems(*overrides: str) -> list[str]:
+    try:
+        validate(to_config(compose(list(overrides))))
+    except ConfigError as exc:
+        return [p for p in exc.problems if "resolution" in p]
+    return []
+
+
+def test_one_preset_table_for_both_engines():
+    """`resolution=2k` used to pass validation on the in-process engine and then fail with a KeyError there."""
+    from diffexp.config.schema import RESOLUTION_PRESETS
+
+    preset = ("model=flux1_dev", "model.sampling.width=null", "model.sampling.height=null")
+    for engine in ("engine=diffusers", "engine=sglang"):
+        assert _resolution_problems(*preset, engine, "model.sampling.resolution=2k") == []
+        [found] = _resolution_problems(*preset, engine, "model.sampling.resolution=480p")
+        assert found.startswith("model.sampling.resolution='480p': the presets are 720p, 1080p, 2k, 4k")
+    assert RESOLUTION_PRESETS["2k"] == (2560, 1440)

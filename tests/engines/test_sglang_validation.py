@@ -62,10 +62,6 @@ def test_sglang_accepts_wider_cfg_groups_and_tensor_parallel():
     "overrides, expected",
     [
         (
-            ("model=wan22_t2v", "model.sampling.resolution=480p"),
-            "model.sampling.resolution='480p': SGLang's presets are 720p, 1080p, 2k, 4k",
-        ),
-        (
             ("model=flux1_dev", "engine.dit_precision=fp8"),
             "engine.dit_precision='fp8': allowed values are fp32, fp16, bf16",
         ),

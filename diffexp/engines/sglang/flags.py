@@ -18,15 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from diffexp.config.schema import Config
+from diffexp.config.schema import RESOLUTION_PRESETS, Config
 
 # How a value is written: "value" → `--flag v`; "text" → `--flag=v` (free text that may start with
 # '-'); "bool" → `--flag true|false` (SGLang's StoreBoolean); "switch" → bare `--flag` when true
 # (argparse store_true); "preset" → `--<value>` (the resolution shortcuts).
 KINDS = ("value", "text", "bool", "switch", "preset")
 
-# The resolution shortcuts SamplingParams.get_cli_args knows, as (width, height).
-RESOLUTION_PRESETS = {"720p": (1280, 720), "1080p": (1920, 1080), "2k": (2560, 1440), "4k": (3840, 2160)}
 PRECISIONS = ("fp32", "fp16", "bf16")
 # ServerArgs' --performance-mode choices (auto_tune.PERFORMANCE_MODES).
 PERFORMANCE_MODES = ("manual", "auto", "speed", "memory")
@@ -233,10 +231,6 @@ def problems(cfg: Config) -> list[str]:
     if m.weights == "random":
         out.append(
             "model.weights=random: engine sglang loads checkpoints only (use weights=pretrained or tiny, or engine=diffusers)"
-        )
-    if _preset(cfg) is not None and s.resolution not in RESOLUTION_PRESETS:
-        out.append(
-            f"model.sampling.resolution={s.resolution!r}: SGLang's presets are {', '.join(RESOLUTION_PRESETS)} (or set width and height)"
         )
     for name in ("dit_precision", "vae_precision"):
         value = getattr(e, name)

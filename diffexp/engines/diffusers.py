@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from diffexp.config.schema import Config
 from diffexp.engines import outputs, pipeline_setup, profiling
-from diffexp.measure import StageClock, StepClock, peak_memory_gib, reset_peak_memory
+from diffexp.measure.clocks import StageClock, StepClock, peak_memory_gib, reset_peak_memory
 from diffexp.models import load_pipeline
 from diffexp.results import RunResult
 

@@ -132,6 +132,8 @@ class RunRecorder:
         self.log_metrics(result.metrics())
         now = get_current_time_millis()
         series = [Metric(STEP_SERIES, ms, now, i) for i, ms in enumerate(result.denoise_step_ms)]
+        # Repeated trials: one step per measured generation (`denoise_s_series`, …) and per replicate.
+        series += [Metric(name, v, now, i) for name, values in result.series().items() for i, v in enumerate(values)]
         for i in range(0, len(series), BATCH):
             self.client.log_batch(self.run_id, metrics=series[i : i + BATCH])
         self.set_tags(

@@ -13,6 +13,15 @@ from typing import Optional
 REPEATED_FIGURES = ("denoise_s", "e2e_s", "text_encode_s", "vae_decode_s", "denoise_step_ms")
 
 
+def repeat_series(metric: str) -> str:
+    """MLflow name of a figure's per-repeat series. denoise_step_ms_series is taken: it is the per-step series."""
+    return "denoise_step_ms_repeat_series" if metric == "denoise_step_ms" else f"{metric}_series"
+
+
+def replicate_series(metric: str) -> str:
+    return f"{metric}_replicate_series"
+
+
 @dataclass
 class RunResult:
     # Denoise loop total (the primary metric), warmup excluded.
@@ -78,10 +87,10 @@ class RunResult:
         for name in REPEATED_FIGURES:
             values = [r[name] for r in self.repeats if r.get(name) is not None]
             if values:
-                out[f"{name}_series"] = values
+                out[repeat_series(name)] = values
             values = [r[name] for r in self.replicates if r.get(name) is not None]
             if values:
-                out[f"{name}_replicate_series"] = values
+                out[replicate_series(name)] = values
         return out
 
     def to_dict(self) -> dict:

@@ -13,7 +13,10 @@ from diffexp.ab import main
 pytestmark = pytest.mark.slow  # four fresh processes, each importing torch and diffusers
 
 
-def test_ab_two_rounds_interleaved_and_recorded(tmp_path, mlflow_uri, mlflow_client, capsys):
+def test_ab_two_rounds_interleaved_and_recorded(tmp_path, mlflow_uri, mlflow_client, capsys, monkeypatch):
+    # One intra-op thread per process and a warmup generation: on cores shared with other jobs, a first
+    # generation in a fresh two-thread process can take longer at 4 steps than a warm one at 16.
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
     before = set(psutil.Process().children(recursive=True))
     code = main(
         [
@@ -22,6 +25,8 @@ def test_ab_two_rounds_interleaved_and_recorded(tmp_path, mlflow_uri, mlflow_cli
             "--rounds", "2",
             "--out", str(tmp_path / "ab"),
             "engine.device=cpu",
+            "compile.warmup=true",
+            "measure.repeats=3",
             f"tracking.uri={mlflow_uri}",
         ]
     )  # fmt: skip

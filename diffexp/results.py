@@ -9,6 +9,18 @@ from pathlib import Path
 from statistics import median
 from typing import Optional
 
+# Figures every measured generation has, kept per repeat and folded into medians.
+REPEATED_FIGURES = ("denoise_s", "e2e_s", "text_encode_s", "vae_decode_s", "denoise_step_ms")
+
+
+def repeat_series(metric: str) -> str:
+    """MLflow name of a figure's per-repeat series. denoise_step_ms_series is taken: it is the per-step series."""
+    return "denoise_step_ms_repeat_series" if metric == "denoise_step_ms" else f"{metric}_series"
+
+
+def replicate_series(metric: str) -> str:
+    return f"{metric}_replicate_series"
+
 
 @dataclass
 class RunResult:
@@ -39,6 +51,13 @@ class RunResult:
     # False when the figures must not be reported (e.g. SGLang fell back to the diffusers backend).
     valid: bool = True
     invalid_reason: Optional[str] = None
+    # Repeated trials (diffexp.measure.aggregate): each measured generation's figures, in order (with
+    # `replicate` set when they come from several processes), and each replicate process's headline figures.
+    # The headline fields above are then medians, and `spread` holds each one's statistics
+    # (min, max, mad, ci95_low, ci95_high, n; "<metric>.within" for the pooled repeats of a replicated run).
+    repeats: list[dict] = field(default_factory=list)
+    replicates: list[dict] = field(default_factory=list)
+    spread: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def denoise_step_median_ms(self) -> Optional[float]:
@@ -60,7 +79,22 @@ class RunResult:
         for stage, seconds in self.stages_s.items():
             out[f"stage_s.{_metric_key(stage)}"] = float(seconds)
         out.update({k: float(v) for k, v in self.extra_metrics.items()})
+        for name, stats in self.spread.items():
+            out.update({f"{name}.{stat}": float(v) for stat, v in stats.items() if v is not None})
         return {k: v for k, v in out.items() if math.isfinite(v)}
+
+    def series(self) -> dict[str, list[float]]:
+        """Per-repeat (`<metric>_series`, one step per measured generation) and per-replicate
+        (`<metric>_replicate_series`) figures, for MLflow's step series."""
+        out: dict[str, list[float]] = {}
+        for name in REPEATED_FIGURES:
+            values = [r[name] for r in self.repeats if r.get(name) is not None]
+            if values:
+                out[repeat_series(name)] = values
+            values = [r[name] for r in self.replicates if r.get(name) is not None]
+            if values:
+                out[replicate_series(name)] = values
+        return out
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 from diffexp.config import Config, check_launch, validate
 from diffexp.engines import get_engine
 from diffexp.errors import RunInterrupted
+from diffexp.replicates import run_engine
 from diffexp.results import RunResult
 from diffexp.tracking.naming import run_name, run_tags
 
@@ -106,7 +107,7 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
         recorder.failure_artifacts = [run_dir / "ranks", run_dir / "sglang.log"]
         with recorder:
             recorder.log_artifact(config_yaml)
-            result = engine.run(cfg, run_dir)
+            result = run_engine(cfg, engine, run_dir)
             recorder.log_result(result, run_dir)
             from diffexp.review import review_run  # imports MLflow, like the tracking import above
 
@@ -131,7 +132,7 @@ def _close_orphans(uri: Optional[str]) -> None:
 def _execute_untracked(cfg: Config, engine, run_dir: Path) -> Outcome:
     """tracking.enabled=false: the same run, figures only in <run_dir>/metrics.json (ingest them later)."""
     with _run_log(run_dir / "run.log"), _terminate_as_interrupt():
-        result = engine.run(cfg, run_dir)
+        result = run_engine(cfg, engine, run_dir)
         # Keep the machine's description with the figures: they may be uploaded from elsewhere.
         result.tags = {**run_tags(cfg), **result.tags}  # run_tags include environment_tags()
         result.write_json(run_dir / "metrics.json")

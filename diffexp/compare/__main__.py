@@ -1,7 +1,9 @@
-"""CLI: `python -m diffexp.compare BASE CANDIDATE [--rule guide|sglang] [--markdown FILE]`.
+"""CLI: `python -m diffexp.compare BASE CANDIDATE [--rule guide|sglang|noise] [--min-effect PCT] [--markdown FILE]`.
 
 Each side is a perf dump file, an MLflow run id, or a sweep parent (run id, run name or sweep name;
 its points are compared with the other sweep's points that have the same swept overrides).
+Every run-vs-run comparison also shows the noise-aware verdict (diffexp.compare.noise); `--rule noise` shows the
+guide's table and lets that verdict decide (exit 1 only when the candidate is slower beyond the noise).
 Exit status: 0 no regression; 1 regression (or the candidate failed its correctness review); 2 unusable
 input: a usage error, a perf dump compare cannot judge (no `steps`, a null / NaN / zero / negative
 duration), or two sides that did not do the same work (steps, size, frames, guidance, model) without
@@ -20,6 +22,7 @@ from typing import Union
 from diffexp import names
 from diffexp.compare import work
 from diffexp.compare.core import DENOISE, Comparison, compare, side_from_dump, side_from_run
+from diffexp.compare.noise import MIN_EFFECT_PCT, SLOWER, noise_report
 from diffexp.compare.perf_dump import read_perf_dump
 from diffexp.compare.render import print_terminal, to_markdown
 from diffexp.compare.rules import RULES
@@ -128,9 +131,12 @@ def main(argv=None) -> int:
     parser.add_argument("candidate", help="candidate, same kinds as the baseline")
     parser.add_argument(
         "--rule",
-        choices=RULES,
+        choices=(*RULES, "noise"),
         default="guide",
-        help="guide (denoise > 2 %% slower) or sglang (compare_perf.py thresholds)",
+        help="guide (denoise > 2 %% slower), sglang (compare_perf.py thresholds) or noise (slower beyond the 95 %% interval)",
+    )
+    parser.add_argument(
+        "--min-effect", type=float, default=MIN_EFFECT_PCT, help="noise verdict: smallest change that counts, in %%"
     )
     parser.add_argument(
         "--allow-different-work",
@@ -144,14 +150,20 @@ def main(argv=None) -> int:
     try:
         store = None if all(Path(a).is_file() for a in (args.base, args.candidate)) else client_for(args.tracking_uri)
         base, cand = resolve(args.base, store), resolve(args.candidate, store)
-        comparisons, extra = compare_refs(base, cand, args.rule, store, args.allow_different_work)
+        rule = "guide" if args.rule == "noise" else args.rule
+        comparisons, extra = compare_refs(base, cand, rule, store, args.allow_different_work)
+        verdicts, noise_extra = noise_report(comparisons, store, args.min_effect)
     except DiffexpError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print_terminal(comparisons, extra)
+    print_terminal(comparisons, [*noise_extra, *extra])
     if args.markdown:
-        args.markdown.write_text(to_markdown(comparisons, extra=extra))
+        args.markdown.write_text(to_markdown(comparisons, extra=[*noise_extra, *extra]))
         print(f"markdown written to {args.markdown}")
+    if args.rule == "noise":
+        return (
+            1 if any(v == SLOWER for v in verdicts) or any(c.cand.correctness == "fail" for _, c in comparisons) else 0
+        )
     return 1 if any(c.failed for _, c in comparisons) else 0
 
 

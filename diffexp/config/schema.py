@@ -7,7 +7,6 @@ from typing import Any, Optional
 
 from omegaconf import MISSING
 
-
 # Resolution presets, as (width, height): the shortcuts SGLang 0.5.23's SamplingParams.get_cli_args knows
 # (`--720p` …). One table for both engines: the in-process engine resolves the same names to the same sizes.
 RESOLUTION_PRESETS = {"720p": (1280, 720), "1080p": (1920, 1080), "2k": (2560, 1440), "4k": (3840, 2160)}
@@ -202,6 +201,31 @@ class ReviewConfig:
 
 
 @dataclass
+class MeasureConfig:
+    """How a run's figures are measured: repeated trials, fresh-process replicates, steady state, GPU state
+    (docs/measurement.md)."""
+
+    # Measured generations in one process after the warmup; the headline figures are their median.
+    # None: 5 on a GPU, 1 on CPU (a single shot is tagged noise=unknown). Always 1 under profile=torch.
+    repeats: Optional[int] = None
+    # Fresh processes of the same config, aggregated into one run (between-process spread beside the
+    # within-process one). SGLang runs one request per process, so its repeats are replicates.
+    replicates: int = 1
+    # Set by the replicate parent for its children (sub-directory replicates/<i>, tag measure.replicate_index).
+    replicate_index: Optional[int] = None
+    # Keep warming up (in-process engine) until two consecutive warmup generations' median step times differ
+    # by at most warmup_tolerance, up to max_warmup_runs; the run is tagged warmup.settled=true|false.
+    warmup_until_stable: bool = False
+    warmup_tolerance: float = 0.02
+    max_warmup_runs: int = 10
+    # NVML sampling of the run's GPUs during the measured window (skipped where pynvml or a driver is absent).
+    gpu_sampling: bool = True
+    gpu_sample_hz: float = 20.0
+    # Bootstrap seed for every interval of this run (same figures, same interval).
+    seed: int = 0
+
+
+@dataclass
 class Config:
     model: ModelConfig = MISSING
     parallel: ParallelConfig = MISSING
@@ -213,6 +237,7 @@ class Config:
     tracking: TrackingConfig = MISSING
     kernels: KernelsConfig = field(default_factory=KernelsConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
     # Where this run's files go; Hydra's run dir by default.
     output_dir: str = "."
     # Name of the sweep this run belongs to (set by multirun sweeps).

@@ -73,8 +73,24 @@ def validate(cfg: Config) -> None:
     problems += _check_parallel(cfg)
     problems += _check_offload(cfg)
     problems += _check_engine(cfg)
+    problems += _check_measure(cfg)
     if problems:
         raise ConfigError(problems)
+
+
+def _check_measure(cfg: Config) -> list[str]:
+    m, problems = cfg.measure, []
+    if m.repeats is not None and m.repeats < 1:
+        problems.append(f"measure.repeats={m.repeats}: must be at least 1 (or null: 5 on a GPU, 1 on CPU)")
+    if m.replicates < 1:
+        problems.append(f"measure.replicates={m.replicates}: must be at least 1")
+    if m.max_warmup_runs < 1:
+        problems.append(f"measure.max_warmup_runs={m.max_warmup_runs}: must be at least 1")
+    if not 0 < m.warmup_tolerance < 1:
+        problems.append(f"measure.warmup_tolerance={m.warmup_tolerance}: must be a fraction in (0, 1)")
+    if m.gpu_sample_hz <= 0:
+        problems.append(f"measure.gpu_sample_hz={m.gpu_sample_hz}: must be positive")
+    return problems
 
 
 def _check_model(cfg: Config) -> list[str]:

@@ -55,7 +55,8 @@ def run_under_nsys(cfg: Config, run_dir: Path, wrapper: Optional[list[str]] = No
 
 def main(argv: list[str]) -> None:
     from diffexp.config.store import load_config_yaml
-    from diffexp.engines.diffusers import generate, resolve_device
+    from diffexp.engines.diffusers.device import resolve_device
+    from diffexp.engines.diffusers.generate import generate
 
     config_yaml, run_dir = Path(argv[0]), Path(argv[1])
     cfg = load_config_yaml(config_yaml)

@@ -153,12 +153,20 @@ def _key_label(key: str) -> str:
     return key.lstrip("+~")
 
 
+def _beyond_noise(fastest: RecordedRun, runner_up: RecordedRun) -> bool:
+    """Whether the fastest point beats the runner-up beyond the noise: their denoise intervals do not overlap.
+    Single-shot points (no interval: noise unknown) keep the plain lowest-denoise star."""
+    high, low = fastest.metrics.get("denoise_s.ci95_high"), runner_up.metrics.get("denoise_s.ci95_low")
+    return high is None or low is None or high < low
+
+
 def summarize(points: Sequence[RecordedRun], swept_keys: Sequence[str]) -> SweepSummary:
     """The sweep's table; the fastest point is the lowest denoise among finished, not-incorrect points."""
     finished = [p for p in points if p.status == "FINISHED" and p.result.denoise_s is not None]
     # Faster but incorrect output is not an improvement: a failed review never wins.
     eligible = [p for p in finished if p.correctness != "fail"]
-    fastest = min(eligible, key=lambda p: p.result.denoise_s) if eligible else None
+    ranked = sorted(eligible, key=lambda p: p.result.denoise_s)
+    fastest = ranked[0] if ranked and (len(ranked) < 2 or _beyond_noise(ranked[0], ranked[1])) else None
     measured = [p for p in finished if p.result.peak_mem_gib is not None]
     front_idx = pareto_front([(p.result.denoise_s, p.result.peak_mem_gib) for p in measured])
     pareto = [measured[i] for i in front_idx]

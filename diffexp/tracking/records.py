@@ -11,8 +11,8 @@ from mlflow import MlflowClient
 
 from diffexp import names
 from diffexp.errors import DiffexpError
-from diffexp.results import RunResult
 from diffexp.names import STEP_SERIES
+from diffexp.results import RunResult
 from diffexp.tracking.queries import LoggedRun, search_runs
 from diffexp.tracking.queries import get_run as logged_run
 

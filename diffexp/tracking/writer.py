@@ -100,6 +100,9 @@ class RunWriter:
         """Metrics (scalars and the per-step series), tags, outputs and named artifacts, and metrics.json."""
         self.log_metrics(result.metrics())
         self.log_series(names.STEP_SERIES, result.denoise_step_ms)
+        # Repeated trials: one step per measured generation (`denoise_s_series`, …) and per replicate.
+        for name, values in result.series().items():
+            self.log_series(name, values)
         # What the engine settled on after its own rewrites, beside the requested config's params.
         self.log_params({f"{names.RESOLVED_PREFIX}{k}": str(v) for k, v in result.resolved.items()})
         self.set_tags(

@@ -71,7 +71,7 @@ def test_a_transformer_without_a_context_parallel_plan_is_refused_by_name():
 
 
 def tiny_pipeline(name: str, *overrides: str):
-    from diffexp.engines.diffusers import call_kwargs
+    from diffexp.engines.diffusers.call import call_kwargs
     from diffexp.models import load_pipeline
 
     cfg = to_config(compose([f"model={name}", *overrides]))

@@ -93,7 +93,7 @@ def test_engine_gpus_name_devices_as_cuda_visible_devices_does(monkeypatch, make
     """A lease hands out ids from CUDA_VISIBLE_DEVICES; torch numbers the visible GPUs from 0."""
     import torch
 
-    from diffexp.engines.diffusers import resolve_device
+    from diffexp.engines.diffusers.device import resolve_device
     from diffexp.errors import DiffexpError
 
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")

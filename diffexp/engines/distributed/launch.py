@@ -71,7 +71,7 @@ class LaunchFiles:
 
 def run_ranks(cfg: Config, run_dir: Path) -> RunResult:
     """Run `cfg` on `parallel.num_gpus` ranks; rank 0's RunResult, or an invalid one naming the failed rank."""
-    from diffexp.engines.diffusers import resolve_device
+    from diffexp.engines.diffusers.device import resolve_device
 
     layout = layout_of(cfg.parallel)
     context_parallel.check_ring_attention(layout, cfg.attention.backend, resolve_device(cfg))

@@ -58,7 +58,8 @@ def main(argv: list[str]) -> int:
 
 
 def run_rank(cfg: Config, files: LaunchFiles, rank: int, world_size: int) -> None:
-    from diffexp.engines.diffusers import generate, resolve_device
+    from diffexp.engines.diffusers.device import resolve_device
+    from diffexp.engines.diffusers.generate import generate
 
     layout = layout_of(cfg.parallel)
     device = resolve_device(cfg)
@@ -98,7 +99,7 @@ def run_rank(cfg: Config, files: LaunchFiles, rank: int, world_size: int) -> Non
 
 def _parallelize(pipe, cfg: Config, layout: Layout, mesh, rank: int) -> None:
     """Shard every denoiser of the loaded pipeline: sequence parallel inside each CFG group, then CFG across them."""
-    from diffexp.engines.diffusers import call_kwargs
+    from diffexp.engines.diffusers.call import call_kwargs
 
     if os.environ.get(FAIL_RANK_ENV) == str(rank):
         _fail_at_second_call(getattr(pipe, pipeline_setup.denoisers(pipe)[0]), rank)

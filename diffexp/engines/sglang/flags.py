@@ -227,7 +227,7 @@ def command(cfg: Config, paths: RunPaths) -> list[str]:
 def problems(cfg: Config) -> list[str]:
     """What this engine cannot express, in ConfigError's "field=value: what is allowed" form."""
     out: list[str] = []
-    m, s, e = cfg.model, cfg.model.sampling, cfg.engine
+    m, e = cfg.model, cfg.engine
     if m.weights == "random":
         out.append(
             "model.weights=random: engine sglang loads checkpoints only (use weights=pretrained or tiny, or engine=diffusers)"

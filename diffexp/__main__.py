@@ -38,7 +38,7 @@ def _main(cfg: DictConfig) -> Optional[str]:
 
         quiet_libraries()
         return run_point(cfg)  # the status, counted by the sweep callback for the exit status
-    from diffexp.config import validate
+    from diffexp.engines import validate
     from diffexp.run import execute, print_summary
 
     try:

@@ -24,7 +24,8 @@ from pathlib import Path
 from statistics import median
 
 from diffexp.compare.noise import MIN_EFFECT_PCT, SLOWER, verdict
-from diffexp.config import Config, check_launch, compose, to_config, validate
+from diffexp.config import Config, check_launch, compose, to_config
+from diffexp.engines import validate
 from diffexp.errors import DiffexpError
 from diffexp.logs import quiet_libraries
 from diffexp.replicates import child_config, run_child

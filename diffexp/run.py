@@ -12,8 +12,8 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from diffexp.config import Config, check_launch, validate
-from diffexp.engines import get_engine
+from diffexp.config import Config, check_launch
+from diffexp.engines import get_engine, validate
 from diffexp.errors import RunInterrupted
 from diffexp.replicates import run_engine
 from diffexp.results import RunResult

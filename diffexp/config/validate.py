@@ -25,57 +25,21 @@ PROFILE_MODES = ("off", "torch", "nsys")
 KERNEL_IMPLS = ("torch", "triton")
 DEVICES = ("auto", "cpu", "cuda")
 
-# Attention backends each engine accepts. SGLang 0.5.23: the lower-cased names of
-# AttentionBackendEnum (runtime/platforms/interface.py) plus the aliases
-# ServerArgs._normalize_attention_backend_name maps (fa3, fa4 → fa; cudnn_sdpa → torch_cudnn_sdpa).
-# The in-process engine maps its supported subset onto diffusers' attention dispatcher.
-SGLANG_ATTENTION = (
-    "fa",
-    "fa2",
-    "fa3",
-    "fa4",
-    "torch_sdpa",
-    "torch_cudnn_sdpa",
-    "cudnn_sdpa",
-    "dynamic_cudnn_sdpa",
-    "sage_attn",
-    "sage_attn_3",
-    "sparge_attn",
-    "sliding_tile_attn",
-    "video_sparse_attn",
-    "video_sparse_attn_h3",
-    "hybrid_window_attn_h3",
-    "sparse_video_gen_2_attn",
-    "vmoba_attn",
-    "aiter",
-    "aiter_sage",
-    "sla_attn",
-    "sage_sla_attn",
-    "laser_attn",
-    "block_sparse_attn",
-    "rain_fusion_attn",
-    "sol_attn",
-    "subblock_sparse_attn",
-    "cube_sparse_attn",
-    "fp8_fa_sm120",
-    "no_attention",
-)
-DIFFUSERS_ATTENTION = {"torch_sdpa": "native", "fa": "flash", "fa3": "_flash_3", "sage_attn": "sage"}
-
 
 def _allowed(values) -> str:
     return ", ".join(str(v) for v in values)
 
 
+def problems(cfg: Config) -> list[str]:
+    """What is wrong with the config itself; each engine checks what it can run (`diffexp.engines.validate`)."""
+    return [*_check_model(cfg), *_check_parallel(cfg), *_check_offload(cfg), *_check_engine(cfg), *_check_measure(cfg)]
+
+
 def validate(cfg: Config) -> None:
-    problems: list[str] = []
-    problems += _check_model(cfg)
-    problems += _check_parallel(cfg)
-    problems += _check_offload(cfg)
-    problems += _check_engine(cfg)
-    problems += _check_measure(cfg)
-    if problems:
-        raise ConfigError(problems)
+    """Config-level checks only: `diffexp.engines.validate` adds the engine's own and is what runs call."""
+    found = problems(cfg)
+    if found:
+        raise ConfigError(found)
 
 
 def _check_measure(cfg: Config) -> list[str]:
@@ -207,41 +171,6 @@ def _check_engine(cfg: Config) -> list[str]:
         out.append(f"kernels.impl={cfg.kernels.impl!r}: allowed values are {_allowed(KERNEL_IMPLS)}")
     if cfg.compile.warmup_runs < 0:
         out.append(f"compile.warmup_runs={cfg.compile.warmup_runs}: must be >= 0")
-    backend = cfg.attention.backend
-    if e.name == "sglang":
-        # What the SGLang command line cannot express lives beside its flag table.
-        from diffexp.engines.sglang.flags import problems as sglang_problems
-
-        out += sglang_problems(cfg)
-        if backend is not None and backend not in SGLANG_ATTENTION:
-            out.append(f"attention.backend={backend!r}: engine sglang supports {_allowed(SGLANG_ATTENTION)}")
-        if e.backend not in (None, "sglang", "diffusers", "auto"):
-            out.append(f"engine.backend={e.backend!r}: allowed values are sglang, diffusers, auto")
-        if cfg.kernels.impl != "torch":
-            out.append(
-                f"kernels.impl={cfg.kernels.impl!r}: kernel swapping needs the in-process engine (engine=diffusers)"
-            )
-    else:
-        if backend is not None and backend not in DIFFUSERS_ATTENTION:
-            out.append(
-                f"attention.backend={backend!r}: engine diffusers supports {_allowed(DIFFUSERS_ATTENTION)}; "
-                "sparse/video backends need engine=sglang"
-            )
-        if cfg.model.weights == "pretrained" and cfg.model.pipeline is None:
-            out.append(
-                f"model.pipeline=None: engine diffusers needs the diffusers pipeline class for model {cfg.model.name!r}"
-            )
-        if (cfg.parallel.cfg_parallel_size or 1) > 2:
-            out.append(
-                f"parallel.cfg_parallel_size={cfg.parallel.cfg_parallel_size}: the in-process engine splits the two "
-                "CFG branches (conditional, unconditional) over 2 GPU groups; allowed: 1 or 2 (larger sizes are "
-                "SGLang's own layout: engine=sglang)"
-            )
-        if cfg.profile.mode == "nsys" and cfg.parallel.num_gpus > 1:
-            out.append(
-                f"profile.mode=nsys with parallel.num_gpus={cfg.parallel.num_gpus}: the in-process engine runs nsys "
-                "around single-GPU runs only; use profile=torch (a trace per rank) or engine=sglang"
-            )
     return out
 
 

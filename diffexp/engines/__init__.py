@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Protocol
 
 from diffexp.config.schema import Config
+from diffexp.config.validate import problems as config_problems
+from diffexp.errors import ConfigError
 from diffexp.results import RunResult
 
 
@@ -26,3 +28,23 @@ def get_engine(name: str) -> Engine:
 
         return SGLangEngine()
     raise ValueError(f"engine.name={name!r}")
+
+
+def problems(cfg: Config) -> list[str]:
+    """What the configured engine cannot run; each engine owns its checks (light modules: no torch imported)."""
+    if cfg.engine.name == "diffusers":
+        from diffexp.engines.diffusers.checks import problems as engine_problems
+    elif cfg.engine.name == "sglang":
+        from diffexp.engines.sglang.flags import problems as engine_problems
+    else:
+        return []  # the config-level check already names the allowed engines
+    return engine_problems(cfg)
+
+
+def validate(cfg: Config) -> None:
+    """Everything knowable from the config alone, the config's and the engine's checks together, in one error."""
+    found = config_problems(cfg)
+    if cfg.engine.name in ("diffusers", "sglang"):
+        found += problems(cfg)
+    if found:
+        raise ConfigError(found)

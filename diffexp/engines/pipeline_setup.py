@@ -8,7 +8,7 @@ import math
 import torch
 
 from diffexp.config.schema import Config, OffloadConfig
-from diffexp.config.validate import DIFFUSERS_ATTENTION
+from diffexp.engines.diffusers.checks import ATTENTION_BACKENDS as DIFFUSERS_ATTENTION
 from diffexp.errors import DiffexpError
 
 log = logging.getLogger(__name__)

@@ -88,7 +88,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 def _main(args: argparse.Namespace, console: Console) -> int:
     import torch
 
-    from diffexp.config import compose, to_config, validate
+    from diffexp.config import compose, to_config
+    from diffexp.engines import validate
     from diffexp.floor.capture import capture_step, count_step
     from diffexp.floor.floor import Floor, measure_floor
     from diffexp.floor.report import print_floor, run_category_ms, write_floor

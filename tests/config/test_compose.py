@@ -7,8 +7,9 @@ import itertools
 import pytest
 from hydra.errors import ConfigCompositionException
 
-from diffexp.config import CONF_DIR, compose, to_config, validate
+from diffexp.config import CONF_DIR, compose, to_config
 from diffexp.config.schema import Config
+from diffexp.engines import validate
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
 SUITE = [

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from diffexp.config import check_launch, compose, to_config, validate
+from diffexp.config import check_launch, compose, to_config
+from diffexp.engines import validate
 from diffexp.errors import ConfigError
 
 

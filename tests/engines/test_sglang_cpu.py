@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from diffexp.config import validate
+from diffexp.engines import validate
 from diffexp.engines.sglang import SGLangEngine
 
 SGLANG = os.environ.get("DIFFEXP_SGLANG") or shutil.which("sglang")

@@ -28,7 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from diffexp.config import compose, to_config, validate
+from diffexp.config import compose, to_config
+from diffexp.engines import validate
 from diffexp.engines.sglang import engine, flags
 from tests.conftest import SHARED
 

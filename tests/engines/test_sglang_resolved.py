@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from diffexp.config import validate
+from diffexp.engines import validate
 from diffexp.engines.sglang import SGLangEngine, engine, flags, harvest, resolved
 from diffexp.engines.sglang.env import SYNC_STAGE_PROFILING
 

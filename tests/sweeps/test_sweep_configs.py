@@ -10,7 +10,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from diffexp.config import CONF_DIR, register, to_config
 from diffexp.config.store import SWEEPS_DIR
-from diffexp.config.validate import validate
+from diffexp.engines import validate
 from diffexp.sweeps.handoff import point_overrides, swept_keys
 
 SWEEPS = [

@@ -29,6 +29,16 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 # ServerArgs' --performance-mode choices (auto_tune.PERFORMANCE_MODES).
 PERFORMANCE_MODES = ("manual", "auto", "speed", "memory")
 BACKENDS = ("auto", "sglang", "diffusers")
+
+# SGLang 0.5.23's attention backends: the lower-cased names of AttentionBackendEnum (runtime/platforms/interface.py)
+# plus the aliases ServerArgs._normalize_attention_backend_name maps (fa3, fa4 → fa; cudnn_sdpa → torch_cudnn_sdpa).
+ATTENTION_BACKENDS = (
+    "fa", "fa2", "fa3", "fa4", "torch_sdpa", "torch_cudnn_sdpa", "cudnn_sdpa", "dynamic_cudnn_sdpa", "sage_attn",
+    "sage_attn_3", "sparge_attn", "sliding_tile_attn", "video_sparse_attn", "video_sparse_attn_h3",
+    "hybrid_window_attn_h3", "sparse_video_gen_2_attn", "vmoba_attn", "aiter", "aiter_sage", "sla_attn",
+    "sage_sla_attn", "laser_attn", "block_sparse_attn", "rain_fusion_attn", "sol_attn", "subblock_sparse_attn",
+    "cube_sparse_attn", "fp8_fa_sm120", "no_attention",
+)  # fmt: skip
 # SGLang's num_gpus default (ServerArgs.num_gpus); the flag is passed only when it differs.
 DEFAULT_NUM_GPUS = 1
 
@@ -228,6 +238,11 @@ def problems(cfg: Config) -> list[str]:
     """What this engine cannot express, in ConfigError's "field=value: what is allowed" form."""
     out: list[str] = []
     m, e = cfg.model, cfg.engine
+    backend = cfg.attention.backend
+    if backend is not None and backend not in ATTENTION_BACKENDS:
+        out.append(f"attention.backend={backend!r}: engine sglang supports {', '.join(ATTENTION_BACKENDS)}")
+    if cfg.kernels.impl != "torch":
+        out.append(f"kernels.impl={cfg.kernels.impl!r}: kernel swapping needs the in-process engine (engine=diffusers)")
     if m.weights == "random":
         out.append(
             "model.weights=random: engine sglang loads checkpoints only (use weights=pretrained or tiny, or engine=diffusers)"

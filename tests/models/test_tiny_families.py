@@ -42,27 +42,36 @@ def store(tmp_path_factory):
     return root, f"sqlite:///{root / 'mlflow.db'}"
 
 
-@pytest.fixture(scope="module", params=list(FAMILIES))
-def family(request, store):
-    """(model name, store URI, {run: Outcome}): the three runs of one family."""
+def run_model(store, model: str, name: str, *overrides: str):
     from diffexp.config import compose, to_config
 
-    model = request.param
     root, uri = store
-    root = root / model
+    out = root / model / name
+    cfg = to_config(
+        compose([f"model={model}", "engine.device=cpu", *overrides, f"tracking.uri={uri}", f"output_dir={out}"])
+    )
+    return execute(cfg, out)
 
-    def run(name: str, *overrides: str):
-        cfg = to_config(
-            compose(
-                [f"model={model}", "engine.device=cpu", *overrides, f"tracking.uri={uri}", f"output_dir={root / name}"]
-            )
-        )
-        return execute(cfg, root / name)
 
-    runs = {"a": run("a")}
-    runs["b"] = run("b", f"review.reference={runs['a'].run_id}")
-    runs["c"] = run("c", "model.sampling.seed=7")
-    return model, uri, runs
+@pytest.fixture(scope="module")
+def runs_of(store):
+    """model → its three runs {a, b, c}, made once per module whichever test asks first."""
+    made: dict[str, dict] = {}
+
+    def get(model: str) -> dict:
+        if model not in made:
+            a = run_model(store, model, "a")
+            b = run_model(store, model, "b", f"review.reference={a.run_id}")
+            made[model] = {"a": a, "b": b, "c": run_model(store, model, "c", "model.sampling.seed=7")}
+        return made[model]
+
+    return get
+
+
+@pytest.fixture(scope="module", params=list(FAMILIES))
+def family(request, store, runs_of):
+    """(model name, store URI, {run: Outcome}): the three runs of one family."""
+    return request.param, store[1], runs_of(request.param)
 
 
 def test_run_finishes_with_timings_and_logged_outputs(family):
@@ -118,3 +127,33 @@ def test_wan22_runs_both_experts_within_four_steps():
     pipe(**call_kwargs(cfg, pipe), generator=torch.Generator("cpu").manual_seed(42))
     # Two calls a step (CFG): 2 steps of `transformer` (t >= 875), then 2 of `transformer_2`.
     assert calls == ["transformer"] * 4 + ["transformer_2"] * 4
+
+
+def test_wan22_ulysses2_on_two_cpu_ranks_passes_the_review_against_one_process(store, runs_of):
+    """Both experts' sequences split over 2 gloo ranks by diffusers' context parallelism, reviewed against run `a`."""
+    from mlflow import MlflowClient
+
+    from diffexp.review import PASS, verdict_of
+
+    reference = runs_of("tiny_wan22")["a"]
+    outcome = run_model(store, "tiny_wan22", "ulysses2", "parallel=ulysses2", f"review.reference={reference.run_id}")
+    assert outcome.status == "FINISHED"
+    run = MlflowClient(tracking_uri=store[1]).get_run(outcome.run_id)
+    assert run.data.tags["parallel.layout"] == "cfg 1 × ring 1 × ulysses 2"
+    assert verdict_of(run) == PASS
+
+
+def test_flux2_torch_profile_has_step_and_block_scopes(store):
+    import gzip
+    import json
+
+    outcome = run_model(store, "tiny_flux2", "profiled", "profile=torch", "profile.num_steps=2")
+    assert outcome.status == "FINISHED" and outcome.result.profiled
+    [trace] = (store[0] / "tiny_flux2" / "profiled" / "traces").glob("*.trace.json*")
+    with gzip.open(trace) if trace.suffix == ".gz" else open(trace) as f:
+        events = json.load(f)["traceEvents"]
+    scopes = {e["name"] for e in events if e.get("cat") == "user_annotation"}
+    # The first two steps, and each of FLUX.2's double- and single-stream blocks with its parts.
+    assert {"denoise_step_0", "denoise_step_1"} <= scopes and "denoise_step_2" not in scopes
+    assert {"transformer_blocks.0", "transformer_blocks.0.attn", "transformer_blocks.0.mlp"} <= scopes
+    assert {"single_transformer_blocks.0", "single_transformer_blocks.1.attn"} <= scopes

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from diffexp.config.schema import Config
-from diffexp.engines.diffusers import DEFAULT_SEED, call_kwargs, resolve_device
+from diffexp.engines.diffusers.call import DEFAULT_SEED, call_kwargs
+from diffexp.engines.diffusers.device import resolve_device
 from diffexp.engines.pipeline_setup import denoisers
 from diffexp.errors import DiffexpError
 from diffexp.floor.count import ForwardCounts, count_forward

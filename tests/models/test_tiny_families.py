@@ -115,7 +115,7 @@ def test_review_against_the_first_run_passes(family):
 def test_wan22_runs_both_experts_within_four_steps():
     """The boundary ratio splits the steps: the high-noise expert runs first, the low-noise one after."""
     from diffexp.config import compose, to_config
-    from diffexp.engines.diffusers import call_kwargs
+    from diffexp.engines.diffusers.call import call_kwargs
     from diffexp.models import load_pipeline
 
     cfg = to_config(compose(["model=tiny_wan22", "engine.device=cpu", "tracking.enabled=false"]))

@@ -8,7 +8,6 @@ from diffexp.config.schema import RESOLUTION_PRESETS, Config
 
 log = logging.getLogger(__name__)
 
-# Preset names SGLang accepts for resolution, as (width, height).
 VIDEO_TASKS = ("t2v", "ti2v", "i2v")
 DEFAULT_SEED = 42
 

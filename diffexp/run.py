@@ -107,7 +107,7 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
         recorder.failure_artifacts = [run_dir / "ranks", run_dir / "sglang.log"]
         with recorder:
             recorder.log_artifact(config_yaml)
-            result = run_engine(cfg, engine, run_dir)
+            result = _measure(cfg, engine, run_dir)
             recorder.log_result(result, run_dir)
             from diffexp.review import review_run  # imports MLflow, like the tracking import above
 
@@ -116,6 +116,16 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
             if not result.valid:  # log_result marked the run FAILED
                 log.error("run is not valid: %s", result.invalid_reason)
     return Outcome(recorder.run_id, recorder.uri, result, recorder.status or "FINISHED")
+
+
+def _measure(cfg: Config, engine, run_dir: Path) -> RunResult:
+    """The engine's run (or its replicates), then its profile read: the engine only leaves the trace or report."""
+    result = run_engine(cfg, engine, run_dir)
+    if result.profiled or cfg.profile.mode != "off":
+        from diffexp.profile.of_run import analyze_run_profile
+
+        analyze_run_profile(cfg, result, run_dir)
+    return result
 
 
 def _close_orphans(uri: Optional[str]) -> None:
@@ -132,7 +142,7 @@ def _close_orphans(uri: Optional[str]) -> None:
 def _execute_untracked(cfg: Config, engine, run_dir: Path) -> Outcome:
     """tracking.enabled=false: the same run, figures only in <run_dir>/metrics.json (ingest them later)."""
     with _run_log(run_dir / "run.log"), _terminate_as_interrupt():
-        result = run_engine(cfg, engine, run_dir)
+        result = _measure(cfg, engine, run_dir)
         # Keep the machine's description with the figures: they may be uploaded from elsewhere.
         result.tags = {**run_tags(cfg), **result.tags}  # run_tags include environment_tags()
         result.write_json(run_dir / "metrics.json")

@@ -23,8 +23,8 @@ CHILD_CONFIG, CHILD_RESULT, CHILD_LOG = "nsys_child_config.yaml", "nsys_child_re
 
 def run_under_nsys(cfg: Config, run_dir: Path, wrapper: Optional[list[str]] = None) -> RunResult:
     """Run the generation in a child under nsys (`wrapper` replaces the nsys prefix, e.g. [] in tests)."""
-    from diffexp.engines.profiling import analyze_engine_profile
-    from diffexp.profile.nsys import nsys_prefix
+    from diffexp.engines.nsys import nsys_prefix
+    from diffexp.engines.profiling import profile_outputs
     from diffexp.supervise import run_streaming
 
     report = run_dir / "profile_nsys"
@@ -44,11 +44,9 @@ def run_under_nsys(cfg: Config, run_dir: Path, wrapper: Optional[list[str]] = No
     if returncode != 0 or not (run_dir / CHILD_RESULT).is_file():
         raise DiffexpError(f"the profiled generation exited with {returncode}:\n" + "\n".join(tail[-20:]))
     result = RunResult.read_json(run_dir / CHILD_RESULT)
-    metrics, artifacts = analyze_engine_profile(cfg, run_dir, run_dir / "traces", report)
-    result.extra_metrics.update(metrics)
-    result.artifacts.update({**artifacts, "nsys_child_log": str(run_dir / CHILD_LOG)})
-    if report.with_suffix(".nsys-rep").is_file():
-        result.artifacts["nsys_report"] = str(report.with_suffix(".nsys-rep"))
+    result.artifacts.update(
+        {**profile_outputs(cfg, run_dir / "traces", report), "nsys_child_log": str(run_dir / CHILD_LOG)}
+    )
     result.profiled = True
     return result
 

@@ -118,66 +118,26 @@ class StepProfiler:
         return gz
 
 
-def analyze_into(trace: Path, out_dir: Path, categories: str | None) -> dict[str, float]:
-    """Run the trace analysis (diffexp.profile) and write its tables and charts; returns summary metrics."""
-    from diffexp.errors import DiffexpError
-    from diffexp.profile import analyze_trace, summary_metrics, write_report
-
-    try:
-        analysis = analyze_trace(trace, categories=categories)
-    except DiffexpError as exc:
-        # A CPU-only run has no GPU kernels to rank: keep the trace, skip the GPU-time analysis.
-        log.warning("trace kept, GPU-time analysis skipped: %s", exc)
-        return {}
-    write_report(analysis, out_dir)
-    return summary_metrics(analysis)
-
-
-# A result's artifact naming the trace still to be analysed (a parallel run's rank 0 leaves it to the launcher).
+# Artifacts a profiled result carries for the run to analyse once the engine is done (diffexp.profile.of_run
+# reads them under the same names): the torch trace (rank 0's in a parallel run) and the nsys report.
 TRACE_FILE = "trace_file"
+NSYS_REPORT = "nsys_report"
 
 
-def analyze_run_trace(cfg, trace: Path, run_dir: Path) -> tuple[dict[str, float], dict[str, str]]:
-    """The in-process engine's trace read into run_dir/profile: (summary metrics, artifacts)."""
-    return analyze_into(trace, run_dir / "profile", cfg.profile.categories), {"profile": str(run_dir / "profile")}
-
-
-def analyze_engine_profile(
-    cfg, run_dir: Path, traces_dir: Path, nsys_report: Path
-) -> tuple[dict[str, float], dict[str, str]]:
-    """After a subprocess engine's profiled run: analyse what it wrote (SGLang's rank-0 torch trace, or the
-    nsys report) into run_dir/profile; returns (metrics, artifacts). Never fails the run: the trace stays."""
-    from diffexp.errors import DiffexpError
-
-    out_dir = run_dir / "profile"
-    try:
-        if cfg.profile.mode == "torch":
-            traces = sorted(traces_dir.glob("*rank0*.trace.json*"), key=lambda p: p.stat().st_mtime) or sorted(
-                traces_dir.glob("*.trace.json*"), key=lambda p: p.stat().st_mtime
-            )
-            if not traces:
-                log.warning("profile=torch: no trace under %s to analyse", traces_dir)
-                return {}, {}
-            return analyze_into(traces[-1], out_dir, cfg.profile.categories), {"profile": str(out_dir)}
-        if cfg.profile.mode == "nsys":
-            from diffexp.profile.categories import load_categories
-            from diffexp.profile.nsys import category_breakdown, export_sqlite, read_activities, write_breakdown
-
-            report = nsys_report.with_suffix(".nsys-rep")
-            if not report.is_file():
-                log.warning("profile=nsys: no report at %s", report)
-                return {}, {}
-            table = category_breakdown(
-                read_activities(export_sqlite(report)),
-                load_categories(cfg.profile.categories),
-                cfg.profile.unprofiled_elapsed_s,
-            )
-            write_breakdown(table, out_dir)
-            metrics = {
-                f"profile.nsys.{r.category.replace('(', '_').replace(')', '')}_s": float(r.elapsed_s)
-                for r in table.itertuples()
-            }
-            return metrics, {"profile": str(out_dir)}
-    except (DiffexpError, OSError) as exc:
-        log.warning("profile analysis skipped (the raw profile is kept): %s", exc)
-    return {}, {}
+def profile_outputs(cfg, traces_dir: Path, nsys_report: Path) -> dict[str, str]:
+    """What a subprocess engine's profiled run left to analyse: SGLang's rank-0 torch trace, or the nsys report."""
+    if cfg.profile.mode == "torch":
+        traces = sorted(traces_dir.glob("*rank0*.trace.json*"), key=lambda p: p.stat().st_mtime) or sorted(
+            traces_dir.glob("*.trace.json*"), key=lambda p: p.stat().st_mtime
+        )
+        if not traces:
+            log.warning("profile=torch: no trace under %s to analyse", traces_dir)
+            return {}
+        return {TRACE_FILE: str(traces[-1])}
+    if cfg.profile.mode == "nsys":
+        report = nsys_report.with_suffix(".nsys-rep")
+        if not report.is_file():
+            log.warning("profile=nsys: no report at %s", report)
+            return {}
+        return {NSYS_REPORT: str(report)}
+    return {}

@@ -1,5 +1,5 @@
-"""Nsight Systems: wrap an engine command in `nsys profile`, export the report to SQLite, and break
-its GPU time down with the same category map as torch.profiler traces.
+"""Nsight Systems: export a report (made by the engines' `nsys profile` wrapper, `engines/nsys.py`) to SQLite
+and break its GPU time down with the same category map as torch.profiler traces.
 
 As in SGLang's gputrc2graph.py, a category's time is the sum of its kernels' durations, and
 CPU (non-GPU) time is the elapsed time of an *unprofiled* run of the same command minus the total
@@ -27,16 +27,6 @@ _ACTIVITY_QUERIES = {
     "gpu_memcpy": "SELECT start, end, deviceId, 'Memcpy' FROM CUPTI_ACTIVITY_KIND_MEMCPY",
     "gpu_memset": "SELECT start, end, deviceId, 'Memset' FROM CUPTI_ACTIVITY_KIND_MEMSET",
 }
-
-
-def nsys_prefix(report: Path, delay_s: Optional[float] = None, duration_s: Optional[float] = None) -> list[str]:
-    """`nsys profile` arguments that go in front of the engine's own command (CUDA trace, forked children)."""
-    command = ["nsys", "profile", "-t", "cuda", "-o", str(report), "-f", "true", "--trace-fork-before-exec=true"]
-    if delay_s is not None:
-        command += ["--delay", f"{delay_s:g}"]
-    if duration_s is not None:
-        command += ["--duration", f"{duration_s:g}"]
-    return command
 
 
 def export_sqlite(report: Path) -> Path:

@@ -6,8 +6,9 @@ import sqlite3
 
 import pytest
 
+from diffexp.engines.nsys import nsys_prefix
 from diffexp.errors import DiffexpError
-from diffexp.profile.nsys import CPU_CATEGORY, category_breakdown, nsys_prefix, read_activities, write_breakdown
+from diffexp.profile.nsys import CPU_CATEGORY, category_breakdown, read_activities, write_breakdown
 
 
 def make_export(path, kernels, memcpys=()):

@@ -30,14 +30,13 @@ def generate(
     parallelize: Optional[Callable[[Any], None]] = None,
     barrier: Optional[Callable[[], None]] = None,
     save_outputs: bool = True,
-    analyze_profile: bool = True,
 ) -> RunResult:
     """Load, set up, warm up and time `measure.repeats` generations: a single-process run, or one rank's part.
 
     A rank passes `parallelize` (shards the loaded pipeline, before compile), `barrier` (every clock reading
     waits for all ranks), `save_outputs=False` on all ranks but rank 0 (which alone samples the GPUs and writes
-    files), and `analyze_profile=False`: the trace is then only written (artifact `trace_file`), and the
-    launcher reads it once the ranks are gone.
+    files). A profiled run's trace is only written here (artifact `trace_file`): the run reads it once the
+    engine is done (and a parallel run's ranks are gone).
     """
     run_dir = Path(run_dir)
     clock = StageClock(device, barrier=barrier)
@@ -80,7 +79,7 @@ def generate(
         result.artifacts["repeats"] = str(run_dir / REPEATS_FILE)
     if run.profiler is not None:
         result.profiled = True
-        result.extra_metrics, more = _profile(cfg, run.profiler, run_dir, analyze_profile, result.extra_metrics)
+        result.extra_metrics, more = _profile(cfg, run.profiler, result.extra_metrics)
         result.artifacts.update(more)
     return result
 
@@ -92,11 +91,7 @@ def _save(cfg: Config, output, run_dir: Path) -> list[str]:
     return outputs.save_images(output.images, run_dir / "outputs")
 
 
-def _profile(cfg: Config, profiler, run_dir: Path, analyze: bool, metrics: dict) -> tuple[dict, dict]:
+def _profile(cfg: Config, profiler, metrics: dict) -> tuple[dict, dict]:
+    """The trace is written here and analysed by the run once the engine is done (diffexp.profile.of_run)."""
     trace = profiler.export(f"{cfg.model.name}-rank0")
-    artifacts = {"traces": str(trace.parent)}
-    if not analyze:
-        artifacts[profiling.TRACE_FILE] = str(trace)
-        return metrics, artifacts
-    profile_metrics, more = profiling.analyze_run_trace(cfg, trace, run_dir)
-    return {**metrics, **profile_metrics}, {**artifacts, **more}
+    return metrics, {"traces": str(trace.parent), profiling.TRACE_FILE: str(trace)}

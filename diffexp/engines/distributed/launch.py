@@ -21,7 +21,6 @@ from typing import Optional
 from omegaconf import OmegaConf
 
 from diffexp.config.schema import Config
-from diffexp.engines import profiling
 from diffexp.engines.distributed import context_parallel
 from diffexp.engines.distributed.layout import layout_of
 from diffexp.errors import DiffexpError
@@ -117,11 +116,6 @@ def run_ranks(cfg: Config, run_dir: Path) -> RunResult:
     if failure is None:
         result = RunResult.read_json(files.result)
         result.artifacts["ranks"] = str(files.logs_dir)
-        trace = result.artifacts.pop(profiling.TRACE_FILE, None)
-        if trace is not None:
-            metrics, artifacts = profiling.analyze_run_trace(cfg, Path(trace), files.run_dir)
-            result.extra_metrics.update(metrics)
-            result.artifacts.update(artifacts)
         return result
     rank, reason = failure
     messages = [f"rank {r}: {files.error(r).read_text()}" for r in range(len(ranks)) if files.error(r).is_file()]

@@ -87,7 +87,6 @@ def run_rank(cfg: Config, files: LaunchFiles, rank: int, world_size: int) -> Non
             parallelize=lambda pipe: _parallelize(pipe, cfg, layout, mesh, rank),
             barrier=dist.barrier,
             save_outputs=rank == 0,
-            analyze_profile=False,  # the launcher reads the trace once every rank has let go of its GPU
         )
         peaks = [None] * world_size
         dist.all_gather_object(peaks, result.peak_mem_gib_per_device)

@@ -152,12 +152,10 @@ class SGLangEngine:
             "true" if launch.env.get(run_env.SYNC_STAGE_PROFILING) == "1" else "false"
         )
         result.artifacts.update(self._artifacts(launch, figures))
-        if cfg.profile.mode != "off":
-            from diffexp.engines.profiling import analyze_engine_profile  # torch only when profiling
+        if cfg.profile.mode != "off":  # the run analyses what SGLang left (diffexp.profile.of_run)
+            from diffexp.engines.profiling import profile_outputs  # torch only when profiling
 
-            metrics, artifacts = analyze_engine_profile(cfg, paths.run_dir, paths.traces, paths.nsys_report)
-            result.extra_metrics.update(metrics)
-            result.artifacts.update(artifacts)
+            result.artifacts.update(profile_outputs(cfg, paths.traces, paths.nsys_report))
         result.tags["engine"] = "sglang"
         if "CUDA_VISIBLE_DEVICES" in launch.env:
             result.tags["cuda_visible_devices"] = launch.env["CUDA_VISIBLE_DEVICES"]

@@ -224,7 +224,7 @@ def nsys_prefix(cfg: Config, paths: RunPaths) -> list[str]:
     """`nsys profile` around the whole CLI (the guide's Level-2 pass A); empty unless profile.mode=nsys."""
     if cfg.profile.mode != "nsys":
         return []
-    from diffexp.profile.nsys import nsys_prefix as wrap  # the one nsys command line, shared by both engines
+    from diffexp.engines.nsys import nsys_prefix as wrap  # the one nsys command line, shared by both engines
 
     return wrap(paths.nsys_report, cfg.profile.nsys_delay_s, cfg.profile.nsys_duration_s)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from diffexp import names
+from diffexp.config.schema import ReviewConfig
 from diffexp.errors import DiffexpError
 from diffexp.review import artifacts, media, metrics
 from diffexp.review.reference import NoReference, check_sampling, resolve_reference
@@ -25,6 +26,7 @@ from diffexp.review.verdict import (
     UNCHECKED,
     judge,
     lossy_reasons,
+    lossy_reasons_of,
     settings_from_params,
     stack_differences,
     stack_of,
@@ -93,7 +95,13 @@ class ReviewOutcome:
 
 
 def _compare(
-    client, run: LoggedRun, run_outputs: Optional[list[Path]], spec: Optional[str], work_dir: Path
+    client,
+    run: LoggedRun,
+    run_outputs: Optional[list[Path]],
+    spec: Optional[str],
+    work_dir: Path,
+    settings: ReviewConfig,
+    lossy: list[str],
 ) -> ReviewOutcome:
     reference = resolve_reference(client, spec, run)
     if isinstance(reference, NoReference):
@@ -105,7 +113,7 @@ def _compare(
         reference=reference.label,
         reference_run_id=reference.run.run_id if reference.run else None,
         params_checked=reference.params is not None,
-        lossy=lossy_reasons(run.params),
+        lossy=lossy,
         stack_run=stack_of(run.tags),
     )
     if reference.run is not None:
@@ -128,7 +136,7 @@ def _compare(
         outcome.error = str(exc)
         return outcome
     worst_psnr, worst_ssim = metrics.worst(comparisons)
-    judgement = judge(worst_psnr, worst_ssim, settings_from_params(run.params), outcome.lossy)
+    judgement = judge(worst_psnr, worst_ssim, settings, outcome.lossy)
     outcome.verdict, outcome.bounds, outcome.failed, outcome.note = (
         judgement.verdict,
         judgement.bounds,
@@ -149,21 +157,32 @@ def _compare(
 
 
 def review(
-    client, run: LoggedRun, run_outputs: Optional[list[Path]], spec: Optional[str], work_dir: Path
+    client,
+    run: LoggedRun,
+    run_outputs: Optional[list[Path]],
+    spec: Optional[str],
+    work_dir: Path,
+    settings: Optional[ReviewConfig] = None,
+    lossy: Optional[list[str]] = None,
 ) -> ReviewOutcome:
-    """Review `run` (its outputs given, or downloaded when None) against `spec` and record the result on it."""
+    """Review `run` (its outputs given, or downloaded when None) against `spec` and record the result on it.
+
+    `settings` and `lossy` come from the run's typed config when the caller has it (the live review); a run
+    reviewed after the fact has only its logged params, read back here."""
+    settings = settings if settings is not None else settings_from_params(run.params)
+    lossy = lossy if lossy is not None else lossy_reasons(run.params)
     work_dir.mkdir(parents=True, exist_ok=True)
     try:
-        outcome = _compare(client, run, run_outputs, spec, work_dir)
+        outcome = _compare(client, run, run_outputs, spec, work_dir, settings, lossy)
     except DiffexpError as exc:  # the reference could not be resolved
         outcome = ReviewOutcome(UNCHECKED, reference=spec or None, error=str(exc))
-    _record(RunWriter(client, run.run_id), run, outcome, work_dir)
+    _record(RunWriter(client, run.run_id), run, outcome, work_dir, settings.baseline)
     _log(run, outcome)
     return outcome
 
 
-def _record(writer: RunWriter, run: LoggedRun, outcome: ReviewOutcome, pictures: Path) -> None:
-    tags = outcome.tags(baseline=settings_from_params(run.params).baseline)
+def _record(writer: RunWriter, run: LoggedRun, outcome: ReviewOutcome, pictures: Path, baseline: bool) -> None:
+    tags = outcome.tags(baseline=baseline)
     writer.delete_tags([k for k in REVIEW_TAGS if k in run.tags and k not in tags])
     writer.set_tags(tags)
     if outcome.figures:
@@ -204,10 +223,13 @@ def _log(run: LoggedRun, outcome: ReviewOutcome) -> None:
 
 
 def review_run(cfg, result, recorder, run_dir: Path) -> ReviewOutcome:
-    """The review step of `diffexp.run.execute`, right after the run's measurements are logged."""
+    """The review step of `diffexp.run.execute`, right after the run's measurements are logged: its bounds and
+    lossy declarations from the typed config (the run record is read for what the store knows: id, tags)."""
     run = get_run(recorder.client, recorder.run_id)
     outputs = [Path(p) for p in result.outputs]
-    return review(recorder.client, run, outputs, cfg.review.reference, Path(run_dir) / "review")
+    return review(
+        recorder.client, run, outputs, cfg.review.reference, Path(run_dir) / "review", cfg.review, lossy_reasons_of(cfg)
+    )
 
 
 def review_logged_run(client, run_id: str, reference: Optional[str] = None) -> ReviewOutcome:

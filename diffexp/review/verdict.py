@@ -41,18 +41,34 @@ def settings_from_params(params: Mapping[str, str]) -> ReviewConfig:
     )
 
 
-def lossy_reasons(params: Mapping[str, str]) -> list[str]:
-    """Why this run's change is declared lossy; empty for a lossless one."""
+def _lossy(attention_lossy: bool, backend, review_lossy: bool, precisions: dict[str, Optional[str]]) -> list[str]:
     reasons = []
-    if _flag(params.get("attention.lossy")):
-        reasons.append(f"attention.backend={params.get('attention.backend')}")
-    if _flag(params.get("review.lossy")):
+    if attention_lossy:
+        reasons.append(f"attention.backend={backend}")
+    if review_lossy:
         reasons.append("review.lossy=true")
-    for key in ("engine.dit_precision", "engine.vae_precision"):
-        value = (_none(params.get(key)) or "").lower()
+    for key, value in precisions.items():
+        value = (value or "").lower()
         if any(p in value for p in LOSSY_PRECISIONS):
             reasons.append(f"{key}={value}")
     return reasons
+
+
+def lossy_reasons(params: Mapping[str, str]) -> list[str]:
+    """Why a logged run's change is declared lossy (from its params); empty for a lossless one."""
+    precisions = {key: _none(params.get(key)) for key in ("engine.dit_precision", "engine.vae_precision")}
+    return _lossy(
+        _flag(params.get("attention.lossy")),
+        params.get("attention.backend"),
+        _flag(params.get("review.lossy")),
+        precisions,
+    )
+
+
+def lossy_reasons_of(cfg) -> list[str]:
+    """The same, from a run's own typed config (the live review has it: no params read back as strings)."""
+    precisions = {"engine.dit_precision": cfg.engine.dit_precision, "engine.vae_precision": cfg.engine.vae_precision}
+    return _lossy(cfg.attention.lossy, cfg.attention.backend, cfg.review.lossy, precisions)
 
 
 @dataclass

@@ -25,6 +25,9 @@ ERROR = "error"
 PID = "diffexp.pid"
 PID_START = "diffexp.pid_start"  # the process's start time: a reused pid is not the same process
 HOST = "host"
+# What the saved outputs really are (WxH or WxHxF), and what differs from the request, if anything.
+OUTPUT_SHAPE = "output.shape"
+OUTPUT_SHAPE_MISMATCH = "output.shape_mismatch"
 INGESTED = "ingested"
 UPLOADED_FROM = "uploaded_from"
 

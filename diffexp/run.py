@@ -72,6 +72,9 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
 
     check_reference(cfg, parent_run_id)
     check_launch(cfg)
+    from diffexp.models.footprint import check_resources  # builds on the meta device: models, not config
+
+    check_resources(cfg)
     if cfg.tracking.enabled and not cfg.engine.dry_run:
         from diffexp.tracking.store import check_usable, resolve_uri
 

@@ -109,6 +109,7 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
         recorder.failure_artifacts = [run_dir / "ranks", run_dir / "sglang.log"]
         with recorder:
             recorder.log_artifact(config_yaml)
+            recorder.log_prompt(cfg.model.sampling.prompt, run_dir)
             result = engine.run(cfg, run_dir)
             recorder.log_result(result, run_dir)
             from diffexp.review import review_run  # imports MLflow, like the tracking import above

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -68,6 +69,9 @@ def main() -> None:
             sys.exit(CONFIG_ERROR)
         raise
     except (KeyboardInterrupt, RunInterrupted):
+        # A further Ctrl-C now would raise out of this handler with a traceback instead of exiting 130.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         # The run is already recorded as KILLED; a sweep's parent is ended KILLED here (os._exit skips
         # atexit). Then leave now: a library thread that is not a daemon (or a wedged one after the
         # interrupt) must not keep an interrupted process alive.

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from diffexp.compare.perf_dump import load_perf_dump_json
 from diffexp.config.schema import TrackingConfig
 from diffexp.engines.sglang import harvest
 from diffexp.engines.sglang.engine import OUTPUT_SUFFIXES
@@ -32,19 +33,27 @@ class Found:
 
 
 def _is_perf_dump(path: Path) -> bool:
+    """Looks like a dump (has its keys); whether it is a usable one is validate_perf_dump's call, at ingest."""
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+    except (OSError, UnicodeDecodeError, ValueError):
         return False
     return isinstance(data, dict) and "steps" in data and "total_duration_ms" in data
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """A plain file of the folder's own: not a link, and nothing in its resolved path leaves the folder."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    return path.resolve().is_relative_to(folder.resolve())
+
+
 def find_dumps(paths: list[Path]) -> list[Path]:
-    """The perf dumps named, or found (not recursively) in the folders named."""
+    """The perf dumps named, or found (not recursively, never through a link) in the folders named."""
     dumps: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.glob("*.json") if _is_perf_dump(p))
+            found = sorted(p for p in path.glob("*.json") if _inside(p, path) and _is_perf_dump(p))
             if not found:
                 raise DiffexpError(f"{path}: no SGLang perf dump (*.json with 'steps' and 'total_duration_ms') in it")
             dumps += found
@@ -55,15 +64,25 @@ def find_dumps(paths: list[Path]) -> list[Path]:
     return dumps
 
 
-def look_beside(dump: Path) -> Found:
-    folder = dump.parent
-    logs = [folder / name for name in LOG_NAMES if (folder / name).is_file()] or sorted(folder.glob("*.log"))
+def _outputs(folder: Path, named: list[str]) -> list[Path]:
+    """The outputs the log says were saved, and files with output suffixes in outputs/ (else beside the dump)."""
     out_dir = folder / "outputs"
-    candidates = out_dir.rglob("*") if out_dir.is_dir() else folder.iterdir()
-    outputs = sorted(p for p in candidates if p.is_file() and p.suffix.lower() in OUTPUT_SUFFIXES)
+    candidates = list(out_dir.rglob("*") if out_dir.is_dir() and not out_dir.is_symlink() else folder.iterdir())
+    candidates += [folder / Path(n).name for n in named]  # the run's own paths: found here by name, if at all
+    return sorted(
+        {p for p in candidates if p.suffix.lower() in OUTPUT_SUFFIXES and _inside(p, folder)},
+    )
+
+
+def look_beside(dump: Path) -> Found:
+    """What belongs to the dump in its folder; links and anything resolving outside the folder are left out."""
+    folder = dump.parent
+    logs = [folder / name for name in LOG_NAMES] + sorted(folder.glob("*.log"))
+    logs = [p for p in logs if _inside(p, folder)]
+    named = harvest.parse_log(logs[0].read_text(errors="replace")).saved_outputs if logs else []
     trace_dir = folder / "traces"
     traces = sorted((trace_dir if trace_dir.is_dir() else folder).glob("*.trace.json.gz"))
-    return Found(dump, logs[0] if logs else None, outputs, traces)
+    return Found(dump, logs[0] if logs else None, _outputs(folder, named), [t for t in traces if _inside(t, folder)])
 
 
 def _text(value) -> str:
@@ -74,6 +93,7 @@ def ingest(found: Found, tracking: TrackingConfig, extra_tags: Optional[dict[str
     """Log one dump as an MLflow run; returns the run id. Invalid (fallback) runs end FAILED."""
     from diffexp.tracking.writer import RunRecorder
 
+    load_perf_dump_json(found.dump)  # the one schema rule (compare's): refused with the file and field named
     dump = harvest.read_perf_dump(found.dump)
     figures = harvest.parse_log(found.log.read_text(errors="replace")) if found.log else harvest.LogFigures()
     explicit_baseline = any("explicitly requested" in line for line in figures.fallback_lines)
@@ -116,9 +136,15 @@ def main(argv: Optional[list[str]] = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     tracking = TrackingConfig(uri=args.tracking_uri, experiment=args.experiment)
+    bad = [t for t in args.tag if "=" not in t or not t.split("=", 1)[0]]
+    if bad:
+        parser.error(f"--tag {bad[0]!r}: expected KEY=VALUE")
     tags = dict(t.split("=", 1) for t in args.tag)
     try:
-        for dump in find_dumps(args.paths):
+        dumps = find_dumps(args.paths)
+        for dump in dumps:  # all refused before any is logged: a bad file never leaves half a batch behind
+            load_perf_dump_json(dump)
+        for dump in dumps:
             print(f"{dump} -> run {ingest(look_beside(dump), tracking, tags)}")
     except DiffexpError as exc:
         log.error("%s", exc)

@@ -25,6 +25,11 @@ ERROR = "error"
 PID = "diffexp.pid"
 PID_START = "diffexp.pid_start"  # the process's start time: a reused pid is not the same process
 HOST = "host"
+# What the saved outputs really are (WxH or WxHxF), and what differs from the request, if anything.
+OUTPUT_SHAPE = "output.shape"
+OUTPUT_SHAPE_MISMATCH = "output.shape_mismatch"
+# The prompt is longer than an MLflow param holds: prompt.txt (an artifact) has it whole.
+PROMPT_TRUNCATED = "prompt.truncated_in_params"
 INGESTED = "ingested"
 UPLOADED_FROM = "uploaded_from"
 

@@ -73,6 +73,9 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
 
     check_reference(cfg, parent_run_id)
     check_launch(cfg)
+    from diffexp.models.footprint import check_resources  # builds on the meta device: models, not config
+
+    check_resources(cfg)
     if cfg.tracking.enabled and not cfg.engine.dry_run:
         from diffexp.tracking.store import check_usable, resolve_uri
 
@@ -107,6 +110,7 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
         recorder.failure_artifacts = [run_dir / "ranks", run_dir / "sglang.log"]
         with recorder:
             recorder.log_artifact(config_yaml)
+            recorder.log_prompt(cfg.model.sampling.prompt, run_dir)
             result = _measure(cfg, engine, run_dir)
             recorder.log_result(result, run_dir)
             from diffexp.review import review_run  # imports MLflow, like the tracking import above

@@ -12,7 +12,7 @@ from diffexp.reports.suite import suite_runs, suite_table
 from diffexp.results import RunResult
 from diffexp.tracking.writer import RunRecorder
 
-GUIDE_HEADER = "| Model | Task | Steps | Resolution | Denoise (s) ★ | E2E (s) | Peak Mem (GB) | SGLang Ver | GPU |"
+GUIDE_HEADER = "| Model | Task | Steps | Resolution | Denoise (s) ★ | E2E (s) | Peak Mem (GiB) | SGLang Ver | GPU |"
 
 
 def _run(

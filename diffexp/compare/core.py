@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from diffexp import names
 from diffexp.compare.perf_dump import PerfDump, is_denoise_stage
 from diffexp.compare.rules import (
     IMPROVEMENT,
@@ -161,9 +162,9 @@ def side_from_run(run: RecordedRun, label: Optional[str] = None) -> Side:
 
 def compare(base: Side, cand: Side, rule: str) -> Comparison:
     # compare_perf's order: the candidate's rows, then rows only the baseline has.
-    names = list(cand.figures) + [n for n in base.figures if n not in cand.figures]
+    stage_names = list(cand.figures) + [n for n in base.figures if n not in cand.figures]
     rows = []
-    for name in names:
+    for name in stage_names:
         b, n = base.figures.get(name), cand.figures.get(name)
         only_in = None if (b is None) == (n is None) else ("candidate" if b is None else "baseline")
         known = b or n

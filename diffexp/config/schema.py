@@ -161,6 +161,8 @@ class EngineConfig:
     # SGLANG_DIFFUSION_SYNC_STAGE_PROFILING=1: SGLang synchronises the device at every stage and step boundary,
     # so its stage and step times are device time, not launch time (docs/sglang.md says what it costs).
     sync_stage_profiling: bool = True
+    # Launch refuses a run whose weights (counted from conf/arch/) cannot fit this machine's memory; true skips it.
+    skip_resource_check: bool = False
 
 
 @dataclass

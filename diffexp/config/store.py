@@ -35,6 +35,22 @@ def register() -> None:
     _registered = True
 
 
+# Prompts are data: `${oc.env:HOME}` in one is text to generate from, never an interpolation to resolve.
+LITERAL_FIELDS = ("prompt", "negative_prompt")
+
+
+def _literal_prompts(cfg: DictConfig) -> None:
+    """Escape `${` in the prompt fields (in place), so converting the config keeps their text as typed."""
+    sampling = OmegaConf.select(cfg, "model.sampling")
+    if not isinstance(sampling, DictConfig):
+        return
+    for key in LITERAL_FIELDS:
+        node = sampling._get_node(key)
+        raw = None if node is None else node._value()
+        if isinstance(raw, str) and "${" in raw:
+            sampling[key] = raw.replace("\\${", "${").replace("${", "\\${")
+
+
 def to_config(cfg: DictConfig) -> Config:
     """Resolve interpolations and convert to the dataclass tree the rest of the code trusts.
 
@@ -42,12 +58,15 @@ def to_config(cfg: DictConfig) -> Config:
     problems = unknown_keys(cfg)
     if problems:
         raise ConfigError(problems)
+    _literal_prompts(cfg)
     return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
 
 def load_config_yaml(path: Path) -> Config:
     """A run's recorded config.yaml back into a typed Config (validated against the schema on the way)."""
-    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path)))  # type: ignore[return-value]
+    cfg = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(path))
+    _literal_prompts(cfg)
+    return OmegaConf.to_object(cfg)  # type: ignore[return-value]
 
 
 def compose(overrides: Sequence[str] = (), config_name: str = "config", return_hydra: bool = False) -> DictConfig:

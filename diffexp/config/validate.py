@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 from diffexp.config.schema import RESOLUTION_PRESETS, Config
+from diffexp.config.shapes import shape_problems
 from diffexp.errors import ConfigError
 from diffexp.gpus import visible_gpu_count
 
@@ -87,6 +88,8 @@ def _check_model(cfg: Config) -> list[str]:
         out.append(
             f"model.sampling.num_frames={s.num_frames}: only video tasks ({_allowed(VIDEO_TASKS)}) take frames, task is {m.task!r}"
         )
+    # The same for every engine: SGLang runs the same VAEs and transformers.
+    out += shape_problems(m)
     return out
 
 

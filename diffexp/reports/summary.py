@@ -16,6 +16,8 @@ from typing import Optional
 from diffexp import names
 from diffexp.tracking.records import RecordedRun, parse_point_overrides
 
+# Memory in GiB (2**30 bytes) everywhere in diffexp, the unit in the header: the guide's "GB" column is GiB here.
+PEAK_MEM_COLUMN = "Peak Mem (GiB)"
 # The guide's "Result Recording Format" columns, in its order.
 GUIDE_COLUMNS = [
     "Model",
@@ -24,7 +26,7 @@ GUIDE_COLUMNS = [
     "Resolution",
     "Denoise (s) ★",
     "E2E (s)",
-    "Peak Mem (GB)",
+    PEAK_MEM_COLUMN,
     "SGLang Ver",
     "GPU",
 ]
@@ -84,7 +86,7 @@ def guide_row(run: RecordedRun) -> dict[str, str]:
         "Resolution": resolution(p),
         "Denoise (s) ★": _num(r.denoise_s),
         "E2E (s)": _num(r.e2e_s),
-        "Peak Mem (GB)": _num(r.peak_mem_gib),
+        PEAK_MEM_COLUMN: _num(r.peak_mem_gib),
         "SGLang Ver": version,
         "GPU": gpu_label(run),
     }
@@ -132,7 +134,7 @@ class SweepSummary:
 def rounded(row: dict[str, str]) -> dict[str, str]:
     """A table row as displayed: times to 3 decimals, memory to 2, the fastest point's denoise in bold."""
     out = dict(row)
-    for column, digits in (("Denoise (s) ★", 3), ("E2E (s)", 3), ("Peak Mem (GB)", 2)):
+    for column, digits in (("Denoise (s) ★", 3), ("E2E (s)", 3), (PEAK_MEM_COLUMN, 2)):
         if out.get(column, MISSING) != MISSING:
             out[column] = f"{float(out[column]):.{digits}f}"
     if out.get("Fastest") == FASTEST and out.get("Denoise (s) ★", MISSING) != MISSING:

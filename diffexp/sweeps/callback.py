@@ -223,7 +223,19 @@ def _by_key(overrides: list[str], keys: list[str]) -> dict[str, str]:
     return out
 
 
+# The port the command below names: the URL is right because the command says the port, not by assumption.
+LOCAL_UI_PORT = 5000
+
+
 def compare_view_url(tracking_uri: str, experiment_id: str, run_ids: list[str]) -> str:
-    """The MLflow UI's compare view on these runs (a local store's UI: `mlflow ui` on its default port)."""
-    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else "http://127.0.0.1:5000"
-    return f"{base}/#/compare-runs?runs={json.dumps(run_ids, separators=(',', ':'))}&experiments={json.dumps([experiment_id])}"
+    """The MLflow UI's compare view on these runs, on the store in use: an http(s) store is its own UI server; a
+    local store (SQLite, files) has none, so the text says how to start one on it, then the URL to open."""
+    view = (
+        f"/#/compare-runs?runs={json.dumps(run_ids, separators=(',', ':'))}&experiments={json.dumps([experiment_id])}"
+    )
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/") + view
+    return (
+        f"run `mlflow ui --backend-store-uri {tracking_uri} --port {LOCAL_UI_PORT}`, "
+        f"then open http://127.0.0.1:{LOCAL_UI_PORT}{view}"
+    )

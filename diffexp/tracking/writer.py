@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import socket
+import threading
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,6 +40,27 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
         return out
     value = json.dumps(tree) if isinstance(tree, (list, tuple)) else str(tree)
     return {prefix[:-1]: value[:MAX_PARAM_CHARS]}
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[list[int]]:
+    """SIGINT/SIGTERM held while a run's end is written (a second Ctrl-C must not lose the log and traceback);
+    yields the signals that arrived. Outside the main thread signals cannot be handled: nothing changes."""
+    pending: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending
+        return
+
+    def hold(signum, frame):
+        pending.append(signum)
+        log.warning("signal %d: writing the run's end first (log, traceback, status), then stopping", signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield pending
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _batches(items: list, size: int = BATCH) -> Iterable[list]:
@@ -160,6 +184,14 @@ class RunRecorder(RunWriter):
     def __enter__(self) -> RunRecorder:
         return self
 
+    def log_prompt(self, prompt: str, run_dir: Path) -> None:
+        """The prompt whole, as <run_dir>/prompt.txt and an artifact; tagged when the params hold it cut short."""
+        path = run_dir / "prompt.txt"
+        path.write_text(prompt)
+        self.log_artifact(path)
+        if len(prompt) > MAX_PARAM_CHARS:
+            self.set_tags({names.PROMPT_TRUNCATED: "true"})
+
     def __exit__(self, exc_type, exc, tb) -> bool:
         if exc_type is None:
             status = self.status or "FINISHED"
@@ -167,8 +199,17 @@ class RunRecorder(RunWriter):
             status = "KILLED"
         else:
             status = "FAILED"
+        with interrupts_deferred() as pending:
+            self._end(status, exc_type, exc, tb)
+        if pending and exc_type is None:  # the run is recorded; now honour the interrupt
+            raise KeyboardInterrupt
+        return False
+
+    def _end(self, status: str, exc_type, exc, tb) -> None:
         try:
             if exc_type is not None:
+                # Into run.log too, so the run directory keeps the traceback whatever the store does.
+                log.error("run %s ends %s", self.run_id, status, exc_info=(exc_type, exc, tb))
                 self.log_text("".join(traceback.format_exception(exc_type, exc, tb)), "traceback.txt")
                 self.set_tags({names.ERROR: f"{exc_type.__name__}: {exc}"[:5000]})
                 for path in self.failure_artifacts:
@@ -178,9 +219,8 @@ class RunRecorder(RunWriter):
                 for handler in logging.getLogger().handlers:
                     handler.flush()
                 self.log_artifact(self.log_file)
-        except BaseException:  # a store that fails now (read-only artifacts, a second Ctrl-C) must not hide the end
+        except Exception:  # a store that fails now (read-only artifacts) must not hide the end
             log.exception("could not attach the failure's files to run %s", self.run_id)
         finally:
             # Whatever happened above, the run must not stay RUNNING.
             self.client.set_terminated(self.run_id, status=status)
-        return False

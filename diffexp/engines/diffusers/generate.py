@@ -74,6 +74,11 @@ def generate(
         result.artifacts["gpu_samples"] = str(write_samples(sampler.samples, run_dir / GPU_SAMPLES_FILE))
     if save_outputs:
         result.outputs = _save(cfg, run.output, run_dir)
+        # What the pipeline made, against what it was asked (it rounds sizes off its grid with only a warning).
+        asked = loaded.kwargs
+        result.tags.update(
+            outputs.output_shape_tags(result.outputs, asked.get("width"), asked.get("height"), asked.get("num_frames"))
+        )
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / REPEATS_FILE).write_text(json.dumps(result.repeats, indent=1))
         result.artifacts["repeats"] = str(run_dir / REPEATS_FILE)

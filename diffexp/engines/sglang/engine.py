@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from diffexp.config.schema import Config
+from diffexp.engines.outputs import output_shape_tags
 from diffexp.engines.sglang import env as run_env
 from diffexp.engines.sglang import flags, harvest, resolved
 from diffexp.errors import ConfigError, DiffexpError
@@ -147,6 +148,8 @@ class SGLangEngine:
             dump, figures, diffusers_baseline=cfg.engine.backend == "diffusers", profiled=cfg.profile.mode != "off"
         )
         result.outputs = collect_outputs(paths.outputs)
+        s = cfg.model.sampling
+        result.tags.update(output_shape_tags(result.outputs, s.width, s.height, s.num_frames))
         record_resolved(result, cfg, figures)
         result.tags["sglang.sync_stage_profiling"] = (
             "true" if launch.env.get(run_env.SYNC_STAGE_PROFILING) == "1" else "false"

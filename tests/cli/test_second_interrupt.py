@@ -1,0 +1,51 @@
+"""Ctrl-C pressed again while a run is being ended: the run still ends KILLED with its log and traceback, exit 130."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+from mlflow import MlflowClient
+
+from tests.conftest import artifact_paths, cli_env
+
+
+def test_repeated_sigint_keeps_the_run_log_and_traceback(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "diffexp", "model.sampling.num_inference_steps=100000", f"tracking.uri={uri}"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(),
+    )
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            logs = list((tmp_path / "outputs").rglob("run.log")) if (tmp_path / "outputs").exists() else []
+            if logs and "measured generation" in logs[0].read_text():
+                break
+            time.sleep(0.3)
+        else:
+            raise AssertionError("the run never reached its measured generation")
+        time.sleep(1)
+        proc.send_signal(signal.SIGINT)
+        # An impatient user: Ctrl-C again and again while the run's end is being written.
+        while proc.poll() is None and time.time() < deadline + 60:
+            time.sleep(0.02)
+            proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, out[-3000:]
+    client = MlflowClient(tracking_uri=uri)
+    [run] = client.search_runs([client.get_experiment_by_name("tiny_flux").experiment_id])
+    assert run.info.status == "KILLED", out[-3000:]
+    artifacts = artifact_paths(client, run.info.run_id)
+    assert "run.log" in artifacts and "traceback.txt" in artifacts, (artifacts, out[-3000:])
+    [log] = list((tmp_path / "outputs").rglob("run.log"))
+    assert "KeyboardInterrupt" in log.read_text()  # the traceback is in the run directory too

@@ -132,6 +132,9 @@ def resource_problems(cfg: Config, available: Optional[tuple[int, str]] = None) 
     m = cfg.model
     if cfg.engine.skip_resource_check or cfg.engine.dry_run or m.weights not in ("random", "pretrained") or not m.arch:
         return []
+    if cfg.engine.name != "diffusers":
+        return []  # SGLang places its own weights (and offloads them in its auto mode): its own check applies
+
     components = weight_bytes(m.arch, m.dtype)
     need = sum(components.values())
     have, where = available if available is not None else _available(cfg)

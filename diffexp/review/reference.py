@@ -242,6 +242,6 @@ def check_reference(cfg, parent_run_id: Optional[str] = None) -> None:
         run_id="", experiment_id="", status="RUNNING", start_time_ms=0, params=flatten(dataclasses.asdict(cfg))
     )
     try:
-        resolve_reference(client_for(cfg.tracking), spec, run)
+        resolve_reference(client_for(cfg.tracking.uri), spec, run)
     except DiffexpError as exc:
         raise ConfigError([f"review.reference={spec!r}: {exc}"]) from exc

@@ -167,3 +167,74 @@ def write_report(
     files[1].write_text(csv_text(rows, winner))
     chart(rows, winner, budget_gib, memory_label).write_html(files[2], include_plotlyjs=True)
     return files
+
+
+def rows_from_store(client, parent_run_id: str) -> list[TrialRow]:
+    """A tuning's trials read back from MLflow: each trial's last stage (tag tune.final=true), in trial order."""
+    import json
+
+    from diffexp.tracking.queries import sweep_points
+
+    rows = []
+    for run in sweep_points(client, parent_run_id):
+        t, m = run.tags, run.metrics
+        if t.get("tune.final") != "true":
+            continue
+        cpu = m.get("peak_mem_gib.cpu")
+        device = [v for k, v in m.items() if k.startswith("peak_mem_gib.") and k != "peak_mem_gib.cpu"]
+        host = [v for v in (cpu, m.get("tune.host_rss_gib")) if v is not None]
+        rows.append(
+            TrialRow(
+                number=int(t.get("tune.trial", "0")),
+                name=t.get("tune.name", ""),
+                kind=t.get("tune.kind", ""),
+                state=t.get("tune.state", ""),
+                reason=t.get("tune.reason", ""),
+                denoise_s=m.get("denoise_s"),
+                ci95_low=m.get("denoise_s.ci95_low"),
+                ci95_high=m.get("denoise_s.ci95_high"),
+                n=int(m.get("denoise_s.n", 1 if "denoise_s" in m else 0)),
+                vram_gib=max(device) if device else None,
+                host_gib=max(host) if host else None,
+                correctness=t.get("tune.correctness", ""),
+                complexity=int(t.get("tune.complexity", "0")),
+                overrides=json.loads(t.get("tune.overrides", "[]")),
+                run_id=run.run_id,
+            )
+        )
+    return sorted(rows, key=lambda r: r.number)
+
+
+def rebuild_tune(parent_run_id: str, out: Optional[Path] = None, uri: Optional[str] = None) -> tuple[list[Path], str]:
+    """The tuning's table and chart rebuilt from MLflow into `out` (default reports/<parent run id>); and the
+    winner's lines as the parent recorded them."""
+    from diffexp.tracking.queries import get_run
+    from diffexp.tracking.store import client_for
+
+    client = client_for(uri)
+    parent = get_run(client, parent_run_id)
+    if parent.tags.get("diffexp.role") != "tune":
+        from diffexp.errors import DiffexpError
+
+        raise DiffexpError(
+            f"run {parent_run_id} is not a tuning's parent run (diffexp.role={parent.tags.get('diffexp.role')})"
+        )
+    rows = rows_from_store(client, parent_run_id)
+    winner = int(parent.tags["tune.winner"]) if parent.tags.get("tune.winner", "None") != "None" else None
+    vram = parent.params.get("tune.vram_gib", "None")
+    on_gpu = any(r.vram_gib is not None for r in rows)
+    budget = float(vram) if on_gpu and vram != "None" else None
+    if budget is None and parent.params.get("tune.host_gib", "None") != "None":
+        budget = float(parent.params["tune.host_gib"])
+    files = write_report(
+        rows, winner, budget, "peak VRAM" if on_gpu else "peak host RSS", out or Path("reports") / parent_run_id
+    )
+    lines = [
+        f"{k}: {parent.tags[k]}"
+        for k in ("tune.decided_by", "tune.command", "tune.sglang_command")
+        if parent.tags.get(k)
+    ]
+    lines += [f"{k}: {v}" for k, v in sorted(parent.tags.items()) if k.startswith("tune.gain.")]
+    if parent.tags.get("tune.interrupted") == "true":
+        lines.append(f"interrupted (run {parent.status})")
+    return files, "\n".join(lines)

@@ -39,7 +39,7 @@ def prepare(argv: list[str]):
     name, tune_overrides, run_overrides = split_overrides(argv)
     base = to_config(compose(run_overrides))
     validate(base)
-    tcfg = load_tune_config(name or default_space(base.model.task), tune_overrides)
+    tcfg = load_tune_config(name or default_space(base.model.task, base.model.weights), tune_overrides)
     return tcfg, run_overrides, base
 
 

@@ -100,7 +100,10 @@ def split_overrides(argv: list[str]) -> tuple[Optional[str], list[str], list[str
     return name, tune, run
 
 
-def default_space(task: str) -> str:
+def default_space(task: str, weights: str) -> str:
+    """The built-in tiny models get the CPU space; real models the space of their task."""
+    if weights == "tiny":
+        return "tiny_cpu"
     return "image" if task in IMAGE_TASKS else "video"
 
 

@@ -33,11 +33,12 @@ def _terminate_as_interrupt() -> None:
 
 
 def prepare(argv: list[str]):
-    from diffexp.config import compose, to_config, validate
+    from diffexp.config import validate
     from diffexp.tune.config import default_space, load_tune_config, split_overrides
+    from diffexp.tune.search import composed
 
     name, tune_overrides, run_overrides = split_overrides(argv)
-    base = to_config(compose(run_overrides))
+    base = composed(run_overrides)
     validate(base)
     tcfg = load_tune_config(name or default_space(base.model.task, base.model.weights), tune_overrides)
     return tcfg, run_overrides, base

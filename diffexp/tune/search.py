@@ -77,6 +77,18 @@ class Trial:
         )
 
 
+def composed(overrides: list[str]) -> Config:
+    """A typed run config; Hydra's composition errors (an unknown option or key) as DiffexpError, like diffexp's
+    own validation's."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        return to_config(compose(overrides))
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise DiffexpError(str(exc).splitlines()[0]) from exc
+
+
 @dataclass
 class Machine:
     cuda: bool
@@ -133,7 +145,7 @@ class Search:
         return [*self.run_overrides, *self.tcfg.base, *point.overrides, *extra]
 
     def trial_config(self, trial: Trial, stage: str, repeats: int, trial_dir: Path) -> Config:
-        cfg = to_config(compose([*self.command_overrides(trial.point, repeats), f"output_dir={trial_dir}"]))
+        cfg = composed([*self.command_overrides(trial.point, repeats), f"output_dir={trial_dir}"])
         reference = self.tcfg.reference or self.reference_spec()
         cfg = dataclasses.replace(
             cfg,

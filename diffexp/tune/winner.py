@@ -87,23 +87,23 @@ def diffexp_command(search: Search, trial: Trial) -> str:
 def sglang_command(search: Search, trial: Trial) -> tuple[str, list[str]]:
     """The `sglang generate` line the same overrides make with engine=sglang (built, not run: the dry run's
     command builder, diffexp.engines.sglang.flags), and what it cannot carry over."""
-    from diffexp.config import compose, to_config
     from diffexp.engines.sglang import flags
     from diffexp.engines.sglang.engine import resolve_model_path
     from diffexp.errors import DiffexpError
+    from diffexp.tune.search import composed
 
     overrides = [o for o in search.command_overrides(trial.point) if not o.startswith("engine.vram_cap_gib=")]
     notes = []
-    cfg = to_config(compose([*overrides, "engine=sglang"]))
-    if cfg.model.weights == "random":
-        cfg = to_config(compose([*overrides, "engine=sglang", "model.weights=pretrained"]))
-        notes.append("model.weights=random → the checkpoint (sglang generate loads checkpoints only)")
-    if cfg.kernels.impl != "torch":
-        notes.append(f"kernels={cfg.kernels.impl}: diffexp's kernels/ have no sglang flag")
-    problems = flags.problems(cfg)
-    if problems:
-        return "", notes + problems
     try:
+        cfg = composed([*overrides, "engine=sglang"])
+        if cfg.model.weights == "random":
+            cfg = composed([*overrides, "engine=sglang", "model.weights=pretrained"])
+            notes.append("model.weights=random → the checkpoint (sglang generate loads checkpoints only)")
+        if cfg.kernels.impl != "torch":
+            notes.append(f"kernels={cfg.kernels.impl}: diffexp's kernels/ have no sglang flag")
+        problems = flags.problems(cfg)
+        if problems:
+            return "", notes + problems
         paths = flags.RunPaths(run_dir=Path(search.out) / "sglang", model_path=resolve_model_path(cfg))
     except DiffexpError as exc:
         return "", notes + [str(exc)]

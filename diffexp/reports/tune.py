@@ -9,8 +9,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from diffexp.reports.summary import pareto_front
-
 FEASIBLE_COLOR, INFEASIBLE_COLOR, PRUNED_COLOR, WINNER_COLOR, FRONT_COLOR = (
     "#1f77b4",
     "#7f7f7f",
@@ -101,6 +99,8 @@ def csv_text(rows: list[TrialRow], winner: Optional[int]) -> str:
 
 def front(rows: list[TrialRow]) -> list[TrialRow]:
     """The feasible trials no other feasible trial beats on both latency and memory."""
+    from diffexp.reports.summary import pareto_front
+
     measured = [r for r in rows if r.state == "feasible" and r.denoise_s is not None and r.memory_gib is not None]
     return [measured[i] for i in pareto_front([(r.denoise_s, r.memory_gib) for r in measured])]
 

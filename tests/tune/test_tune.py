@@ -205,3 +205,16 @@ def test_an_interrupted_tuning_keeps_its_finished_trials_and_ends_killed(tmp_pat
     assert kids["0/full"].info.status == "FINISHED" and kids["0/full"].data.tags["tune.state"] == "feasible"
     assert all(r.info.status != "RUNNING" for r in kids.values())
     assert json.loads((tmp_path / "out" / "tune.json").read_text())["interrupted"] is True
+
+
+def test_the_untracked_review_judges_the_trial_folders_as_the_tracked_one_did(tuned):
+    """tracking.enabled=false (a GPU box without a store): the same comparison runs on the trials' folders."""
+    tmp, uri, data, client, parent, _ = tuned
+    from diffexp.tune.gate import review_files
+
+    folders = {t["name"]: Path(t["dir"]) for t in data["trials"]}
+    reference = folders["reference"]
+    schedule = next(t for t in data["trials"] if "sigmas" in " ".join(t["overrides"]))
+    verdict_, why = review_files(Path(schedule["dir"]), reference)
+    assert verdict_ == "fail" and "PSNR" in why
+    assert review_files(folders["anchor:sdpa"], reference)[0] == "pass"

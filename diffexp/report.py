@@ -1,6 +1,7 @@
 """`python -m diffexp.report sweep REF [--out DIR]`: rebuild a sweep's summary and charts from MLflow (REF: the
 parent's run id, run name or sweep name); `python -m diffexp.report suite [--all]`: the guide's standard-suite table
-(the newest valid run per model and GPU) as markdown."""
+(the newest valid run per model and GPU) as markdown; `python -m diffexp.report tune RUN [--out DIR]`: a tuning's
+trials table and latency–memory chart rebuilt from MLflow (RUN: the tuning's parent run id)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     sweep.add_argument("--out", type=Path, default=None, help="where the files go (default reports/<parent run id>)")
     suite = commands.add_parser("suite", help="the guide's standard-suite table")
     suite.add_argument("--all", action="store_true", help="every model with a run, not only the guide's seven")
+    tune = commands.add_parser("tune", help="a tuning's trials table and latency-memory chart")
+    tune.add_argument("run", help="the tuning's parent run id")
+    tune.add_argument("--out", type=Path, default=None, help="where the files go (default reports/<parent run id>)")
     args = parser.parse_args(argv)
-    if args.command == "sweep":
+    if args.command == "tune":
+        from diffexp.reports.tune import rebuild_tune
+
+        files, lines = rebuild_tune(args.run, args.out, args.tracking_uri)
+        print(files[0].read_text() + lines)
+        print(f"files in {files[0].parent}")
+    elif args.command == "sweep":
         from diffexp.reports.sweep_report import rebuild_sweep
 
         report = rebuild_sweep(args.ref, args.out, args.tracking_uri)

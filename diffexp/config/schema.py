@@ -140,6 +140,10 @@ class EngineConfig:
     device: str = "auto"
     # Comma-separated CUDA device ids; None picks the idle ones.
     gpus: Optional[str] = None
+    # In-process engine: cap the CUDA caching allocator at this many GiB per process
+    # (torch.cuda.set_per_process_memory_fraction), so a run over a VRAM budget fails with an OOM instead of
+    # using memory the budget does not have. None: no cap.
+    vram_cap_gib: Optional[float] = None
     timeout_s: float = 3600.0
     hf_offline: bool = False
     dit_precision: Optional[str] = None

@@ -15,6 +15,7 @@ from diffexp.config.schema import Config
 from diffexp.engines import outputs, profiling
 from diffexp.engines.diffusers import measured as measured_step
 from diffexp.engines.diffusers import setup, warmup
+from diffexp.engines.diffusers.device import cap_vram
 from diffexp.measure.aggregate import fold_repeats
 from diffexp.measure.clocks import StageClock, peak_memory_gib, reset_peak_memory
 from diffexp.measure.gpu import GpuSampler, write_samples
@@ -41,6 +42,7 @@ def generate(
     run_dir = Path(run_dir)
     clock = StageClock(device, barrier=barrier)
     loaded = setup.load(cfg, device, clock, parallelize)
+    cap_vram(device, cfg.engine.vram_cap_gib)
     warm = warmup.warm_up(cfg, loaded, clock, parallel=barrier is not None)
 
     reset_peak_memory(device)

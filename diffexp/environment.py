@@ -8,6 +8,8 @@ import subprocess
 from functools import lru_cache
 from pathlib import Path
 
+from diffexp.gpus import nvidia_smi
+
 
 def _version(dist: str) -> str:
     try:
@@ -37,16 +39,7 @@ def git_state(cwd: Path | None = None) -> dict[str, str]:
 @lru_cache(maxsize=1)
 def gpu_info() -> dict[str, str]:
     tags: dict[str, str] = {}
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name,driver_version", "--format=csv,noheader"],
-            capture_output=True,
-            text=True,
-            timeout=20,
-        )
-        rows = [r.split(", ") for r in out.stdout.strip().splitlines() if r.strip()] if out.returncode == 0 else []
-    except (OSError, subprocess.TimeoutExpired):
-        rows = []
+    rows = nvidia_smi(["name", "driver_version"], timeout_s=20) or []
     if rows:
         tags["gpu.names"] = "; ".join(r[0] for r in rows)
         tags["gpu.count"] = str(len(rows))

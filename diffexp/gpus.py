@@ -1,9 +1,10 @@
-"""GPU ids, one rule for every module: which GPUs this process may use, and how an id given in `engine.gpus` (named
-as CUDA_VISIBLE_DEVICES names them) maps to torch's index."""
+"""GPUs, one home for every module: which GPUs this process may use, how an id given in `engine.gpus` (named as
+CUDA_VISIBLE_DEVICES names them) maps to torch's index, and what nvidia-smi says of them (no CUDA context)."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 from typing import Optional
 
 from diffexp.errors import DiffexpError
@@ -50,3 +51,20 @@ def torch_index(gpu_id: str) -> int:
             f"engine.gpus: {gpu_id!r} is not a GPU index (0, 1, ...) and CUDA_VISIBLE_DEVICES is not set"
         )
     return int(gpu_id)
+
+
+def nvidia_smi(fields: list[str], timeout_s: float = 30) -> Optional[list[list[str]]]:
+    """One row of `fields` per GPU from `nvidia-smi --query-gpu` (no units), without creating a CUDA context in
+    this process; None when there is no working nvidia-smi."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return [[part.strip() for part in row.split(",")] for row in out.stdout.strip().splitlines() if row.strip()]

@@ -49,6 +49,29 @@ def cli_env() -> dict[str, str]:
     return env
 
 
+def run_cli(args: list[str], cwd, timeout: float = 600):
+    """`python -m <args…>` as a user types it, to completion, output captured."""
+    import subprocess
+
+    return subprocess.run(
+        [sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=cli_env()
+    )
+
+
+def start_cli(args: list[str], cwd):
+    """`python -m <args…>` started in the background (to be signalled), stdout and stderr in one pipe."""
+    import subprocess
+
+    return subprocess.Popen(
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(),
+    )
+
+
 @pytest.fixture
 def python() -> str:
     return sys.executable

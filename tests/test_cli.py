@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import cli_env
-
-
-def run_cli(args, cwd, timeout=300):
-    return subprocess.run(
-        [sys.executable, "-m", "diffexp", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=cli_env(),
-    )
+from tests.conftest import run_cli, start_cli
 
 
 def test_default_job_runs_and_says_where_it_logged(tmp_path):
-    proc = run_cli([], tmp_path)
+    proc = run_cli(["diffexp"], tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "logged to sqlite:///" in proc.stdout and "mlflow ui --backend-store-uri" in proc.stdout
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
@@ -34,14 +21,14 @@ def test_default_job_runs_and_says_where_it_logged(tmp_path):
 
 
 def test_config_error_exits_nonzero_before_any_run(tmp_path):
-    proc = run_cli(["parallel=ulysses2", "parallel.num_gpus=3"], tmp_path)
+    proc = run_cli(["diffexp", "parallel=ulysses2", "parallel.num_gpus=3"], tmp_path)
     assert proc.returncode == 2
     assert "parallel.num_gpus=3: must equal" in proc.stderr + proc.stdout
     assert not (tmp_path / "mlruns").exists()
 
 
 def test_composition_error_exits_nonzero(tmp_path):
-    proc = run_cli(["model.sampling.widht=3"], tmp_path)
+    proc = run_cli(["diffexp", "model.sampling.widht=3"], tmp_path)
     assert proc.returncode != 0 and "widht" in proc.stderr
     assert not (tmp_path / "mlruns").exists()
 
@@ -49,14 +36,7 @@ def test_composition_error_exits_nonzero(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_marks_run_killed(tmp_path, sig):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "diffexp", "model.sampling.num_inference_steps=100000", f"tracking.uri={uri}"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env(),
-    )
+    proc = start_cli(["diffexp", "model.sampling.num_inference_steps=100000", f"tracking.uri={uri}"], tmp_path)
     client = MlflowClient(tracking_uri=uri)
     # Interrupt once the run exists and the measured generation is under way.
     deadline = time.time() + 120

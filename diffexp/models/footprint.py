@@ -11,8 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import subprocess
 from functools import cache
 from typing import Optional
 
@@ -71,22 +69,14 @@ def weight_bytes(arch: str, dtype: str) -> dict[str, int]:
 def _gpu_free_bytes() -> dict[str, int]:
     """Free memory per GPU by index and UUID, from nvidia-smi: no CUDA context is created in this process (an
     SGLang run's parent would keep one for the whole run). Empty when nvidia-smi cannot say."""
-    if shutil.which("nvidia-smi") is None:
-        return {}
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=index,uuid,memory.free", "--format=csv,noheader,nounits"],
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError) as exc:
-        log.warning("resource check: nvidia-smi failed (%s); GPU memory not checked", exc)
+    from diffexp.gpus import nvidia_smi
+
+    rows = nvidia_smi(["index", "uuid", "memory.free"])
+    if rows is None:
+        log.warning("resource check: no answer from nvidia-smi; GPU memory not checked")
         return {}
     free = {}
-    for line in out.strip().splitlines():
-        index, uuid, mib = (part.strip() for part in line.split(","))
+    for index, uuid, mib in (row[:3] for row in rows if len(row) >= 3):
         free[index] = free[uuid] = int(float(mib)) * 2**20
     return free
 

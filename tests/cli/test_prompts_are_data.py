@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from mlflow import MlflowClient
 
 from diffexp import names
 from diffexp.config import compose, to_config
 from diffexp.config.store import load_config_yaml
-from tests.conftest import artifact_paths, cli_env
+from tests.conftest import artifact_paths, run_cli
 
 LITERAL = "${oc.env:HOME} at ${model.name}"
 
@@ -23,20 +20,9 @@ def test_composition_keeps_interpolations_in_prompts_literal():
 def test_logged_param_and_recorded_config_are_the_literal_text_and_a_long_prompt_is_whole(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     prompt = LITERAL + " " + "a cat " * 1200  # 7 200+ characters: over MLflow's 6 000 per param
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "diffexp",
-            f"model.sampling.prompt='{prompt}'",
-            "model.sampling.num_inference_steps=1",
-            f"tracking.uri={uri}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=cli_env(),
+    proc = run_cli(
+        ["diffexp", f"model.sampling.prompt='{prompt}'", "model.sampling.num_inference_steps=1", f"tracking.uri={uri}"],
+        tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     client = MlflowClient(tracking_uri=uri)

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 
 from mlflow import MlflowClient
 
-from tests.conftest import artifact_paths, cli_env
+from tests.conftest import artifact_paths, start_cli
 
 
 def test_repeated_sigint_keeps_the_run_log_and_traceback(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "diffexp", "model.sampling.num_inference_steps=100000", f"tracking.uri={uri}"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env(),
-    )
+    proc = start_cli(["diffexp", "model.sampling.num_inference_steps=100000", f"tracking.uri={uri}"], tmp_path)
     try:
         deadline = time.time() + 180
         while time.time() < deadline:

@@ -15,7 +15,7 @@ import pytest
 from diffexp.engines.sglang import SGLangEngine
 from diffexp.errors import DiffexpError
 from diffexp.supervise import EngineTimeout
-from tests.conftest import REPO, cli_env
+from tests.conftest import REPO, cli_env, run_cli
 
 FIXTURES = REPO / "tests" / "fixtures" / "sglang"
 REPLAY = FIXTURES / "replay_sglang.py"
@@ -163,14 +163,7 @@ def test_hunyuan3d_dry_run_writes_its_config_file_in_the_script(make_config):
 
 
 def test_dry_run_through_python_m_diffexp_creates_no_mlflow_run(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "diffexp", "model=flux1_dev", "engine.dry_run=true", "engine.gpus=0"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=cli_env(),
-    )
+    proc = run_cli(["diffexp", "model=flux1_dev", "engine.dry_run=true", "engine.gpus=0"], tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     last = [line for line in proc.stdout.splitlines() if line.strip()][-1]
     assert shlex.split(last)[:2] == ["sglang", "generate"]

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from diffexp.errors import ConfigError
 from diffexp.run import execute
-from tests.conftest import cli_env
+from tests.conftest import run_cli
 
 
 @pytest.mark.parametrize(
@@ -33,13 +30,8 @@ def test_bad_reference_is_refused_before_any_run(make_config, mlflow_client, tmp
 
 
 def test_cli_exits_2_on_a_bad_reference(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "diffexp", "review.reference=garbage", f"tracking.uri=sqlite:///{tmp_path / 'm.db'}"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=cli_env(),
+    proc = run_cli(
+        ["diffexp", "review.reference=garbage", f"tracking.uri=sqlite:///{tmp_path / 'm.db'}"], tmp_path, timeout=120
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "review.reference='garbage'" in proc.stdout + proc.stderr

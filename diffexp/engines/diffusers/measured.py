@@ -122,7 +122,7 @@ def measure(
             return out
 
         log.info(
-            "measured: %d generation(s) of %s denoise steps",
+            "measured generations: %d of %s denoise steps each",
             repeats,
             loaded.kwargs.get("num_inference_steps", "default"),
         )

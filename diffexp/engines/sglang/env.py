@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
 from dataclasses import dataclass
 from typing import Optional
 
 from diffexp.config.schema import Config
 from diffexp.engines.sglang.flags import RunPaths
+from diffexp.gpus import nvidia_smi
 
 log = logging.getLogger(__name__)
 
 # SGLang's StageProfiler synchronises the device around each stage and step only with this set (perf_logger.py).
 SYNC_STAGE_PROFILING = "SGLANG_DIFFUSION_SYNC_STAGE_PROFILING"
 
-GPU_QUERY = ["nvidia-smi", "--query-gpu=index,memory.used,utilization.gpu", "--format=csv,noheader,nounits"]
+GPU_FIELDS = ["index", "memory.used", "utilization.gpu"]
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,10 @@ class GpuState:
     utilization_pct: float
 
 
-def parse_gpu_query(text: str) -> list[GpuState]:
-    """Rows of `index, memory.used, utilization.gpu` (nounits); unreadable rows are skipped."""
+def parse_gpu_rows(rows: list[list[str]]) -> list[GpuState]:
+    """Rows of `index, memory.used, utilization.gpu` (no units); unreadable rows are skipped."""
     gpus = []
-    for row in text.strip().splitlines():
-        parts = [part.strip() for part in row.split(",")]
+    for parts in rows:
         try:
             gpus.append(GpuState(int(parts[0]), float(parts[1]), float(parts[2])))
         except (ValueError, IndexError):
@@ -40,11 +39,8 @@ def parse_gpu_query(text: str) -> list[GpuState]:
 
 def query_gpus() -> Optional[list[GpuState]]:
     """This machine's GPUs as nvidia-smi reports them; None without a working nvidia-smi."""
-    try:
-        out = subprocess.run(GPU_QUERY, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return parse_gpu_query(out.stdout) if out.returncode == 0 else None
+    rows = nvidia_smi(GPU_FIELDS)
+    return None if rows is None else parse_gpu_rows(rows)
 
 
 def pick_idle(gpus: list[GpuState], count: int) -> list[int]:

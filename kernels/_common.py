@@ -114,7 +114,7 @@ def kernel_op(name: str, impl: Callable, fake: Callable, mutates_args: tuple[str
     Inductor launches the kernel from its own generated code. As a plain custom op, each call in a compiled
     graph went back through the dispatcher into Python: about 80 µs of host time per call measured on the
     H100's host (a raw Triton launch is 18 µs), 267 calls per FLUX.1-dev-size forward, enough to leave the
-    GPU idle (kernels/RESULTS.md). Under the Triton interpreter (the CPU tests) a traced launch cannot run
+    GPU idle (docs/results/h100-2026-11-23-kernels.md). Under the Triton interpreter (the CPU tests) a traced launch cannot run
     on fake tensors, so there it is a custom op with `fake` as its shape function.
     """
     qualname = f"diffexp::{name}"
@@ -174,7 +174,7 @@ def row_launch(dim: int, override: tuple[int, int] | None = None) -> RowLaunch:
 
     Short rows are packed several to a program so that each holds >= 4096 elements; one warp per 1024
     elements, 4 to 8 warps (32 elements of each tensor per thread). Measured on an H100 at the DiT widths
-    (kernels/RESULTS.md): 8192-wide rows run at 91-99% of copy bandwidth with 4 or 8 warps and drop to
+    (docs/results/h100-2026-11-23-kernels.md): 8192-wide rows run at 91-99% of copy bandwidth with 4 or 8 warps and drop to
     74-93% with 16. `override` = (block_m, num_warps), for the benchmark's sweep.
     """
     block_d = triton.next_power_of_2(dim)

@@ -96,7 +96,7 @@ def chunked_launch(dim: int, override: tuple[int, int] | None = None) -> tuple[i
     """(BLOCK_M, CHUNK, N_CHUNKS, num_warps) for the chunked row kernel.
 
     One row per program, 1024-wide chunks, one warp per 512 elements of a chunk (16 per thread at 1024).
-    Measured on an H100 (kernels/RESULTS.md): at 1x32760x5120 this runs at 96 % of copy bandwidth where a
+    Measured on an H100 (docs/results/h100-2026-11-23-kernels.md): at 1x32760x5120 this runs at 96 % of copy bandwidth where a
     padded 8192-wide tile reached 92 %; at the 3072-wide FLUX shapes it is on par or 1-4 % faster.
     Under the interpreter (which pays per program) rows are packed. `override` = (block_m, num_warps).
     """

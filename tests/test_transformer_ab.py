@@ -62,7 +62,7 @@ def test_refuses_to_start_without_a_gpu(tmp_path, capsys):
     assert "needs a CUDA GPU" in capsys.readouterr().err
 
 
-# Recorded on an H100 (kernels/RESULTS.md): the outputs' agreement, 10 eager and 100 compiled paired rounds,
+# Recorded on an H100 (docs/results/h100-2026-11-23-kernels.md): the outputs' agreement, 10 eager and 100 compiled paired rounds,
 # nvidia-smi samples, and one profiled compiled forward of each variant.
 RECORDED = Path(__file__).parent / "fixtures" / "transformer_ab_h100"
 
@@ -93,7 +93,7 @@ def test_recorded_outputs_agree_to_bf16_rounding():
 
 
 def test_recorded_profiles_show_gpu_time_saved_and_no_host_wait():
-    """The finding in kernels/RESULTS.md, read from the two recorded traces by diffexp.profile."""
+    """The finding in docs/results/h100-2026-11-23-kernels.md, read from the two recorded traces by diffexp.profile."""
     from diffexp.profile.analysis import analyze_trace
 
     stock = analyze_trace(RECORDED / "compiled_stock.trace.json.gz")

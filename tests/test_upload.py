@@ -39,7 +39,7 @@ H100_RUNS = Path(__file__).parent / "fixtures" / "flux_dit_h100"
 )
 def test_recorded_h100_pairs_upload_as_comparable_runs(compiled, stock_s, triton_s, mlflow_client, mlflow_uri):
     """FLUX.1-dev-size DiT, 28 steps, stock vs kernels=triton, measured on an H100 without MLflow
-    (`python -m diffexp.bench.flux_dit`, kernels/RESULTS.md): uploaded, each pair is two comparable runs."""
+    (`python -m diffexp.bench.flux_dit`, docs/results/h100-2026-11-23-kernels.md): uploaded, each pair is two comparable runs."""
     runs = {}
     for variant in ("compile", "compile_triton") if compiled else ("eager", "eager_triton"):
         run_id = upload_run_dir(H100_RUNS / variant, TrackingConfig(uri=mlflow_uri), {"source": "h100"})

@@ -318,3 +318,27 @@ def test_a_regression_stays_exit_1_and_a_same_work_pair_is_compared():
     pair = [str(REAL / "compare_perf" / "baseline.json"), str(REAL / "compare_perf" / "new.json")]
     assert main([*pair, "--rule", "sglang"]) == 0  # the real pair: E2E -16 %, no stage slower
     assert main([str(DUMPS / "flux_base.json"), str(DUMPS / "flux_slower.json")]) == 1
+
+
+def test_a_killed_or_invalid_run_is_unusable_input_not_a_pass(store, capsys):
+    """A KILLED run with no metrics (even of another model) used to pass as a candidate with exit 0."""
+    from diffexp.tracking.writer import RunRecorder
+
+    base = _log_run(store, "unusable", "base", 2.0, "pass")
+    try:
+        with RunRecorder(store, "unusable", "killed", {"model.name": "qwen_image"}, {"model": "qwen_image"}) as rec:
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        pass
+    from diffexp.results import RunResult
+
+    with RunRecorder(store, "unusable", "invalid", {"model.name": "flux1_dev"}, {"model": "flux1_dev"}) as bad:
+        bad.log_result(RunResult(denoise_s=1.0, valid=False, invalid_reason="fell back to the diffusers backend"))
+    invalid = bad.run_id
+    for candidate, why in (
+        (rec.run_id, "its status is KILLED; it has no denoise_s"),
+        (invalid, "marked invalid (fell back to the diffusers backend)"),
+    ):
+        assert main([base, candidate, "--tracking-uri", store]) == 2
+        err = capsys.readouterr().err
+        assert f"run {candidate}" in err and why in err and "cannot be compared" in err

@@ -57,10 +57,25 @@ def _point_key(run: RecordedRun) -> str:
     return json.dumps(sorted(json.loads(run.tags.get(names.SWEEP_OVERRIDES, "[]"))))
 
 
+def _usable_run(run: RecordedRun) -> None:
+    """A run that did not finish, or whose figures are not numbers to compare, is unusable input (exit 2):
+    never a passing side, and never mistaken for a regression either."""
+    why = []
+    if run.status != "FINISHED":
+        why.append(f"its status is {run.status}")
+    if run.tags.get(names.VALID) == "false":
+        why.append(f"it is marked invalid ({run.tags.get(names.INVALID_REASON, 'no reason recorded')})")
+    if run.result.denoise_s is None:
+        why.append("it has no denoise_s")
+    if why:
+        raise DiffexpError(f"run {run.run_id} ({run.name or 'unnamed'}) cannot be compared: {'; '.join(why)}")
+
+
 def _side_and_work(ref: Ref, rule: str):
     if isinstance(ref, Path):
         dump = read_perf_dump(ref)
         return side_from_dump(dump, rule), work.of_dump(dump)
+    _usable_run(ref)
     return side_from_run(ref), work.of_run(ref)
 
 

@@ -210,8 +210,10 @@ class RunRecorder(RunWriter):
             if exc_type is not None:
                 # Into run.log too, so the run directory keeps the traceback whatever the store does.
                 log.error("run %s ends %s", self.run_id, status, exc_info=(exc_type, exc, tb))
-                self.log_text("".join(traceback.format_exception(exc_type, exc, tb)), "traceback.txt")
+                # The error tag before any artifact: it lives in the tracking store, which works when the artifact
+                # store does not (read-only), so a FAILED run always says why.
                 self.set_tags({names.ERROR: f"{exc_type.__name__}: {exc}"[:5000]})
+                self.log_text("".join(traceback.format_exception(exc_type, exc, tb)), "traceback.txt")
                 for path in self.failure_artifacts:
                     if path.exists():
                         self.log_artifact(path, path.name if path.is_dir() else None)

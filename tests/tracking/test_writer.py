@@ -32,3 +32,22 @@ def test_runs_record_their_pid_and_host_and_open_on_the_runs_view(mlflow_uri):
     assert float(run.data.tags[names.PID_START]) > 0 and run.data.tags[names.HOST]
     experiment = client.get_experiment_by_name("who")
     assert experiment.tags[names.EXPERIMENT_KIND] == names.EXPERIMENT_KIND_RUNS
+
+
+def test_a_read_only_artifact_store_still_records_the_error(tmp_path):
+    """With artifacts unwritable, a failing run used to end FAILED with no error recorded."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with RunRecorder(uri, "ro", "warmup", {}, {}):  # creates the experiment and its artifact folder
+        pass
+    artifacts = tmp_path / "artifacts"
+    # A file where the next run's artifact folder must go: no user (root included) can write under it.
+    experiment = MlflowClient(uri).get_experiment_by_name("ro")
+    with pytest.raises(RuntimeError):
+        with RunRecorder(uri, "ro", "r", {}, {}) as recorder:
+            blocker = artifacts / experiment.experiment_id / recorder.run_id
+            blocker.parent.mkdir(parents=True, exist_ok=True)
+            blocker.write_text("not a folder")
+            raise RuntimeError("the engine broke")
+    run = MlflowClient(uri).get_run(recorder.run_id)
+    assert run.info.status == "FAILED"
+    assert run.data.tags[names.ERROR] == "RuntimeError: the engine broke"

@@ -1,1 +1,3 @@
-"""GPU benchmark drivers whose recorded figures live in the repo (docs/results/h100-2026-11-23-flux-dit.md, docs/results/h100-2026-11-23-kernels.md)."""
+"""Benchmark drivers: each measures something whose figures are recorded in docs/results/ (dated, with the machine
+and the command): the FLUX.1-dev-size DiT (flux_dit), the kernels A/B (transformer_ab), the trace reader
+(trace_reader), start-up cost (startup), and the H200 measurement script (measurement_h200.sh)."""

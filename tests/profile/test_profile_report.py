@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from diffexp.bench.trace_reader import generate_trace
 from diffexp.profile import analyze_trace, compare_traces, write_report
-from diffexp.profile.bench import generate_trace
 
 
 def test_write_report_returns_every_file_it_wrote(fixture_analysis, tmp_path):

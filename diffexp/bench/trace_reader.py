@@ -1,6 +1,6 @@
 """Throughput and peak memory of the trace analyzer on large synthetic traces (not a test).
 
-`python -m diffexp.profile.bench --size-mb 600 --compare-mb 100` writes traces of those sizes by
+`python -m diffexp.bench.trace_reader --size-mb 600 --compare-mb 100` writes traces of those sizes by
 replicating the recorded H100 fixture's event text (its exact layout and event mix; timestamps,
 correlation ids and step numbers shifted per copy), then analyses each in a fresh child process and
 reports MB of raw JSON per second and the child's peak RSS (see peak_rss_mb).
@@ -80,7 +80,7 @@ def _shifted(body: str, copy: int, span_us: float, id_stride: int, step_stride: 
 
 def measure_child(trace: Path, parser: str) -> dict[str, float]:
     """Analyse in a fresh interpreter so its peak RSS is this analysis's alone."""
-    command = [sys.executable, "-m", "diffexp.profile.bench", "--child", str(trace), "--parser", parser]
+    command = [sys.executable, "-m", "diffexp.bench.trace_reader", "--child", str(trace), "--parser", parser]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise DiffexpError(f"benchmark child failed on {trace}:\n{result.stderr[-2000:]}")
@@ -174,7 +174,7 @@ def markdown(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m diffexp.profile.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m diffexp.bench.trace_reader", description=__doc__)
     parser.add_argument("--size-mb", type=float, default=600.0, help="large trace size, raw MB [%(default)s]")
     parser.add_argument("--compare-mb", type=float, default=100.0, help="small trace for the memory comparison")
     parser.add_argument("--parsers", default="fast", help="comma-separated: fast,ijson [%(default)s]")

@@ -101,3 +101,16 @@ def test_suite_command(store, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["bogus"])
     assert exit_info.value.code == 2
+
+
+def test_a_run_that_did_not_run_what_it_asked_is_flagged_under_the_table(tmp_path):
+    """SGLang swallowed the compile flag (JoyAI's pipeline config): the suite table says so beside the figures."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 5.0, width=1024, height=1024, num_inference_steps=50)
+    from mlflow import MlflowClient
+
+    MlflowClient(uri).set_tag(
+        run_id, "resolved.mismatch", "compile.enabled=true but SGLang ran enable_torch_compile=false"
+    )
+    table = suite_table(suite_runs(uri))
+    assert "> FLUX.1-dev (NVIDIA H100 80GB HBM3): ⚠ DID NOT RUN WHAT WAS ASKED: compile.enabled=true" in table

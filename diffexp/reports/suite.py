@@ -6,7 +6,15 @@ from collections.abc import Sequence
 from typing import Optional
 
 from diffexp import names
-from diffexp.reports.summary import GUIDE_COLUMNS, MISSING, guide_row, markdown_table, resolution, rounded
+from diffexp.reports.summary import (
+    GUIDE_COLUMNS,
+    MISSING,
+    guide_row,
+    markdown_table,
+    resolution,
+    rounded,
+    what_ran_notes,
+)
 from diffexp.tracking.records import RecordedRun, search
 from diffexp.tracking.store import client_for
 
@@ -35,9 +43,13 @@ def _model_defaults(model: str) -> dict[str, str]:
 def suite_table(runs: Sequence[RecordedRun], every_model: bool = False) -> str:
     """One row per (model, GPU): the newest run; the guide's seven models always listed, '-' where none ran."""
     latest: dict[tuple[str, str], dict[str, str]] = {}
+    notes: list[str] = []
     for run in runs:  # newest first: the first seen per key wins
         row = guide_row(run)
-        latest.setdefault((run.params.get("model.name", MISSING), row["GPU"]), row)
+        key = (run.params.get("model.name", MISSING), row["GPU"])
+        if key not in latest:
+            latest[key] = row
+            notes += [f"{row['Model']} ({row['GPU']}): {note}" for note in what_ran_notes(run)]
     models = list(SUITE_MODELS)
     if every_model:
         models += sorted({m for m, _ in latest} - set(SUITE_MODELS))
@@ -58,4 +70,4 @@ def suite_table(runs: Sequence[RecordedRun], every_model: bool = False) -> str:
                     "Resolution": resolution(params),
                 }
             )
-    return markdown_table(GUIDE_COLUMNS, [rounded(row) for row in rows])
+    return markdown_table(GUIDE_COLUMNS, [rounded(row) for row in rows]) + "".join(f"\n> {n}\n" for n in notes)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -112,6 +112,8 @@ class SweepSummary:
     failed: int
     fastest: Optional[RecordedRun]
     pareto: list[RecordedRun]
+    # Warnings under the table: points whose engine did not run what was asked, or chose the placement itself.
+    notes: list[str] = field(default_factory=list)
 
     def to_csv(self) -> str:
         out = io.StringIO()
@@ -121,7 +123,8 @@ class SweepSummary:
         return out.getvalue()
 
     def to_markdown(self) -> str:
-        return markdown_table(self.columns, [rounded(row) for row in self.rows])
+        table = markdown_table(self.columns, [rounded(row) for row in self.rows])
+        return table + "".join(f"\n> {note}\n" for note in self.notes)
 
     def write(self, directory: Path) -> dict[str, Path]:
         directory.mkdir(parents=True, exist_ok=True)
@@ -203,7 +206,18 @@ def summarize(points: Sequence[RecordedRun], swept_keys: Sequence[str]) -> Sweep
         )
         rows.append(row)
     passed = sum(1 for p in points if p.status == "FINISHED")
-    return SweepSummary(columns, rows, passed, len(points) - passed, fastest, pareto)
+    notes = [f"point {r.point if r.point is not None else r.name}: {n}" for r in points for n in what_ran_notes(r)]
+    return SweepSummary(columns, rows, passed, len(points) - passed, fastest, pareto, notes)
+
+
+def what_ran_notes(run: RecordedRun) -> list[str]:
+    """What the engine really ran, where it is not what the run asked for (SGLang rewrites its arguments)."""
+    notes = []
+    if names.RESOLVED_MISMATCH in run.tags:
+        notes.append(f"⚠ DID NOT RUN WHAT WAS ASKED: {run.tags[names.RESOLVED_MISMATCH]}")
+    if names.RESOLVED_AUTO_TUNED in run.tags:
+        notes.append(f"auto-tuned baseline (the engine chose the placement: {run.tags[names.RESOLVED_AUTO_TUNED]})")
+    return notes
 
 
 def point_label(run: RecordedRun) -> str:

@@ -13,8 +13,6 @@ from pathlib import Path
 
 from diffexp.sweeps.handoff import SweepInfo
 
-FIXTURES = Path(__file__).parent / "fixtures"
-
 
 def run_diffexp(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": ""}

@@ -30,7 +30,7 @@ def test_untracked_run_then_upload(make_config, mlflow_client, mlflow_uri, tmp_p
     assert len(mlflow_client.get_metric_history(run_id, "denoise_step_ms_series")) == 2
 
 
-H100_RUNS = Path(__file__).parent / "fixtures" / "flux_dit_h100"
+H100_RUNS = Path(__file__).parents[1] / "fixtures" / "flux_dit_h100"
 
 
 @pytest.mark.parametrize(

@@ -64,7 +64,7 @@ def test_refuses_to_start_without_a_gpu(tmp_path, capsys):
 
 # Recorded on an H100 (docs/results/h100-2026-11-23-kernels.md): the outputs' agreement, 10 eager and 100 compiled paired rounds,
 # nvidia-smi samples, and one profiled compiled forward of each variant.
-RECORDED = Path(__file__).parent / "fixtures" / "transformer_ab_h100"
+RECORDED = Path(__file__).parents[1] / "fixtures" / "transformer_ab_h100"
 
 
 def test_recorded_summaries_follow_from_the_recorded_rounds():

@@ -16,7 +16,7 @@ from diffexp.compare import compare, read_perf_dump, side_from_dump
 from diffexp.compare.__main__ import main
 from diffexp.compare.rules import SGLANG_E2E_EMOJI, SGLANG_STAGE_EMOJI
 
-FIXTURES = Path(__file__).parent / "sweeps" / "fixtures"
+FIXTURES = Path(__file__).parent / "fixtures"
 DUMPS = FIXTURES / "perf_dumps"
 RECORDED = FIXTURES / "compare_perf"  # compare_perf.py (sglang 0.5.23) output on the same dumps
 PAIRS = sorted(p.stem.split("__") for p in RECORDED.glob("*__*.md"))
@@ -67,7 +67,7 @@ def test_agrees_with_recorded_compare_perf_output(base, cand):
 
 
 # Real SGLang 0.5.23 CPU runs and compare_perf.py's own output on them, recorded by the SGLang engine's tests.
-REAL = Path(__file__).parent / "fixtures" / "sglang"
+REAL = Path(__file__).parents[1] / "fixtures" / "sglang"
 _MULTI_CELL = re.compile(r"^([\d.]+)(?: ms)? \(([-+\d.]+)%\) (\S+)$")
 
 

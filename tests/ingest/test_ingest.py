@@ -15,7 +15,7 @@ from diffexp.errors import DiffexpError
 from diffexp.ingest import find_dumps, ingest, look_beside
 from tests.conftest import cli_env
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "sglang"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sglang"
 
 
 def copy_case(case: str, tmp_path: Path) -> Path:

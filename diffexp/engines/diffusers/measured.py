@@ -14,6 +14,7 @@ from typing import Any, Optional
 import torch
 from tqdm.auto import tqdm
 
+from diffexp import layout
 from diffexp.config.schema import Config
 from diffexp.engines import pipeline_setup, profiling
 from diffexp.engines.diffusers.setup import Loaded
@@ -73,7 +74,7 @@ def _profiler_for(cfg: Config, device: torch.device, run_dir: Path) -> Optional[
     # nsys profiles from outside the process (engines/nsys_child.py): nothing to capture in here.
     if cfg.profile.mode != "torch":
         return None
-    return profiling.StepProfiler(device, cfg.profile.num_steps, cfg.profile.all_stages, run_dir / "traces")
+    return profiling.StepProfiler(device, cfg.profile.num_steps, cfg.profile.all_stages, run_dir / layout.TRACES)
 
 
 def measure(

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Optional
 
 from diffexp import layout
-from diffexp.compare.perf_dump import load_perf_dump_json
 from diffexp.config.schema import TrackingConfig
 from diffexp.engines.sglang import harvest
 from diffexp.engines.sglang.engine import OUTPUT_SUFFIXES
+from diffexp.engines.sglang.perf_dump import load_perf_dump_json
 from diffexp.errors import DiffexpError
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,9 @@ def ingest(found: Found, tracking: TrackingConfig, extra_tags: Optional[dict[str
     """Log one dump as an MLflow run; returns the run id. Invalid (fallback) runs end FAILED."""
     from diffexp.tracking.writer import RunRecorder
 
-    load_perf_dump_json(found.dump)  # the one schema rule (compare's): refused with the file and field named
+    load_perf_dump_json(
+        found.dump
+    )  # the one schema rule (the engine's, as compare uses it): refused with the file and field named
     dump = harvest.read_perf_dump(found.dump)
     figures = harvest.parse_log(found.log.read_text(errors="replace")) if found.log else harvest.LogFigures()
     explicit_baseline = any("explicitly requested" in line for line in figures.fallback_lines)

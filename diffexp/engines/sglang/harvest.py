@@ -42,7 +42,7 @@ _TRACE = re.compile(r"Saved profiler traces to: (\S+)")
 
 
 @dataclass
-class PerfDump:
+class DumpFigures:
     total_duration_ms: Optional[float]
     stages_ms: dict[str, float]
     steps_ms: list[float]
@@ -53,7 +53,7 @@ class PerfDump:
     tag: Optional[str] = None
 
 
-def read_perf_dump(path: Path) -> PerfDump:
+def read_perf_dump(path: Path) -> DumpFigures:
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
@@ -75,7 +75,7 @@ def read_perf_dump(path: Path) -> PerfDump:
         if item.get("duration_ms") is not None:
             steps.append((int(item.get("step", len(steps))), float(item["duration_ms"])))
     total = data.get("total_duration_ms")
-    return PerfDump(
+    return DumpFigures(
         total_duration_ms=float(total) if total is not None else None,
         stages_ms=stages,
         steps_ms=[ms for _, ms in sorted(steps, key=lambda s: s[0])],
@@ -214,7 +214,7 @@ def _close(a: float, b: float) -> bool:
 
 
 def build_result(
-    dump: Optional[PerfDump], log: LogFigures, *, diffusers_baseline: bool = False, profiled: bool = False
+    dump: Optional[DumpFigures], log: LogFigures, *, diffusers_baseline: bool = False, profiled: bool = False
 ) -> RunResult:
     """Dump figures first; log figures as the cross-check, or as the figures when no dump exists."""
     result = RunResult(profiled=profiled)
@@ -253,7 +253,7 @@ def build_result(
     return result
 
 
-def _cross_check(result: RunResult, dump: Optional[PerfDump], log: LogFigures) -> None:
+def _cross_check(result: RunResult, dump: Optional[DumpFigures], log: LogFigures) -> None:
     log_denoise = denoise_seconds(log.stages_s, [])
     for name, value in (
         ("log.warmup_excluded_s", log.warmup_excluded_s),

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from statistics import median
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.compare.noise import MIN_EFFECT_PCT, SLOWER, verdict
 from diffexp.config import Config, check_launch, compose, to_config
 from diffexp.engines import validate
@@ -162,7 +162,7 @@ def main(argv=None) -> int:
     quiet_libraries()
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
-    out = (args.out or Path(layout.OUTPUTS) / "ab" / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
+    out = (args.out or Path(rundir.OUTPUTS) / "ab" / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
     try:
         base, cand = shlex.split(args.base), shlex.split(args.candidate)
         cfgs = configs(args.overrides, base, cand, out)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.config.schema import TrackingConfig
 from diffexp.engines.sglang import harvest
 from diffexp.engines.sglang.engine import OUTPUT_SUFFIXES
@@ -20,7 +20,7 @@ from diffexp.errors import DiffexpError
 
 log = logging.getLogger(__name__)
 
-LOG_NAMES = (layout.SGLANG_LOG, layout.RUN_LOG, "generate.log")
+LOG_NAMES = (rundir.SGLANG_LOG, rundir.RUN_LOG, "generate.log")
 
 
 @dataclass
@@ -67,7 +67,7 @@ def find_dumps(paths: list[Path]) -> list[Path]:
 
 def _outputs(folder: Path, named: list[str]) -> list[Path]:
     """The outputs the log says were saved, and files with output suffixes in outputs/ (else beside the dump)."""
-    out_dir = folder / layout.OUTPUTS
+    out_dir = folder / rundir.OUTPUTS
     candidates = list(out_dir.rglob("*") if out_dir.is_dir() and not out_dir.is_symlink() else folder.iterdir())
     candidates += [folder / Path(n).name for n in named]  # the run's own paths: found here by name, if at all
     return sorted(
@@ -81,7 +81,7 @@ def look_beside(dump: Path) -> Found:
     logs = [folder / name for name in LOG_NAMES] + sorted(folder.glob("*.log"))
     logs = [p for p in logs if _inside(p, folder)]
     named = harvest.parse_log(logs[0].read_text(errors="replace")).saved_outputs if logs else []
-    trace_dir = folder / layout.TRACES
+    trace_dir = folder / rundir.TRACES
     traces = sorted((trace_dir if trace_dir.is_dir() else folder).glob("*.trace.json.gz"))
     return Found(dump, logs[0] if logs else None, _outputs(folder, named), [t for t in traces if _inside(t, folder)])
 
@@ -124,7 +124,7 @@ def ingest(found: Found, tracking: TrackingConfig, extra_tags: Optional[dict[str
     with recorder:
         recorder.log_result(result)
         for trace in found.traces:
-            recorder.log_artifact(trace, layout.TRACES)
+            recorder.log_artifact(trace, rundir.TRACES)
         if not result.valid:  # log_result marked the run FAILED
             log.error("%s: not a valid SGLang number: %s", found.dump, result.invalid_reason)
     return recorder.run_id

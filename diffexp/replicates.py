@@ -19,7 +19,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.config.schema import Config
 from diffexp.errors import DiffexpError, RunInterrupted
 from diffexp.measure.aggregate import fold_replicates
@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 
 REPLICATES_DIR, CHILD_CONFIG, CHILD_RESULT, CHILD_LOG = (
     "replicates",
-    layout.CONFIG_YAML,
-    layout.METRICS_JSON,
-    layout.RUN_LOG,
+    rundir.CONFIG_YAML,
+    rundir.METRICS_JSON,
+    rundir.RUN_LOG,
 )
 SUMMARY_FILE = "replicates.json"
 PARENT_PID_ENV = "DIFFEXP_REPLICATE_PARENT_PID"

@@ -12,7 +12,7 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.config import Config, check_launch
 from diffexp.engines import get_engine, validate
 from diffexp.errors import RunInterrupted
@@ -87,7 +87,7 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
         return None
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_yaml = run_dir / layout.CONFIG_YAML
+    config_yaml = run_dir / rundir.CONFIG_YAML
     config_yaml.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     if not cfg.tracking.enabled:
         return _execute_untracked(cfg, engine, run_dir)
@@ -97,7 +97,7 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
     _close_orphans(cfg.tracking.uri)
 
     params = flatten(dataclasses.asdict(cfg))
-    with _run_log(run_dir / layout.RUN_LOG) as log_file, _terminate_as_interrupt():
+    with _run_log(run_dir / rundir.RUN_LOG) as log_file, _terminate_as_interrupt():
         recorder = RunRecorder(
             cfg.tracking.uri,
             experiment=cfg.tracking.experiment or cfg.model.name,
@@ -108,7 +108,7 @@ def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> 
             log_file=log_file,
         )
         log.info("MLflow run %s in %s", recorder.run_id, recorder.uri)
-        recorder.failure_artifacts = [run_dir / layout.RANKS, run_dir / layout.SGLANG_LOG]
+        recorder.failure_artifacts = [run_dir / rundir.RANKS, run_dir / rundir.SGLANG_LOG]
         with recorder:
             recorder.log_artifact(config_yaml)
             recorder.log_prompt(cfg.model.sampling.prompt, run_dir)
@@ -146,12 +146,12 @@ def _close_orphans(uri: Optional[str]) -> None:
 
 def _execute_untracked(cfg: Config, engine, run_dir: Path) -> Outcome:
     """tracking.enabled=false: the same run, figures only in <run_dir>/metrics.json (ingest them later)."""
-    with _run_log(run_dir / layout.RUN_LOG), _terminate_as_interrupt():
+    with _run_log(run_dir / rundir.RUN_LOG), _terminate_as_interrupt():
         result = _measure(cfg, engine, run_dir)
         # Keep the machine's description with the figures: they may be uploaded from elsewhere.
         result.tags = {**run_tags(cfg), **result.tags}  # run_tags include environment_tags()
-        result.write_json(run_dir / layout.METRICS_JSON)
-    return Outcome("untracked", str(run_dir / layout.METRICS_JSON), result, "FINISHED" if result.valid else "FAILED")
+        result.write_json(run_dir / rundir.METRICS_JSON)
+    return Outcome("untracked", str(run_dir / rundir.METRICS_JSON), result, "FINISHED" if result.valid else "FAILED")
 
 
 def print_summary(outcome: Outcome) -> None:

@@ -8,7 +8,7 @@ import dataclasses
 import logging
 from pathlib import Path
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.config.schema import TrackingConfig
 from diffexp.config.store import load_config_yaml
 from diffexp.errors import DiffexpError
@@ -21,16 +21,16 @@ log = logging.getLogger(__name__)
 def upload_run_dir(run_dir: Path, tracking: TrackingConfig, extra_tags: dict[str, str] | None = None) -> str:
     from diffexp.tracking.writer import RunRecorder, flatten
 
-    config_yaml, metrics_json = run_dir / layout.CONFIG_YAML, run_dir / layout.METRICS_JSON
+    config_yaml, metrics_json = run_dir / rundir.CONFIG_YAML, run_dir / rundir.METRICS_JSON
     if not (config_yaml.is_file() and metrics_json.is_file()):
         raise DiffexpError(f"{run_dir}: not a run directory (needs config.yaml and metrics.json)")
     cfg = load_config_yaml(config_yaml)
     result = RunResult.read_json(metrics_json)
     # Outputs were recorded with the paths of the machine that ran them: find them here.
     result.outputs = [
-        str(run_dir / layout.OUTPUTS / Path(p).name)
+        str(run_dir / rundir.OUTPUTS / Path(p).name)
         for p in result.outputs
-        if (run_dir / layout.OUTPUTS / Path(p).name).exists()
+        if (run_dir / rundir.OUTPUTS / Path(p).name).exists()
     ]
     result.artifacts = {
         k: str(run_dir / Path(v).name) for k, v in result.artifacts.items() if (run_dir / Path(v).name).exists()
@@ -43,7 +43,7 @@ def upload_run_dir(run_dir: Path, tracking: TrackingConfig, extra_tags: dict[str
         run_name=run_name(cfg),
         params=flatten(dataclasses.asdict(cfg)),
         tags={**tags, **(extra_tags or {}), "uploaded_from": str(run_dir)},
-        log_file=run_dir / layout.RUN_LOG if (run_dir / layout.RUN_LOG).is_file() else None,
+        log_file=run_dir / rundir.RUN_LOG if (run_dir / rundir.RUN_LOG).is_file() else None,
     )
     with recorder:
         recorder.log_artifact(config_yaml)

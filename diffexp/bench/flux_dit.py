@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from diffexp import layout
+from diffexp import rundir
 
 # Eager variants get one warmup generation too, so no variant pays first-call costs (cuBLAS handles, allocator).
 WARM_EAGER = ["compile=off", "compile.warmup=true", "compile.warmup_runs=1"]
@@ -57,7 +57,7 @@ def run_variant(name: str, out: Path, steps: int, extra: list[str]) -> dict:
     if proc.returncode != 0:
         print(proc.stdout[-3000:], proc.stderr[-3000:], flush=True)
         return {"variant": name, "error": proc.stderr[-500:]}
-    metrics = json.loads((run_dir / layout.METRICS_JSON).read_text())
+    metrics = json.loads((run_dir / rundir.METRICS_JSON).read_text())
     row = {
         "variant": name,
         "denoise_s": metrics["denoise_s"],

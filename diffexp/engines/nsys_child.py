@@ -14,7 +14,7 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.config.schema import Config
 from diffexp.errors import DiffexpError
 from diffexp.results import RunResult
@@ -46,7 +46,7 @@ def run_under_nsys(cfg: Config, run_dir: Path, wrapper: Optional[list[str]] = No
         raise DiffexpError(f"the profiled generation exited with {returncode}:\n" + "\n".join(tail[-20:]))
     result = RunResult.read_json(run_dir / CHILD_RESULT)
     result.artifacts.update(
-        {**profile_outputs(cfg, run_dir / layout.TRACES, report), "nsys_child_log": str(run_dir / CHILD_LOG)}
+        {**profile_outputs(cfg, run_dir / rundir.TRACES, report), "nsys_child_log": str(run_dir / CHILD_LOG)}
     )
     result.profiled = True
     return result

@@ -43,6 +43,9 @@ def materialize(module: torch.nn.Module, device: torch.device, dtype: torch.dtyp
     Standard torch layers use their own reset_parameters (what a fresh construction would give); any
     other parameter gets ones (norm scales), zeros (biases) or N(0, 0.02). Tied parameters stay tied.
     """
+    if torch.device(device).type == "meta":
+        # Counting (the floor, the footprint check) needs shapes only: leave the parameters empty, buffers too.
+        return module.to("meta")
     generator = torch.Generator(device).manual_seed(seed)
     replaced: dict[int, torch.nn.Parameter] = {}
     for module_name, sub in module.named_modules():

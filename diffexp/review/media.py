@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.errors import DiffexpError
 
 log = logging.getLogger(__name__)
@@ -68,8 +68,8 @@ def outputs_at(path: Path) -> dict[str, OutputFile]:
         raise DiffexpError(f"reference path {str(path)!r}: no such file or folder")
     if path.is_file() or path.name.endswith(FRAME_DIR_SUFFIX):
         found = find_outputs([path])
-    elif (path / layout.OUTPUTS).is_dir():
-        found = find_outputs(sorted((path / layout.OUTPUTS).iterdir()))
+    elif (path / rundir.OUTPUTS).is_dir():
+        found = find_outputs(sorted((path / rundir.OUTPUTS).iterdir()))
     else:
         found = find_outputs(sorted(path.iterdir()))
     if not found:

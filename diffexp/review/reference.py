@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
-from diffexp import layout, names
+from diffexp import names, rundir
 from diffexp.errors import DiffexpError
 from diffexp.review.verdict import FAIL, lossy_reasons, settings_from_params
 from diffexp.tracking.queries import LoggedRun, get_run, runs_of_model, sweep_points
@@ -167,7 +167,7 @@ def reference_for_sweep(client, parent_run_id: str, run: LoggedRun, which: str =
 
 
 def _params_of_run_folder(path: Path) -> Optional[dict[str, str]]:
-    config = path / layout.CONFIG_YAML
+    config = path / rundir.CONFIG_YAML
     if not (path.is_dir() and config.is_file()):
         return None
     from omegaconf import OmegaConf

@@ -13,7 +13,7 @@ from mlflow.entities import ViewType
 from mlflow.exceptions import MlflowException
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID as PARENT_TAG
 
-from diffexp import layout, names
+from diffexp import names, rundir
 from diffexp.errors import DiffexpError
 
 log = logging.getLogger(__name__)
@@ -108,11 +108,11 @@ def runs_of_model(client: MlflowClient, model: str) -> list[LoggedRun]:
 def download_outputs(client: MlflowClient, run_id: str, dst: Path) -> list[Path]:
     """The run's generated outputs (artifact folder `outputs/`), downloaded under `dst`."""
     try:
-        items = client.list_artifacts(run_id, layout.OUTPUTS)
+        items = client.list_artifacts(run_id, rundir.OUTPUTS)
         if not items:
             raise DiffexpError(f"run {run_id} has no logged outputs (no artifacts under outputs/)")
         dst.mkdir(parents=True, exist_ok=True)
-        local = Path(client.download_artifacts(run_id, layout.OUTPUTS, str(dst)))
+        local = Path(client.download_artifacts(run_id, rundir.OUTPUTS, str(dst)))
     except MlflowException as exc:
         raise DiffexpError(f"cannot download the outputs of run {run_id}: {exc.message}") from exc
     return sorted(local.iterdir())

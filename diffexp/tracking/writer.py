@@ -19,7 +19,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from mlflow.utils.time import get_current_time_millis
 
-from diffexp import layout, names
+from diffexp import names, rundir
 from diffexp.errors import RunInterrupted
 from diffexp.results import RunResult
 from diffexp.tracking.store import client_for, experiment_id
@@ -139,11 +139,11 @@ class RunWriter:
             }
         )
         for output in result.outputs:
-            self.log_artifact(output, layout.OUTPUTS)
+            self.log_artifact(output, rundir.OUTPUTS)
         for name, path in result.artifacts.items():
             self.log_artifact(path, name if Path(path).is_dir() else None)
         if run_dir is not None:
-            self.log_artifact(result.write_json(run_dir / layout.METRICS_JSON))
+            self.log_artifact(result.write_json(run_dir / rundir.METRICS_JSON))
 
 
 class RunRecorder(RunWriter):

@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.errors import DiffexpError, RunInterrupted
 
 log = logging.getLogger("diffexp.tune")
@@ -82,7 +82,7 @@ def tune(argv: list[str]) -> int:
     from diffexp.tune.winner import decide
 
     tcfg, run_overrides, base = prepare(argv)
-    out = Path(tcfg.out or Path(layout.OUTPUTS) / "tune" / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
+    out = Path(tcfg.out or Path(rundir.OUTPUTS) / "tune" / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
     out.mkdir(parents=True, exist_ok=True)
     box = machine()
     anchors = anchor_points.declared(tcfg)

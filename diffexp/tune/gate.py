@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.errors import DiffexpError
 from diffexp.results import RunResult
 
@@ -53,8 +53,8 @@ def review_files(run_dir: Path, reference_dir: Path) -> tuple[str, str]:
     from diffexp.review.verdict import judge, lossy_reasons, settings_from_params
     from diffexp.tracking.writer import flatten
 
-    params = flatten(OmegaConf.to_container(OmegaConf.load(run_dir / layout.CONFIG_YAML), resolve=True))
-    ref_params = flatten(OmegaConf.to_container(OmegaConf.load(reference_dir / layout.CONFIG_YAML), resolve=True))
+    params = flatten(OmegaConf.to_container(OmegaConf.load(run_dir / rundir.CONFIG_YAML), resolve=True))
+    ref_params = flatten(OmegaConf.to_container(OmegaConf.load(reference_dir / rundir.CONFIG_YAML), resolve=True))
     mismatch = sampling_mismatches(params, ref_params)
     if mismatch:
         return "unchecked", "not comparable with the reference: " + ", ".join(mismatch)
@@ -62,7 +62,7 @@ def review_files(run_dir: Path, reference_dir: Path) -> tuple[str, str]:
         comparisons = [
             metrics.compare_frames(mine.name, mine.kind, media.read_frames(mine), media.read_frames(ref))
             for mine, ref in media.pair(
-                media.outputs_at(run_dir / layout.OUTPUTS), media.outputs_at(reference_dir / layout.OUTPUTS)
+                media.outputs_at(run_dir / rundir.OUTPUTS), media.outputs_at(reference_dir / rundir.OUTPUTS)
             )
         ]
     except DiffexpError as exc:

@@ -11,7 +11,7 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.reports.tune import TrialRow, write_report
 from diffexp.tune.config import TuneConfig
 from diffexp.tune.search import Search, Trial
@@ -192,8 +192,8 @@ def log_untracked(tune_dir: Path, tracking_uri: Optional[str]) -> str:
     tcfg = data["tune"]
     experiment = None
     first = next((Path(t["dir"]) for t in data["trials"] if t.get("dir")), None)
-    if first is not None and (tune_dir / "trials" / first.name / layout.CONFIG_YAML).is_file():
-        experiment = OmegaConf.load(tune_dir / "trials" / first.name / layout.CONFIG_YAML).model.name
+    if first is not None and (tune_dir / "trials" / first.name / rundir.CONFIG_YAML).is_file():
+        experiment = OmegaConf.load(tune_dir / "trials" / first.name / rundir.CONFIG_YAML).model.name
     params = {
         f"tune.{k}": str(tcfg.get(k)) for k in ("name", "vram_gib", "host_gib", "max_trials", "prune_margin", "seed")
     }
@@ -218,7 +218,7 @@ def log_untracked(tune_dir: Path, tracking_uri: Optional[str]) -> str:
                 "tune.correctness": t["correctness"],
                 "tune.complexity": str(t["complexity"]),
             }
-            if folder is not None and (folder / layout.METRICS_JSON).is_file():
+            if folder is not None and (folder / rundir.METRICS_JSON).is_file():
                 upload_run_dir(folder, TrackingConfig(uri=tracking_uri, experiment=experiment), tags)
         winner = data["winner"]
         parent.set_tags(

@@ -16,13 +16,13 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.config.schema import Config
 from diffexp.results import RunResult
 
 log = logging.getLogger(__name__)
 
-TRIAL_CONFIG, TRIAL_OUTCOME, CONSOLE_LOG = layout.CONFIG_YAML, "trial.json", "console.log"
+TRIAL_CONFIG, TRIAL_OUTCOME, CONSOLE_LOG = rundir.CONFIG_YAML, "trial.json", "console.log"
 
 
 @dataclass
@@ -99,8 +99,8 @@ def launch(cfg: Config, trial_dir: Path, env: dict[str, str], parent_run_id: Opt
         data = json.loads(outcome.read_text())
         ran.run_id, ran.status, ran.error = data.get("run_id"), data.get("status", "FAILED"), data.get("error")
         ran.correctness = data.get("correctness")
-    if (trial_dir / layout.METRICS_JSON).is_file():
-        ran.result = RunResult.read_json(trial_dir / layout.METRICS_JSON)
+    if (trial_dir / rundir.METRICS_JSON).is_file():
+        ran.result = RunResult.read_json(trial_dir / rundir.METRICS_JSON)
     if ran.error is None and (code != 0 or ran.result is None):
         ran.error = f"exit status {code}: " + " | ".join(line for line in tail[-5:] if line.strip())
     return ran

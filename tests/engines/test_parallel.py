@@ -49,7 +49,8 @@ def single(store):
 def test_two_rank_layout_matches_single_process_and_logs_every_rank(store, single, layout):
     from mlflow import MlflowClient
 
-    from diffexp.review import PASS, TAG
+    from diffexp import names
+    from diffexp.review import PASS
 
     outcome = run_tiny_wan(store, layout, f"parallel={layout}", f"review.reference={single.run_id}")
     assert outcome.status == "FINISHED"
@@ -70,7 +71,7 @@ def test_two_rank_layout_matches_single_process_and_logs_every_rank(store, singl
     assert {"ranks/rank0.log", "ranks/rank1.log", "outputs/video_000.frames.npz"} <= set(
         artifact_paths(client, run.info.run_id)
     )
-    assert tags[TAG] == PASS  # the correctness review agrees with the direct comparison
+    assert tags[names.CORRECTNESS] == PASS  # the correctness review agrees with the direct comparison
 
 
 def test_a_dying_rank_fails_the_run_with_all_logs_and_leaves_no_process(store, monkeypatch):

@@ -11,7 +11,7 @@ from typing import Any, Optional
 
 import torch
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.config.schema import Config
 from diffexp.engines import outputs, profiling
 from diffexp.engines.diffusers import measured as measured_step
@@ -95,11 +95,11 @@ def generate(
 def _save(cfg: Config, output, run_dir: Path) -> list[str]:
     frames = getattr(output, "frames", None)
     if frames is not None:
-        return outputs.save_videos(frames, run_dir / layout.OUTPUTS, fps=cfg.model.sampling.fps or 16)
-    return outputs.save_images(output.images, run_dir / layout.OUTPUTS)
+        return outputs.save_videos(frames, run_dir / rundir.OUTPUTS, fps=cfg.model.sampling.fps or 16)
+    return outputs.save_images(output.images, run_dir / rundir.OUTPUTS)
 
 
 def _profile(cfg: Config, profiler, metrics: dict) -> tuple[dict, dict]:
     """The trace is written here and analysed by the run once the engine is done (diffexp.profile.of_run)."""
     trace = profiler.export(f"{cfg.model.name}-rank0")
-    return metrics, {layout.TRACES: str(trace.parent), profiling.TRACE_FILE: str(trace)}
+    return metrics, {rundir.TRACES: str(trace.parent), profiling.TRACE_FILE: str(trace)}

@@ -14,7 +14,7 @@ from typing import Any, Optional
 import torch
 from tqdm.auto import tqdm
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.config.schema import Config
 from diffexp.engines import pipeline_setup, profiling
 from diffexp.engines.diffusers.setup import Loaded
@@ -74,7 +74,7 @@ def _profiler_for(cfg: Config, device: torch.device, run_dir: Path) -> Optional[
     # nsys profiles from outside the process (engines/nsys_child.py): nothing to capture in here.
     if cfg.profile.mode != "torch":
         return None
-    return profiling.StepProfiler(device, cfg.profile.num_steps, cfg.profile.all_stages, run_dir / layout.TRACES)
+    return profiling.StepProfiler(device, cfg.profile.num_steps, cfg.profile.all_stages, run_dir / rundir.TRACES)
 
 
 def measure(

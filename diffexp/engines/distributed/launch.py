@@ -20,7 +20,7 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.config.schema import Config
 from diffexp.engines.distributed import context_parallel
 from diffexp.engines.distributed.layout import layout_of
@@ -43,7 +43,7 @@ class LaunchFiles:
 
     @property
     def logs_dir(self) -> Path:
-        return self.run_dir / layout.RANKS
+        return self.run_dir / rundir.RANKS
 
     @property
     def launch_dir(self) -> Path:
@@ -51,7 +51,7 @@ class LaunchFiles:
 
     @property
     def config(self) -> Path:
-        return self.launch_dir / layout.CONFIG_YAML
+        return self.launch_dir / rundir.CONFIG_YAML
 
     @property
     def rendezvous(self) -> Path:
@@ -116,7 +116,7 @@ def run_ranks(cfg: Config, run_dir: Path) -> RunResult:
 
     if failure is None:
         result = RunResult.read_json(files.result)
-        result.artifacts[layout.RANKS] = str(files.logs_dir)
+        result.artifacts[rundir.RANKS] = str(files.logs_dir)
         return result
     rank, reason = failure
     messages = [f"rank {r}: {files.error(r).read_text()}" for r in range(len(ranks)) if files.error(r).is_file()]
@@ -127,7 +127,7 @@ def run_ranks(cfg: Config, run_dir: Path) -> RunResult:
     return RunResult(
         valid=False,
         invalid_reason=f"rank {rank} {reason} (see ranks/rank{rank}.log)",
-        artifacts={layout.RANKS: str(files.logs_dir)},
+        artifacts={rundir.RANKS: str(files.logs_dir)},
     )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.config.schema import Config
 from diffexp.engines.outputs import output_shape_tags
 from diffexp.engines.sglang import env as run_env
@@ -191,5 +191,5 @@ class SGLangEngine:
             found["residency_advice"] = advice
         artifacts = {name: str(path) for name, path in found.items() if path.is_file()}
         if paths.traces.is_dir() and any(paths.traces.iterdir()):
-            artifacts[layout.TRACES] = str(paths.traces)
+            artifacts[rundir.TRACES] = str(paths.traces)
         return artifacts

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from diffexp import layout
+from diffexp import rundir
 from diffexp.config.schema import RESOLUTION_PRESETS, Config
 
 # How a value is written: "value" → `--flag v`; "text" → `--flag=v` (free text that may start with
@@ -54,19 +54,19 @@ class RunPaths:
 
     @property
     def outputs(self) -> Path:
-        return self.run_dir / layout.OUTPUTS
+        return self.run_dir / rundir.OUTPUTS
 
     @property
     def perf_dump(self) -> Path:
-        return self.run_dir / layout.PERF_DUMP
+        return self.run_dir / rundir.PERF_DUMP
 
     @property
     def log(self) -> Path:
-        return self.run_dir / layout.SGLANG_LOG
+        return self.run_dir / rundir.SGLANG_LOG
 
     @property
     def traces(self) -> Path:
-        return self.run_dir / layout.TRACES
+        return self.run_dir / rundir.TRACES
 
     @property
     def generated_config(self) -> Path:

@@ -8,6 +8,15 @@ from pathlib import Path
 
 import pytest
 
+# Triton reads TRITON_INTERPRET when a kernel is decorated, i.e. when kernels/ is first imported, which any test may
+# cause (a kernels=triton run, the transformer A/B): on a machine without CUDA, set it before any test runs so the
+# kernels always go through Triton's CPU interpreter, whatever order the tests run in.
+if os.environ.get("TRITON_INTERPRET") is None:
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 

@@ -21,6 +21,13 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+@pytest.fixture(autouse=True)
+def _no_inherited_tracking_uri(monkeypatch):
+    """Every store rule honours $MLFLOW_TRACKING_URI, and `mlflow.set_tracking_uri` sets it process-wide: no test
+    may leak it into the next one (or into the `python -m diffexp` subprocesses that inherit the environment)."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
 @pytest.fixture
 def mlflow_uri(tmp_path) -> str:
     return f"sqlite:///{tmp_path / 'mlflow.db'}"

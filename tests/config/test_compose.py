@@ -10,19 +10,11 @@ from hydra.errors import ConfigCompositionException
 from diffexp.config import CONF_DIR, compose, to_config
 from diffexp.config.schema import Config
 from diffexp.engines import validate
+from diffexp.reports.suite import SUITE_MODELS
 
 MODELS = sorted(p.stem for p in (CONF_DIR / "model").glob("*.yaml"))
-SUITE = [
-    "qwen_image",
-    "qwen_image_edit",
-    "flux1_dev",
-    "flux2_dev",
-    "zimage_turbo",
-    "wan22_t2v",
-    "wan22_ti2v",
-    "ltx2",
-    "ltx23",
-]
+# The guide's seven, plus the LTX recipes.
+SUITE = [*SUITE_MODELS, "ltx2", "ltx23"]
 GROUP_SAMPLES = [
     ("parallel=single", "offload=none", "attention=default"),
     ("parallel=ulysses4", "offload=layerwise", "attention=fa"),

@@ -11,6 +11,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from diffexp.config import CONF_DIR, register, to_config
 from diffexp.config.store import SWEEPS_DIR
 from diffexp.engines import validate
+from diffexp.reports.suite import SUITE_MODELS
 from diffexp.sweeps.handoff import point_overrides, swept_keys
 
 SWEEPS = [
@@ -70,15 +71,7 @@ def test_the_sweeps_ask_what_the_issue_asks():
     ]
     assert {c.compile.enabled for _, c in points("compile_ablation")} == {False, True}
     suite = {c.model.name: c for _, c in points("model_suite")}
-    assert set(suite) == {
-        "qwen_image",
-        "qwen_image_edit",
-        "flux1_dev",
-        "flux2_dev",
-        "zimage_turbo",
-        "wan22_t2v",
-        "wan22_ti2v",
-    }
+    assert set(suite) == set(SUITE_MODELS)
     assert all(c.compile.enabled and c.compile.warmup for c in suite.values())
     wan = suite["wan22_t2v"]
     assert (wan.parallel.num_gpus, wan.parallel.cfg_parallel, wan.parallel.ulysses_degree) == (8, True, 4)

@@ -3,8 +3,6 @@ MLflow store: the same config twice is within noise, four times the denoise step
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from diffexp.compare.__main__ import main
@@ -110,12 +108,12 @@ def test_same_config_twice_is_within_noise(runs):
     assert v.delta.paired and v.delta.ci95_low_pct <= v.delta.pct <= v.delta.ci95_high_pct
     # Never a difference where there is none, even at the guide's 2 %.
     assert verdict(per_round["base"], per_round["same"], paired=True).verdict not in (FASTER, SLOWER)
-    if os.getloadavg()[0] > (os.cpu_count() or 1):
-        # More runnable jobs than cores: a round can be twice as slow as its pair, and the honest verdict is
-        # "ambiguous" (seen at load 7 on 2 cores: +8 % [-16, +140] %). The claim below needs a machine to itself.
-        assert v.verdict in (WITHIN_NOISE, AMBIGUOUS), v.text()
-    else:
-        assert v.verdict == WITHIN_NOISE, v.text()
+    # On a shared 2-core machine the interval's width follows the other jobs' load, which no test can control or
+    # read back for the minutes the rounds took (CI saw +4.5 % [-27.5, +42.4] % with the 1-minute load below 2 at
+    # the end): "ambiguous" is then the honest verdict. What must hold on any machine: the point estimate is inside
+    # the effect this machine can resolve, and the verdict never claims a difference.
+    assert abs(v.delta.pct) < CPU_MIN_EFFECT_PCT, v.text()
+    assert v.verdict in (WITHIN_NOISE, AMBIGUOUS), v.text()
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from diffexp import rundir
 from diffexp.config.schema import TrackingConfig
 from diffexp.engines.sglang import harvest
 from diffexp.engines.sglang.engine import OUTPUT_SUFFIXES
-from diffexp.engines.sglang.perf_dump import load_perf_dump_json
+from diffexp.engines.sglang.perf_dump import read_perf_dump
 from diffexp.errors import DiffexpError
 
 log = logging.getLogger(__name__)
@@ -94,10 +94,7 @@ def ingest(found: Found, tracking: TrackingConfig, extra_tags: Optional[dict[str
     """Log one dump as an MLflow run; returns the run id. Invalid (fallback) runs end FAILED."""
     from diffexp.tracking.writer import RunRecorder
 
-    load_perf_dump_json(
-        found.dump
-    )  # the one schema rule (the engine's, as compare uses it): refused with the file and field named
-    dump = harvest.read_perf_dump(found.dump)
+    dump = read_perf_dump(found.dump)  # the one reader: refused with the file and field named, as compare does
     figures = harvest.parse_log(found.log.read_text(errors="replace")) if found.log else harvest.LogFigures()
     explicit_baseline = any("explicitly requested" in line for line in figures.fallback_lines)
     result = harvest.build_result(dump, figures, diffusers_baseline=explicit_baseline, profiled=bool(found.traces))
@@ -146,7 +143,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     try:
         dumps = find_dumps(args.paths)
         for dump in dumps:  # all refused before any is logged: a bad file never leaves half a batch behind
-            load_perf_dump_json(dump)
+            read_perf_dump(dump)
         for dump in dumps:
             print(f"{dump} -> run {ingest(look_beside(dump), tracking, tags)}")
     except DiffexpError as exc:

@@ -45,6 +45,26 @@ def test_native_run_is_harvested_from_dump_log_and_outputs(make_config, tmp_path
     assert "Warmed-up request processed in" in (run_dir / "sglang.log").read_text()
 
 
+def test_an_unusable_perf_dump_is_named_and_the_figures_come_from_the_log(make_config, tmp_path):
+    import json
+    import shutil
+
+    case = tmp_path / "broken_dump"
+    shutil.copytree(FIXTURES / "cpu_flux_warmup", case)
+    dump = json.loads((case / "perf_dump.json").read_text())
+    dump["total_duration_ms"] = -1.0  # a real run's dump, one field corrupted
+    (case / "perf_dump.json").write_text(json.dumps(dump))
+    cfg = make_config(
+        "model=flux1_dev", "offload=default", "compile.warmup=true", *replay("cpu_flux_warmup")[:1],
+        f"+engine.env.DIFFEXP_REPLAY={case}", "engine.gpus=0",
+    )  # fmt: skip
+    result = SGLangEngine().run(cfg, Path(cfg.output_dir))
+    assert "total_duration_ms is -1.0 ms" in result.tags["perf_dump.problem"]
+    assert result.tags["figures_from"] == "log" and result.denoise_step_ms == []
+    assert result.denoise_s > 0 and result.e2e_s > 0  # the log's stage and request lines
+    assert result.artifacts["perf_dump"] == str(Path(cfg.output_dir) / "perf_dump.json")  # kept to look at
+
+
 def test_fallback_to_diffusers_is_an_invalid_run(make_config):
     cfg = make_config("model=flux1_dev", "offload=default", *replay("cpu_flux_auto_fallback"))
     result = SGLangEngine().run(cfg, Path(cfg.output_dir))

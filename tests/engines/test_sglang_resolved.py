@@ -14,6 +14,7 @@ import pytest
 from diffexp.engines import validate
 from diffexp.engines.sglang import SGLangEngine, engine, flags, harvest, resolved
 from diffexp.engines.sglang.env import SYNC_STAGE_PROFILING
+from diffexp.engines.sglang.perf_dump import PerfDump
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sglang"
 REPLAY = FIXTURES / "replay_sglang.py"
@@ -125,7 +126,7 @@ GPU_CHECKPOINTS = {
 
 
 def test_peak_mem_gib_is_the_measured_requests_peak_allocated_and_each_figure_has_its_own_name():
-    dump = harvest.DumpFigures(None, {"DenoisingStage": 1000.0}, [10.0], GPU_CHECKPOINTS, {})
+    dump = PerfDump(Path("perf_dump.json"), 1000.0, {"DenoisingStage": 1000.0}, {"DenoisingStage": 1}, [10.0], GPU_CHECKPOINTS)
     log = harvest.LogFigures(max_peak_mem_mb=40960.0)
     result = harvest.build_result(dump, log)
     # The in-process engine's quantity: the allocator's peak allocated during the measured generation,

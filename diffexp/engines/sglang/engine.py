@@ -142,12 +142,20 @@ class SGLangEngine:
         if returncode != 0 or (figures.failure_lines and not paths.perf_dump.is_file()):
             raise DiffexpError(failure_message(returncode, tail, figures, paths.log))
 
-        dump = harvest.read_perf_dump(paths.perf_dump) if paths.perf_dump.is_file() else None
-        if dump is None:
+        dump, dump_problem = None, None
+        if paths.perf_dump.is_file():
+            try:
+                dump = harvest.read_perf_dump(paths.perf_dump)
+            except DiffexpError as exc:  # kept as an artifact; its figures are not used
+                dump_problem = str(exc)
+                log.warning("UNUSABLE PERF DUMP: %s; figures come from the log's timing lines", exc)
+        else:
             log.warning("no perf dump at %s; figures come from the log's timing lines", paths.perf_dump)
         result = harvest.build_result(
             dump, figures, diffusers_baseline=cfg.engine.backend == "diffusers", profiled=cfg.profile.mode != "off"
         )
+        if dump_problem:
+            result.tags["perf_dump.problem"] = dump_problem[:500]
         result.outputs = collect_outputs(paths.outputs)
         s = cfg.model.sampling
         result.tags.update(output_shape_tags(result.outputs, s.width, s.height, s.num_frames))

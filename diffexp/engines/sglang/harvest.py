@@ -1,25 +1,21 @@
-"""Turn what `sglang generate` left behind (perf dump JSON, console log) into a RunResult.
+"""Turn what `sglang generate` left behind (perf dump, console log) into a RunResult.
 
-The perf dump schema is PerformanceLogger.dump_benchmark_report in SGLang 0.5.23
-(runtime/utils/perf_logger.py): total_duration_ms, steps = [{name, duration_ms}] (one per pipeline
-stage), denoise_steps_ms = [{step, duration_ms}], memory_checkpoints = {name: {allocated_mb,
-reserved_mb, peak_allocated_mb, peak_reserved_mb, peak_host_anon_mb}}, meta = {prompt, model},
-plus timestamp, request_id, commit_hash, tag. Denoise latency follows SGLang's own benchmark skill:
-the sum of stages ending in DenoisingStage or RefinementStage (not BeforeDenoisingStage), else the
-sum of per-step times.
+The dump is read by engines/sglang/perf_dump.py (the one reader, shared with compare and ingest). Denoise latency
+follows SGLang's own benchmark skill: the sum of stages ending in DenoisingStage or RefinementStage (not
+BeforeDenoisingStage), else the sum of per-step times.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Optional
 
 from diffexp.engines.sglang import resolved
-from diffexp.errors import DiffexpError
+from diffexp.engines.sglang.perf_dump import DENOISING_LOOP, PerfDump, is_denoise_stage, read_perf_dump
 from diffexp.results import RunResult
+
+__all__ = ["LogFigures", "build_result", "is_denoise_stage", "parse_log", "read_perf_dump"]
 
 FALLBACK_MARKERS = ("Falling back to diffusers backend", "Using diffusers backend", "Loaded diffusers pipeline")
 # A warmup request that ran: its progress bar (or, under CI logging, its log line), server_warmup.py.
@@ -39,55 +35,6 @@ _GENERATED = re.compile(r"Pixel data generated successfully in " + _NUM + " seco
 _MEM_PEAK = re.compile(r"Memory usage - Max peak: " + _NUM + " MB")
 _SAVED = re.compile(r"Output saved to (\S+)")
 _TRACE = re.compile(r"Saved profiler traces to: (\S+)")
-
-
-@dataclass
-class DumpFigures:
-    total_duration_ms: Optional[float]
-    stages_ms: dict[str, float]
-    steps_ms: list[float]
-    memory_mb: dict[str, dict[str, float]]
-    meta: dict
-    commit_hash: Optional[str] = None
-    request_id: Optional[str] = None
-    tag: Optional[str] = None
-
-
-def read_perf_dump(path: Path) -> DumpFigures:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise DiffexpError(f"cannot read perf dump {path}: {exc}") from exc
-    if not isinstance(data, dict) or not ({"steps", "total_duration_ms"} & data.keys()):
-        raise DiffexpError(f"{path}: not an SGLang perf dump (no 'steps' / 'total_duration_ms')")
-    stages: dict[str, float] = {}
-    steps: list[tuple[int, float]] = []
-    for item in data.get("steps") or []:
-        name, ms = item.get("name"), item.get("duration_ms")
-        if name is None or ms is None:
-            continue
-        found = re.fullmatch(r"denoising_step_(\d+)", name)
-        if found:  # older dumps listed per-step timings among the stages
-            steps.append((int(found.group(1)), float(ms)))
-        else:
-            stages[name] = stages.get(name, 0.0) + float(ms)
-    for item in data.get("denoise_steps_ms") or []:
-        if item.get("duration_ms") is not None:
-            steps.append((int(item.get("step", len(steps))), float(item["duration_ms"])))
-    total = data.get("total_duration_ms")
-    return DumpFigures(
-        total_duration_ms=float(total) if total is not None else None,
-        stages_ms=stages,
-        steps_ms=[ms for _, ms in sorted(steps, key=lambda s: s[0])],
-        memory_mb={
-            k: {f: float(v) for f, v in snap.items() if isinstance(v, (int, float))}
-            for k, snap in (data.get("memory_checkpoints") or {}).items()
-        },
-        meta=data.get("meta") or {},
-        commit_hash=data.get("commit_hash"),
-        request_id=data.get("request_id"),
-        tag=data.get("tag"),
-    )
 
 
 @dataclass
@@ -143,10 +90,6 @@ def parse_log(text: str) -> LogFigures:
         if any(marker in line for marker in FAILURE_MARKERS):
             figures.failure_lines.append(line.strip())
     return figures
-
-
-def is_denoise_stage(name: str) -> bool:
-    return name.endswith(("DenoisingStage", "RefinementStage")) and "BeforeDenoisingStage" not in name
 
 
 def _sum(values) -> Optional[float]:
@@ -214,13 +157,14 @@ def _close(a: float, b: float) -> bool:
 
 
 def build_result(
-    dump: Optional[DumpFigures], log: LogFigures, *, diffusers_baseline: bool = False, profiled: bool = False
+    dump: Optional[PerfDump], log: LogFigures, *, diffusers_baseline: bool = False, profiled: bool = False
 ) -> RunResult:
     """Dump figures first; log figures as the cross-check, or as the figures when no dump exists."""
     result = RunResult(profiled=profiled)
     if dump is not None:
-        result.stages_s = {k: ms / 1000.0 for k, ms in dump.stages_ms.items()}
-        result.denoise_step_ms = list(dump.steps_ms)
+        # The older dumps' per-step rows are the step series, not a stage of their own.
+        result.stages_s = {k: ms / 1000.0 for k, ms in dump.stages_ms.items() if k != DENOISING_LOOP}
+        result.denoise_step_ms = list(dump.denoise_steps_ms)
         result.e2e_s = dump.total_duration_ms / 1000.0 if dump.total_duration_ms is not None else None
         result.extra_metrics.update(memory_metrics(dump.memory_mb))
         if "mem.peak_allocated_gib" in result.extra_metrics:
@@ -253,7 +197,7 @@ def build_result(
     return result
 
 
-def _cross_check(result: RunResult, dump: Optional[DumpFigures], log: LogFigures) -> None:
+def _cross_check(result: RunResult, dump: Optional[PerfDump], log: LogFigures) -> None:
     log_denoise = denoise_seconds(log.stages_s, [])
     for name, value in (
         ("log.warmup_excluded_s", log.warmup_excluded_s),

@@ -1,11 +1,20 @@
 """SGLang's perf dump (`sglang generate --perf-dump-path`, 0.5.23's PerformanceLogger.dump_benchmark_report): the one
-schema rule for what a usable dump is, owned with the engine that writes it, and used by the engine's harvest,
-compare and ingest alike."""
+schema rule for what a usable dump is and the one reader of its figures, owned with the engine that writes it, and
+used by the engine's harvest, compare and ingest alike.
+
+The schema (runtime/utils/perf_logger.py): total_duration_ms, steps = [{name, duration_ms}] (one per pipeline stage),
+denoise_steps_ms = [{step, duration_ms}], memory_checkpoints = {name: {allocated_mb, reserved_mb, peak_allocated_mb,
+peak_reserved_mb, peak_host_anon_mb}}, meta = {prompt, model}, plus timestamp, request_id, commit_hash, tag. Older
+dumps list per-step timings among the stages as `denoising_step_<i>`; they are read the way SGLang's own
+benchmarks/compare_perf.py reads them, summed into one "Denoising Loop" row, so both tools agree on the same files.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -101,3 +110,85 @@ def load_perf_dump_json(path: Path | str) -> dict:
     if problems:
         raise DiffexpError(f"{path}: " + "; ".join(problems) + ": the dump cannot be used")
     return data
+
+
+DENOISING_LOOP = "Denoising Loop"
+_LEGACY_STEP = re.compile(r"^denoising_step_(\d+)$")
+
+
+def is_denoise_stage(name: str) -> bool:
+    """A pipeline stage of the denoise loop (DenoisingStage, LTX2RefinementStage, …), not BeforeDenoisingStage."""
+    return name.endswith(("DenoisingStage", "RefinementStage")) and "BeforeDenoisingStage" not in name
+
+
+@dataclass
+class PerfDump:
+    path: Path
+    total_duration_ms: float
+    # Stage name → summed duration (ms), in file order; a stage repeated in the file is summed.
+    stages_ms: dict[str, float]
+    # How many entries each stage row sums (the step count of "Denoising Loop").
+    counts: dict[str, int]
+    # Per-step times in step order: `denoise_steps_ms`, else the older dumps' `denoising_step_<i>` stages.
+    denoise_steps_ms: list[float] = field(default_factory=list)
+    # Checkpoint name → {field: MiB}, as SGLang records it.
+    memory_mb: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The dump's `meta` (0.5.23: prompt, model; later versions may add sampling fields).
+    meta: dict = field(default_factory=dict)
+    commit_hash: Optional[str] = None
+    request_id: Optional[str] = None
+    tag: Optional[str] = None
+
+    @property
+    def step_count(self) -> Optional[int]:
+        """Denoise steps the request ran."""
+        return len(self.denoise_steps_ms) or None
+
+    @property
+    def denoise_ms(self) -> Optional[float]:
+        """The guide's denoise latency: the sum of the denoise/refinement stages, else of the per-step times."""
+        total = sum(v for k, v in self.stages_ms.items() if is_denoise_stage(k))
+        if total > 0:
+            return total
+        return sum(self.denoise_steps_ms) if self.denoise_steps_ms else None
+
+    @property
+    def peak_reserved_mb(self) -> Optional[float]:
+        """The largest peak reserved over the memory checkpoints (MiB)."""
+        peaks = [snap.get("peak_reserved_mb") for snap in self.memory_mb.values()]
+        return max((p for p in peaks if p), default=None)
+
+
+def read_perf_dump(path: Path | str) -> PerfDump:
+    """The dump's figures, or a DiffexpError (exit status 2) naming what makes it unusable (validate_perf_dump)."""
+    path = Path(path)
+    data = load_perf_dump_json(path)
+    stages: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    legacy: list[tuple[int, float]] = []
+    for step in data["steps"]:
+        name, ms = step.get("name", "unknown"), float(step["duration_ms"])
+        if found := _LEGACY_STEP.match(name):
+            legacy.append((int(found.group(1)), ms))
+            name = DENOISING_LOOP
+        stages[name] = stages.get(name, 0.0) + ms
+        counts[name] = counts.get(name, 0) + 1
+    per_step = sorted(
+        (s.get("step", i), float(s["duration_ms"])) if isinstance(s, dict) else (i, float(s))
+        for i, s in enumerate(data.get("denoise_steps_ms") or [])
+    )
+    return PerfDump(
+        path=path,
+        total_duration_ms=float(data["total_duration_ms"]),
+        stages_ms=stages,
+        counts=counts,
+        denoise_steps_ms=[ms for _, ms in per_step or sorted(legacy)],
+        memory_mb={
+            name: {k: float(v) for k, v in snap.items() if isinstance(v, (int, float))}
+            for name, snap in (data.get("memory_checkpoints") or {}).items()
+        },
+        meta=data.get("meta") or {},
+        commit_hash=data.get("commit_hash"),
+        request_id=data.get("request_id"),
+        tag=data.get("tag"),
+    )

@@ -126,7 +126,9 @@ GPU_CHECKPOINTS = {
 
 
 def test_peak_mem_gib_is_the_measured_requests_peak_allocated_and_each_figure_has_its_own_name():
-    dump = PerfDump(Path("perf_dump.json"), 1000.0, {"DenoisingStage": 1000.0}, {"DenoisingStage": 1}, [10.0], GPU_CHECKPOINTS)
+    dump = PerfDump(
+        Path("perf_dump.json"), 1000.0, {"DenoisingStage": 1000.0}, {"DenoisingStage": 1}, [10.0], GPU_CHECKPOINTS
+    )
     log = harvest.LogFigures(max_peak_mem_mb=40960.0)
     result = harvest.build_result(dump, log)
     # The in-process engine's quantity: the allocator's peak allocated during the measured generation,

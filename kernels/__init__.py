@@ -5,7 +5,7 @@ gated_residual, gated_residual_norm_modulate, qk_norm_rope, qk_norm_rope_out, an
 norm_modulate, gated_residual and qk_norm_rope (inputs given as text and image parts, read without a cat).
 The Python entry points live in the modules of the same name (`from kernels.rms_norm import rms_norm`).
 `kernels.patch.apply_triton_kernels` swaps them into diffusers' FLUX and Wan transformers;
-`python -m kernels.bench` times them. On CPU they run only under TRITON_INTERPRET=1 (tests).
+`python -m diffexp.bench.kernels` times them. On CPU they run only under TRITON_INTERPRET=1 (tests).
 """
 
 # The package's attributes stay the modules; importing them registers the ops.

@@ -1,11 +1,10 @@
-"""`python -m kernels.bench`: time every kernel against its PyTorch contenders at DiT shapes.
+"""The kernel micro-benchmark: time every kernel against its PyTorch contenders at DiT shapes.
 
-Configured by conf/kernel_bench.yaml (Hydra). For each kernel, shape and dtype and each contender: device
+Run by `python -m diffexp.bench.kernels` (conf/kernel_bench.yaml, Hydra), which also logs it to MLflow. For each kernel, shape and dtype and each contender: device
 time per call (CUDA-graph replays over rotating input sets, see bench_timing.py), effective bandwidth (least
 bytes read + written over that time), its share of the copy bandwidth measured in the same run, and the
 host time per call, and a plain copy of the same bytes (what the transfer size alone allows). Results go to
-results.json / results.md in the output directory, a table on stdout, and MLflow when it is importable and
-log_mlflow is on.
+results.json / results.md in the output directory and a table on stdout.
 """
 
 from __future__ import annotations
@@ -60,7 +59,8 @@ class KernelBenchConfig:
     output_dir: Optional[str] = None
     # Named `log_mlflow`, not `tracking`, for the same reason (conf/tracking/ is a group).
     log_mlflow: bool = True
-    tracking_uri: str = "sqlite:///mlruns/mlflow.db"
+    # None: the one store rule of every diffexp command ($MLFLOW_TRACKING_URI, else ./mlruns/mlflow.db).
+    tracking_uri: Optional[str] = None
     experiment: str = "kernel_bench"
 
 
@@ -156,6 +156,9 @@ def run_bench(cfg: KernelBenchConfig) -> tuple[list[Timing], dict[str, Any]]:
         "torch": torch.__version__,
         "triton": triton.__version__,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "ops": ",".join(cfg.ops),
+        "shapes": str(cfg.shapes),
+        "dtypes": ",".join(cfg.dtypes),
     }
     log.info("device %s, copy bandwidth %.0f GB/s", env["device"], copy_gbps)
     compiled: dict[str, Callable] = {}
@@ -169,60 +172,12 @@ def run_bench(cfg: KernelBenchConfig) -> tuple[list[Timing], dict[str, Any]]:
     return timings, env
 
 
-def log_to_mlflow(
-    cfg: KernelBenchConfig, timings: list[Timing], env: dict[str, Any], files: tuple[Path, ...]
-) -> Optional[str]:
-    """One MLflow run: config and environment as params, one metric per timing, the files as artifacts."""
-    try:
-        import mlflow
-    except ImportError:
-        log.warning("mlflow is not importable here: results are only in %s", files[0].parent)
-        return None
-    if cfg.tracking_uri.startswith("sqlite:///"):
-        Path(cfg.tracking_uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(cfg.tracking_uri)
-    mlflow.set_experiment(cfg.experiment)
-    with mlflow.start_run(run_name=f"kernel_bench {env['date']}") as run:
-        mlflow.log_params({**{k: str(v) for k, v in env.items()}, "ops": ",".join(cfg.ops),
-                           "shapes": str(cfg.shapes), "dtypes": ",".join(cfg.dtypes)})  # fmt: skip
-        metrics = {}
-        for t in timings:
-            key = f"{t.kernel}/{t.shape}/{t.dtype}/{t.impl.replace('[', '_').replace(']', '').replace(',', '_')}"
-            metrics[f"{key}/us"] = t.median_us
-            metrics[f"{key}/pct_copy"] = t.pct_of_copy
-        mlflow.log_metrics(metrics)
-        for path in files:
-            mlflow.log_artifact(str(path))
-        return run.info.run_id
-
-
-def main_from_config(cfg: KernelBenchConfig, default_out: Path) -> list[Timing]:
+def main_from_config(
+    cfg: KernelBenchConfig, default_out: Path
+) -> tuple[list[Timing], dict[str, Any], tuple[Path, ...]]:
+    """Time, write results.json / results.md (printed too); the driver (diffexp.bench.kernels) logs them."""
     timings, env = run_bench(cfg)
     files = write_results(timings, env, Path(cfg.output_dir) if cfg.output_dir else default_out)
     print(files[1].read_text())
-    if cfg.log_mlflow:
-        run_id = log_to_mlflow(cfg, timings, env, files)
-        if run_id:
-            print(f"MLflow run {run_id} at {cfg.tracking_uri}")
     print(f"results: {files[0]} and {files[1]}")
-    return timings
-
-
-def main() -> None:
-    import hydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
-    conf_dir = str(Path(__file__).resolve().parent.parent / "conf")
-
-    @hydra.main(config_path=conf_dir, config_name="kernel_bench", version_base=None)
-    def _entry(raw) -> None:
-        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(KernelBenchConfig), raw))
-        main_from_config(cfg, Path(HydraConfig.get().runtime.output_dir))
-
-    _entry()
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO)
-    main()
+    return timings, env, files

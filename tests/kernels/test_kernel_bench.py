@@ -1,4 +1,5 @@
-"""kernels.bench end to end on CPU: real Hydra composition of conf/kernel_bench.yaml, a real MLflow store."""
+"""The kernel benchmark end to end on CPU (python -m diffexp.bench.kernels): real Hydra composition of
+conf/kernel_bench.yaml, a real MLflow store found by the one store rule."""
 
 import json
 from pathlib import Path
@@ -7,8 +8,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from diffexp import names
+from diffexp.bench.kernels import run
 from diffexp.errors import ConfigError
-from kernels.bench import KernelBenchConfig, main_from_config, validate
+from kernels.bench import KernelBenchConfig, validate
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
@@ -24,17 +27,18 @@ def test_default_config_is_the_dit_shapes():
     validate(cfg)
     assert cfg.shapes == [[1, 4096, 3072], [1, 32760, 5120], [2, 4608, 3072]]
     assert cfg.dtypes == ["bfloat16"] and "compile" in cfg.baselines
-    assert cfg.tracking_uri == "sqlite:///mlruns/mlflow.db"
+    assert cfg.tracking_uri is None  # the one store rule, as every diffexp command
 
 
-def test_bench_writes_results_and_logs_to_mlflow(tmp_path, mlflow_uri, capsys):
-    mlflow = pytest.importorskip("mlflow")
+def test_bench_writes_results_and_logs_to_the_store_of_mlflow_tracking_uri(tmp_path, mlflow_uri, capsys, monkeypatch):
+    from diffexp.tracking.store import client_for
 
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_uri)  # honoured like every writer and reader
     cfg = _compose(
         "shapes=[[1,3,128]]", "baselines=[eager,builtin]", "copy_gib=0.001", "replays=3", "sweep=true", "sweep_configs=[[1,4]]",
-        f"tracking_uri={mlflow_uri}", f"output_dir={tmp_path}",
+        f"output_dir={tmp_path}",
     )  # fmt: skip
-    timings = main_from_config(cfg, tmp_path / "unused")
+    timings, run_id = run(cfg, tmp_path / "unused")
     impls = {(t.kernel, t.impl) for t in timings}
     for kernel in cfg.ops:
         assert {
@@ -55,10 +59,12 @@ def test_bench_writes_results_and_logs_to_mlflow(tmp_path, mlflow_uri, capsys):
     assert "| qk_norm_rope | 1x3x128 | bfloat16 |" in table and table in capsys.readouterr().out
     assert "% of same-size copy" in table
 
-    mlflow.set_tracking_uri(mlflow_uri)
-    (run,) = mlflow.search_runs(experiment_names=["kernel_bench"], output_format="list")
-    assert run.data.metrics["rms_norm/1x3x128/bfloat16/triton/us"] > 0
-    assert "results.md" in [a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)]
+    client = client_for(mlflow_uri)
+    (logged,) = client.search_runs([client.get_experiment_by_name("kernel_bench").experiment_id])
+    assert logged.info.run_id == run_id and logged.info.status == "FINISHED"
+    assert logged.data.metrics["rms_norm/1x3x128/bfloat16/triton/us"] > 0
+    assert logged.data.params["shapes"] == "[[1, 3, 128]]" and names.PID in logged.data.tags
+    assert {"results.md", "results.json"} <= {a.path for a in client.list_artifacts(run_id)}
 
 
 def test_config_errors_name_the_field():

@@ -44,11 +44,10 @@ def _main(cfg: DictConfig) -> Optional[str]:
 
     try:
         config = to_config(cfg)
-        # Before quiet_libraries, which imports diffusers and transformers (seconds): a config error
-        # is reported as soon as the config is composed.
+        # Before anything imports diffusers and transformers (seconds): a config error is reported as soon as the
+        # config is composed. The run's tracking agent then opens the store while this process loads the model.
         validate(config)
-        quiet_libraries()
-        outcome = execute(config, Path(HydraConfig.get().runtime.output_dir))
+        outcome = execute(config, Path(HydraConfig.get().runtime.output_dir), tracking_agent=True)
     except DiffexpError as exc:
         log.error("%s", exc)
         sys.exit(CONFIG_ERROR)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
+import re
 import socket
 import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -59,10 +62,25 @@ def environment_tags() -> dict[str, str]:
         "version.transformers": _version("transformers"),
         "version.sglang": _version("sglang"),
     }
-    try:
-        import torch
-
-        tags["cuda"] = torch.version.cuda or "none"
-    except ImportError:
-        tags["cuda"] = "none"
+    tags["cuda"] = torch_cuda_version()
     return {**tags, **git_state(), **gpu_info()}
+
+
+_CUDA_LINE = re.compile(r"""^cuda\s*(?::[^=]*)?=\s*['"]([^'"]+)['"]""", re.M)
+
+
+def torch_cuda_version() -> str:
+    """The CUDA version torch was built for, "none" for a CPU build. Read from torch/version.py when torch is not
+    loaded: importing it costs seconds, and a run's tracking agent (diffexp/run/agent.py) has no other use for it."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return getattr(torch.version, "cuda", None) or "none"
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return "none"
+    try:
+        text = (Path(next(iter(spec.submodule_search_locations))) / "version.py").read_text()
+    except OSError:
+        return "none"
+    found = _CUDA_LINE.search(text)
+    return found.group(1) if found else "none"

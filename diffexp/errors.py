@@ -19,3 +19,21 @@ class RunInterrupted(BaseException):
 
     A BaseException like KeyboardInterrupt, so `except Exception` in engine code does not swallow it.
     """
+
+
+class Reported:
+    """How the run's own process ended, as it told the process that records the run (diffexp/run/agent.py): the
+    exception's type name and its traceback as text, so the record shows the real failure, not the relay."""
+
+    def __init__(self, type_name: str, message: str, traceback_text: str):
+        super().__init__(message)
+        self.type_name = type_name
+        self.traceback_text = traceback_text
+
+
+class ReportedFailure(Reported, DiffexpError):
+    """The run's process failed (the record ends FAILED)."""
+
+
+class ReportedInterrupt(Reported, RunInterrupted):
+    """The run's process was interrupted (Ctrl-C, SIGTERM: the record ends KILLED)."""

@@ -6,9 +6,14 @@ import logging
 import warnings
 
 
-def quiet_libraries() -> None:
+def quiet_libraries_logging() -> None:
+    """Their loggers at WARNING, without importing them."""
     for name in ("transformers", "diffusers", "urllib3", "alembic", "mlflow", "httpx", "huggingface_hub"):
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def quiet_libraries() -> None:
+    quiet_libraries_logging()
     try:
         import diffusers
         import transformers

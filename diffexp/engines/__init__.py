@@ -12,6 +12,10 @@ from diffexp.results import RunResult
 
 
 class Engine(Protocol):
+    def prepare(self, cfg: Config) -> None:
+        """Import what `run` will need (seconds of torch and diffusers), so that it can overlap other start-up work
+        (the run's tracking agent opening the store); no device is touched."""
+
     def run(self, cfg: Config, run_dir: Path) -> RunResult: ...
 
     def dry_run_text(self, cfg: Config) -> str: ...

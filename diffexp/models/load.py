@@ -20,7 +20,7 @@ DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch
 _LOAD_LOCK = threading.Lock()
 
 
-def _pipeline_class(model: ModelConfig):
+def pipeline_class(model: ModelConfig):
     import diffusers
 
     name = model.pipeline or "DiffusionPipeline"
@@ -44,7 +44,7 @@ def _load(model: ModelConfig, device: torch.device):
     path = str(ensure_tiny_checkpoint(model.arch or model.name)) if model.weights == "tiny" else model.path
     log.info("loading %s from %s", model.name, path)
     try:
-        pipe = _pipeline_class(model).from_pretrained(path, dtype=dtype)
+        pipe = pipeline_class(model).from_pretrained(path, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise DiffexpError(
             f"model.path={path!r}: could not load a {model.pipeline} checkpoint ({exc}). "

@@ -20,7 +20,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 from mlflow.utils.time import get_current_time_millis
 
 from diffexp import names, rundir
-from diffexp.errors import RunInterrupted
+from diffexp.errors import Reported, RunInterrupted
 from diffexp.results import RunResult
 from diffexp.tracking.store import client_for, experiment_id
 
@@ -199,6 +199,7 @@ class RunRecorder(RunWriter):
             status = "KILLED"
         else:
             status = "FAILED"
+        self.status = status
         with interrupts_deferred() as pending:
             self._end(status, exc_type, exc, tb)
         if pending and exc_type is None:  # the run is recorded; now honour the interrupt
@@ -208,12 +209,16 @@ class RunRecorder(RunWriter):
     def _end(self, status: str, exc_type, exc, tb) -> None:
         try:
             if exc_type is not None:
-                # Into run.log too, so the run directory keeps the traceback whatever the store does.
-                log.error("run %s ends %s", self.run_id, status, exc_info=(exc_type, exc, tb))
+                reported = isinstance(exc, Reported)  # the run's own process failed: its traceback, not the relay's
+                # Into run.log too, so the run directory keeps the traceback whatever the store does (a reported
+                # failure's process wrote its own there).
+                log.error("run %s ends %s", self.run_id, status, exc_info=None if reported else (exc_type, exc, tb))
                 # The error tag before any artifact: it lives in the tracking store, which works when the artifact
                 # store does not (read-only), so a FAILED run always says why.
-                self.set_tags({names.ERROR: f"{exc_type.__name__}: {exc}"[:5000]})
-                self.log_text("".join(traceback.format_exception(exc_type, exc, tb)), "traceback.txt")
+                type_name = exc.type_name if reported else exc_type.__name__
+                self.set_tags({names.ERROR: f"{type_name}: {exc}"[:5000]})
+                text = exc.traceback_text if reported else "".join(traceback.format_exception(exc_type, exc, tb))
+                self.log_text(text, "traceback.txt")
                 for path in self.failure_artifacts:
                     if path.exists():
                         self.log_artifact(path, path.name if path.is_dir() else None)

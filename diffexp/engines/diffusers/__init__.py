@@ -27,6 +27,14 @@ class DiffusersEngine:
             f"attention={cfg.attention.backend or 'default'}, kernels={cfg.kernels.impl}"
         )
 
+    def prepare(self, cfg: Config) -> None:
+        if cfg.parallel.num_gpus > 1 or cfg.profile.mode == "nsys":
+            return  # the pipeline runs in processes of their own
+        from diffexp.engines.diffusers import generate  # noqa: F401  (torch, diffusers, the engine's steps)
+        from diffexp.models.load import pipeline_class
+
+        pipeline_class(cfg.model)
+
     def run(self, cfg: Config, run_dir: Path) -> RunResult:
         # Imported here: torch and diffusers load only when a run needs them.
         if cfg.parallel.num_gpus > 1:

@@ -117,6 +117,9 @@ def record_resolved(result: RunResult, cfg: Config, figures: harvest.LogFigures)
 
 
 class SGLangEngine:
+    def prepare(self, cfg: Config) -> None:
+        """Nothing to import: the work happens in `sglang generate`."""
+
     def dry_run_text(self, cfg: Config) -> str:
         return script_text(prepare(cfg, Path(cfg.output_dir)))
 

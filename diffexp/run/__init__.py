@@ -1,24 +1,29 @@
-"""One run end to end: validate → check the machine → engine → MLflow. Used by `python -m diffexp` and sweeps."""
+"""One run end to end: validate → check the machine → engine → MLflow (diffexp/run/record.py, in this process or in
+the run's tracking agent). Used by `python -m diffexp`, sweeps and the tuner."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import signal
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from omegaconf import OmegaConf
 
 from diffexp import rundir
 from diffexp.config import Config, check_launch
 from diffexp.engines import get_engine, validate
-from diffexp.errors import RunInterrupted
+from diffexp.errors import DiffexpError, RunInterrupted
+from diffexp.logs import quiet_libraries
 from diffexp.replicates import run_engine
 from diffexp.results import RunResult
-from diffexp.tracking.naming import run_name, run_tags
+from diffexp.tracking.naming import run_tags
+from diffexp.tracking.uri import check_usable, resolve_uri, ui_hint
+
+if TYPE_CHECKING:
+    from diffexp.run.agent import TrackingAgent
 
 log = logging.getLogger(__name__)
 
@@ -67,60 +72,81 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGINT, previous_int)
 
 
-def execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None) -> Optional[Outcome]:
-    """Run one composed config. Returns None for a dry run; raises after recording a failed run."""
-    validate(cfg)
-    from diffexp.review.reference import check_reference  # imports MLflow: only once the config is valid
+def execute(
+    cfg: Config, run_dir: Path, parent_run_id: Optional[str] = None, *, tracking_agent: bool = False
+) -> Optional[Outcome]:
+    """Run one composed config. Returns None for a dry run; raises after recording a failed run.
 
-    check_reference(cfg, parent_run_id)
+    `tracking_agent`: record the run from a process of its own (diffexp/run/agent.py), started now, so that MLflow's
+    import and the store's set-up overlap this process's imports and model load (`python -m diffexp` does; a
+    process that runs many, like a sweep, has MLflow loaded already and records in-process)."""
+    validate(cfg)
+    agent = None
+    if tracking_agent and cfg.tracking.enabled and not cfg.engine.dry_run:
+        from diffexp.run.agent import TrackingAgent  # not at the top: `python -m diffexp.run.agent` runs it
+
+        agent = TrackingAgent.start(cfg.tracking.uri)
+    try:
+        return _execute(cfg, Path(run_dir), parent_run_id, agent)
+    finally:
+        if agent is not None and not agent.done:
+            agent.close()  # refused before it started: the agent leaves without a record
+
+
+def _execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str], agent: Optional[TrackingAgent]):
+    quiet_libraries()  # imports diffusers and transformers: seconds, while an agent opens the store
+    if (cfg.review.reference or "").strip():  # a reference is named: found now, not after the run (imports MLflow)
+        from diffexp.review.reference import check_reference
+
+        check_reference(cfg, parent_run_id)
     check_launch(cfg)
     from diffexp.models.footprint import check_resources  # builds on the meta device: models, not config
 
     check_resources(cfg)
-    if cfg.tracking.enabled and not cfg.engine.dry_run:
-        from diffexp.tracking.store import check_usable, resolve_uri
-
+    if cfg.tracking.enabled and not cfg.engine.dry_run and agent is None:
         check_usable(resolve_uri(cfg.tracking.uri))  # seconds, before the model loads: not minutes after
     engine = get_engine(cfg.engine.name)
     if cfg.engine.dry_run:
         print(engine.dry_run_text(cfg))
         return None
-    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config_yaml = run_dir / rundir.CONFIG_YAML
-    config_yaml.write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
+    (run_dir / rundir.CONFIG_YAML).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
     if not cfg.tracking.enabled:
         return _execute_untracked(cfg, engine, run_dir)
+    if agent is not None:
+        return _execute_with_agent(cfg, engine, run_dir, parent_run_id, agent)
     # MLflow is imported only when a run is tracked (GPU boxes may run untracked without it).
-    from diffexp.tracking.writer import RunRecorder, flatten
+    from diffexp.run.record import close_orphans, log_inputs, open_run, record_result
 
-    _close_orphans(cfg.tracking.uri)
-
-    params = flatten(dataclasses.asdict(cfg))
+    close_orphans(cfg.tracking.uri)
     with _run_log(run_dir / rundir.RUN_LOG) as log_file, _terminate_as_interrupt():
-        recorder = RunRecorder(
-            cfg.tracking.uri,
-            experiment=cfg.tracking.experiment or cfg.model.name,
-            run_name=cfg.tracking.run_name or run_name(cfg),
-            params=params,
-            tags=run_tags(cfg),
-            parent_run_id=parent_run_id,
-            log_file=log_file,
-        )
+        recorder = open_run(cfg, run_dir, parent_run_id, log_file)
         log.info("MLflow run %s in %s", recorder.run_id, recorder.uri)
-        recorder.failure_artifacts = [run_dir / rundir.RANKS, run_dir / rundir.SGLANG_LOG]
         with recorder:
-            recorder.log_artifact(config_yaml)
-            recorder.log_prompt(cfg.model.sampling.prompt, run_dir)
+            log_inputs(recorder, cfg, run_dir)
             result = _measure(cfg, engine, run_dir)
-            recorder.log_result(result, run_dir)
-            from diffexp.review import review_run  # imports MLflow, like the tracking import above
-
-            # After log_result, so a review that cannot be done never loses the run's measurements.
-            review_run(cfg, result, recorder, run_dir)
-            if not result.valid:  # log_result marked the run FAILED
-                log.error("run is not valid: %s", result.invalid_reason)
+            record_result(recorder, cfg, result, run_dir)
     return Outcome(recorder.run_id, recorder.uri, result, recorder.status or "FINISHED")
+
+
+def _execute_with_agent(cfg: Config, engine, run_dir: Path, parent_run_id: Optional[str], agent: TrackingAgent):
+    """The engine here, the record in the agent: the result goes over as <run_dir>/metrics.json, which also keeps
+    the figures if the agent dies (`python -m diffexp.upload RUN_DIR` logs them later)."""
+    opened = False
+    with _run_log(run_dir / rundir.RUN_LOG), _terminate_as_interrupt():
+        try:
+            engine.prepare(cfg)  # the engine's imports, while the agent opens the store
+            run_id, uri = agent.open(run_dir, parent_run_id)
+            opened = True
+            log.info("MLflow run %s in %s", run_id, uri)
+            result = _measure(cfg, engine, run_dir)
+            result_json = result.write_json(run_dir / rundir.METRICS_JSON)
+        except BaseException as exc:
+            if opened or not isinstance(exc, DiffexpError):
+                agent.report(exc)
+            raise
+        status = agent.finish(result_json)
+    return Outcome(run_id, uri, result, status)
 
 
 def _measure(cfg: Config, engine, run_dir: Path) -> RunResult:
@@ -131,17 +157,6 @@ def _measure(cfg: Config, engine, run_dir: Path) -> RunResult:
 
         analyze_run_profile(cfg, result, run_dir)
     return result
-
-
-def _close_orphans(uri: Optional[str]) -> None:
-    """Runs this host left RUNNING when their process died (SIGKILL, OOM) are ended FAILED before a new one starts."""
-    from diffexp.tracking.reconcile import close_orphans
-    from diffexp.tracking.store import client_for
-
-    try:
-        close_orphans(client_for(uri))
-    except Exception as exc:  # a store that cannot be searched now must not stop the run
-        log.warning("could not look for runs left RUNNING by dead processes: %s", exc)
 
 
 def _execute_untracked(cfg: Config, engine, run_dir: Path) -> Outcome:
@@ -169,7 +184,5 @@ def print_summary(outcome: Outcome) -> None:
     if outcome.run_id == "untracked":
         print(f"not tracked; figures in {outcome.tracking_uri}")
         return
-    from diffexp.tracking.store import ui_hint
-
     print(f"logged to {outcome.tracking_uri} (run {outcome.run_id})")
     print(f"see it with: {ui_hint(outcome.tracking_uri)}")

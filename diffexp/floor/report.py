@@ -72,7 +72,7 @@ def summary_rows(floor: Floor) -> list[tuple[str, str]]:
         rows.append(("device", floor.timings.device))
         rows.append(("floor", f"{floor.floor_ms:.2f} ms"))
     else:
-        rows.append(("floor", "not measured: the measured floor needs a CUDA GPU (counts only)"))
+        rows.append(("floor", "not measured (counts only)"))
     if floor.step_ms:
         rows.append(("measured step", f"{floor.step_ms:.2f} ms"))
     if floor.efficiency is not None:
@@ -86,6 +86,10 @@ def summary_rows(floor: Floor) -> list[tuple[str, str]]:
         gpu = floor.timings.gpu
         if gpu:
             rows.append(("SM clock / power (mean)", f"{gpu['sm_mhz_mean']:.0f} MHz / {gpu['power_w_mean']:.0f} W"))
+        host = floor.timings.host
+        if host:
+            load = f"{host['load_avg_1m_before']:.2f} / {host['load_avg_1m_after']:.2f}"
+            rows.append(("host load average (1 min), before / after", load))
     if c.uncounted_ops:
         rows.append(("attention-like ops NOT counted", ", ".join(sorted(c.uncounted_ops))))
     return rows

@@ -22,7 +22,7 @@ PROFILE_TO_FLOOR = {"gemm": GEMM, "attn": ATTENTION, "nccl_comm": None}
 
 def si(value: float, unit: str) -> str:
     """3 significant digits with an SI prefix: 59.5 TFLOP, 42.9 GB, 1.23 MFLOP."""
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= factor:
             return f"{value / factor:.3g} {prefix}{unit}"
     return f"{value:.3g} {unit}"
@@ -53,7 +53,7 @@ def category_rows(floor: Floor, run_ms: Optional[dict[str, float]] = None) -> li
             "work": si(work, "B" if memory else "FLOP"),
             "floor_ms": ms,
             "share_pct": 100 * ms / floor.floor_ms if ms is not None and floor.floor_ms else None,
-            "rate": None if not ms else (f"{work / ms / 1e6:.0f} GB/s" if memory else f"{work / ms / 1e9:.0f} TFLOP/s"),
+            "rate": None if not ms else si(work / (ms * 1e-3), "B/s" if memory else "FLOP/s"),
             "run_ms": None,
             "gap_ms": None,
         }
@@ -124,7 +124,7 @@ def _shape_cells(floor: Floor, top: int) -> list[list[str]]:
             si(c.count * c.shape.flops, "FLOP"),
             _fmt(c.ms_each, ".4f"),
             _fmt(c.total_ms),
-            _fmt(c.tflops, ".0f"),
+            _fmt(c.tflops, ".3g"),  # 3 digits: a CPU reaches hundredths of a TFLOP/s
         ]
         for c in floor.costs()[:top]
     ]

@@ -66,6 +66,21 @@ def category_rows(floor: Floor, run_ms: Optional[dict[str, float]] = None) -> li
     return sorted(rows, key=lambda r: -(r[key] or 0.0))
 
 
+def summary_line(floor: Floor, run_ms: Optional[dict[str, float]] = None) -> str:
+    """One line for a run's console: the floor and its categories, the efficiency, the largest gap if profiled."""
+    if floor.timings is None:
+        return f"compute floor not measured (counts only): {si(floor.counts.flops(GEMM), 'FLOP')} of GEMM"
+    rows = category_rows(floor, run_ms)
+    parts = ", ".join(f"{r['category']} {r['floor_ms']:.3g}" for r in rows)
+    line = f"compute floor {floor.floor_ms:.3g} ms ({parts}) on {floor.timings.device}"
+    if floor.efficiency is not None:
+        line += f"; efficiency {100 * floor.efficiency:.1f} % of the {floor.step_ms:.3g} ms step"
+    gaps = [r for r in rows if r["gap_ms"] is not None]
+    if gaps:
+        line += f"; largest gap: {gaps[0]['category']} {gaps[0]['gap_ms']:+.3g} ms"
+    return line
+
+
 def summary_rows(floor: Floor) -> list[tuple[str, str]]:
     rows = []
     if floor.timings is not None:

@@ -45,6 +45,11 @@ SWEEP_DIR = "sweep.dir"
 # The correctness review.
 CORRECTNESS = "correctness"
 
+# The compute floor (measure.floor=true): what it was timed on (a GPU's name, or "cpu (N threads)"), and why
+# a run that asked for it has none.
+FLOOR_DEVICE = "floor.device"
+FLOOR_PROBLEM = "floor.problem"
+
 # Experiments: MLflow's UI opens an experiment on the view its kind names (runs, not the GenAI overview).
 EXPERIMENT_KIND = "mlflow.experimentKind"
 EXPERIMENT_KIND_RUNS = "custom_model_development"

@@ -10,3 +10,4 @@ TRACES = "traces"  # profiler traces
 RANKS = "ranks"  # per-rank logs of a parallel in-process run
 SGLANG_LOG = "sglang.log"  # `sglang generate`'s console
 PERF_DUMP = "perf_dump.json"  # SGLang's perf dump
+FLOOR = "floor"  # the compute floor of the run's step (measure.floor=true): floor.json, floor.md

@@ -229,6 +229,10 @@ class MeasureConfig:
     gpu_sample_hz: float = 20.0
     # Bootstrap seed for every interval of this run (same figures, same interval).
     seed: int = 0
+    # After the measurement, the compute floor of one denoise step of this config, counted and timed on the run's
+    # own device (docs/floor.md): floor.* metrics (efficiency = floor ÷ the run's median step) and floor/ files.
+    # In-process engine only.
+    floor: bool = False
 
 
 @dataclass

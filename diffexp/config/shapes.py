@@ -9,11 +9,9 @@ patch size) when it has one, else from the family's published values below.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, Optional
 
-from omegaconf import OmegaConf
-
+from diffexp.config.arch import arch_spec
 from diffexp.config.schema import ModelConfig
 
 
@@ -65,18 +63,10 @@ def _patch(family: str, transformer: dict[str, Any]) -> Optional[int]:
     return patch
 
 
-@cache
-def _arch(name: str) -> Optional[dict[str, Any]]:
-    from diffexp.config.store import CONF_DIR
-
-    path = CONF_DIR / "arch" / f"{name}.yaml"
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=True) if path.is_file() else None  # type: ignore[return-value]
-
-
 def grid_for(model: ModelConfig) -> Optional[Grid]:
     """The model's grid, or None for a family with no known rule (nothing is checked then)."""
     family = FAMILY_GRIDS.get(model.family)
-    arch = _arch(model.arch) if model.arch else None
+    arch = arch_spec(model.arch) if model.arch else None
     if family is None or arch is None:
         return family
     components = arch.get("components", {})

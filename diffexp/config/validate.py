@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from diffexp.config.arch import arch_names, arch_spec
 from diffexp.config.schema import RESOLUTION_PRESETS, Config
 from diffexp.config.shapes import shape_problems
 from diffexp.errors import ConfigError
@@ -55,7 +56,26 @@ def _check_measure(cfg: Config) -> list[str]:
         problems.append(f"measure.warmup_tolerance={m.warmup_tolerance}: must be a fraction in (0, 1)")
     if m.gpu_sample_hz <= 0:
         problems.append(f"measure.gpu_sample_hz={m.gpu_sample_hz}: must be positive")
-    return problems
+    return problems + (_check_floor(cfg) if m.floor else [])
+
+
+def _check_floor(cfg: Config) -> list[str]:
+    """measure.floor=true: diffexp.run counts the step on the in-process diffusers pipeline, in its transformer."""
+    out = []
+    if cfg.engine.name != "diffusers":
+        out.append(
+            f"measure.floor=true with engine.name={cfg.engine.name!r}: the floor is counted on the in-process "
+            "diffusers pipeline; allowed with engine=diffusers (the floor of another engine's run: "
+            "python -m diffexp.floor model=... engine=diffusers --run RUN_ID)"
+        )
+    arch = arch_spec(cfg.model.arch) if cfg.model.arch else None
+    if arch is None or "transformer" not in arch.get("components", {}):
+        out.append(
+            f"measure.floor=true with model.arch={cfg.model.arch!r}: the floor counts the model's transformer, "
+            "which its architecture file declares; allowed: model.arch naming a file in conf/arch/ with a "
+            f"transformer component ({_allowed(arch_names())})"
+        )
+    return out
 
 
 def _check_model(cfg: Config) -> list[str]:

@@ -7,16 +7,15 @@ import argparse
 import logging
 import sys
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
 from rich.console import Console
 from rich.logging import RichHandler
 
+from diffexp import rundir
 from diffexp.errors import DiffexpError
 
-log = logging.getLogger("diffexp.floor")
 # Run params that must match the composed config for the run's step time to be comparable with the floor.
 SHAPE_PARAMS = (
     "model.name",
@@ -30,8 +29,9 @@ SHAPE_PARAMS = (
 def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m diffexp.floor",
-        description="Count one denoise step's GEMM / attention / memory-bound work for the composed run and, on "
-        "a CUDA GPU, time the device at exactly those shapes: the floor, and the run's efficiency against it.",
+        description="Count one denoise step's GEMM / attention / memory-bound work for the composed run and time "
+        "the device (a CUDA GPU, or the CPU for the tiny models) at exactly those shapes: the floor, and the run's "
+        "efficiency against it.",
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for python -m diffexp (model=flux1_dev …)")
     parser.add_argument("--out", type=Path, help="write floor.json and floor.md here")
@@ -86,12 +86,9 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def _main(args: argparse.Namespace, console: Console) -> int:
-    import torch
-
     from diffexp.config import compose, to_config
     from diffexp.engines import validate
-    from diffexp.floor.capture import capture_step, count_step
-    from diffexp.floor.floor import Floor, measure_floor
+    from diffexp.floor.of_run import floor_of
     from diffexp.floor.report import print_floor, run_category_ms, write_floor
     from diffexp.logs import quiet_libraries
 
@@ -101,55 +98,24 @@ def _main(args: argparse.Namespace, console: Console) -> int:
     client, run_metrics, _ = _run_context(args, cfg)
     step_ms = args.step_ms or run_metrics.get("denoise_step_ms")
     run_ms = run_category_ms(run_metrics)
-    if cfg.parallel.num_gpus > 1:
-        log.warning(
-            "parallel.num_gpus=%d: this is one device's floor for the whole step; N GPUs ideally take floor / N "
-            "plus communication",
-            cfg.parallel.num_gpus,
-        )
-
-    step = capture_step(cfg)
-    counts = count_step(step)
-    if step.device.type == "cuda" and not args.count_only:
-        del step.pipe  # the measurements need the memory; the counts are taken
-        torch.cuda.empty_cache()
-        floor = measure_floor(counts, step.device, cfg.attention.backend, step_ms=step_ms)
-    else:
-        floor = Floor(counts, None, step_ms)
-        if step.device.type != "cuda":
-            console.print(f"counted on {step.device}: the measured floor needs a CUDA GPU (run this there)")
-
-    s = cfg.model.sampling
-    shape = f"{s.width}×{s.height}" + (
-        f"×{s.num_frames}f" if s.num_frames and cfg.model.task in ("t2v", "ti2v", "i2v") else ""
-    )
-    title = f"compute floor: {cfg.model.name} ({cfg.model.dtype}, {shape}, counted on {step.device})"
-    print_floor(floor, title, run_ms, args.top, console)
-    context = {
-        "model": cfg.model.name,
-        "arch": cfg.model.arch,
-        "weights": cfg.model.weights,
-        "dtype": cfg.model.dtype,
-        "shape": shape,
-        "overrides": list(args.overrides),
-        "counted_on": str(step.device),
-        "run_id": args.run,
-        "torch": torch.__version__,
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-    }
+    of = floor_of(cfg, step_ms, count_only=args.count_only)
+    if not of.floor.measured and not args.count_only:
+        console.print(f"counted on {of.context['counted_on']}: shapes only, nothing timed (run this on a GPU)")
+    print_floor(of.floor, of.title, run_ms, args.top, console)
+    context = {**of.context, "overrides": list(args.overrides), "run_id": args.run}
     if args.out:
-        written = write_floor(floor, args.out, title, context, run_ms)
+        written = write_floor(of.floor, args.out, of.title, context, run_ms)
         console.print(f"wrote {', '.join(str(p) for p in written)}")
     if client is not None:
         from diffexp.tracking.writer import RunWriter
 
         writer = RunWriter(client, args.run)
-        writer.log_metrics(floor.metrics())
+        writer.log_metrics(of.floor.metrics())
         with tempfile.TemporaryDirectory() as tmp:
             # Written afresh, so only the floor's own files go up, whatever else --out holds.
-            write_floor(floor, Path(tmp), title, context, run_ms)
-            writer.log_artifact(Path(tmp), "floor")
-        console.print(f"logged {len(floor.metrics())} floor.* metrics and floor/ onto run {args.run}")
+            write_floor(of.floor, Path(tmp), of.title, context, run_ms)
+            writer.log_artifact(Path(tmp), rundir.FLOOR)
+        console.print(f"logged {len(of.floor.metrics())} floor.* metrics and floor/ onto run {args.run}")
     return 0
 
 

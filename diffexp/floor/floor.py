@@ -14,7 +14,7 @@ import torch
 
 from diffexp.floor.count import ForwardCounts, count_forward
 from diffexp.floor.shapes import ATTENTION, CATEGORIES, GEMM, MEMORY, Shape, shape_from_dict, shape_to_dict
-from diffexp.floor.timing import DeviceTimings, measure
+from diffexp.floor.timing import MEASURABLE, DeviceTimings, measure
 
 PREFIX = "floor."
 
@@ -124,7 +124,13 @@ class Floor:
             "uncounted_ops": dict(self.counts.uncounted_ops),
             "device": None
             if t is None
-            else {"name": t.device, "copy_gbps": t.copy_gbps, "attention_timed_as": t.attention_backend, "gpu": t.gpu},
+            else {
+                "name": t.device,
+                "copy_gbps": t.copy_gbps,
+                "attention_timed_as": t.attention_backend,
+                "gpu": t.gpu,
+                "host": t.host,
+            },
             "shapes": [{**shape_to_dict(c.shape), "count": c.count, "ms_each": c.ms_each} for c in self.costs()],
             "metrics": self.metrics(),
         }
@@ -152,6 +158,7 @@ class Floor:
                 device["name"],
                 device["attention_timed_as"],
                 device.get("gpu", {}),
+                device.get("host", {}),
             )
         return cls(counts, timings, data.get("step_ms"))
 
@@ -163,8 +170,8 @@ def measure_floor(
     dtype: Optional[torch.dtype] = None,
     step_ms: Optional[float] = None,
 ) -> Floor:
-    """The floor of counted work: measured on CUDA, counts only elsewhere."""
-    timings = measure(counts.shapes, device, attention_backend, dtype) if device.type == "cuda" else None
+    """The floor of counted work: measured on a CUDA device or the CPU, counts only on the meta device."""
+    timings = measure(counts.shapes, device, attention_backend, dtype) if device.type in MEASURABLE else None
     return Floor(counts, timings, step_ms)
 
 
@@ -179,7 +186,7 @@ def floor_for(
 ) -> Floor:
     """The floor of one denoise step from one transformer call's inputs, for an engine to add to any run.
 
-    Counts the call on the module as it is (one eager forward, hooks not called), then measures on CUDA.
+    Counts the call on the module as it is (one eager forward, hooks not called), then measures on `device`.
     `calls_per_step`: a pipeline that calls the transformer twice a step with the same shapes (CFG without
     batching) passes 2. `dtype` times every shape in that dtype instead of the one it ran in.
     """

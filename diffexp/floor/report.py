@@ -22,7 +22,7 @@ PROFILE_TO_FLOOR = {"gemm": GEMM, "attn": ATTENTION, "nccl_comm": None}
 
 def si(value: float, unit: str) -> str:
     """3 significant digits with an SI prefix: 59.5 TFLOP, 42.9 GB, 1.23 MFLOP."""
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= factor:
             return f"{value / factor:.3g} {prefix}{unit}"
     return f"{value:.3g} {unit}"
@@ -53,7 +53,7 @@ def category_rows(floor: Floor, run_ms: Optional[dict[str, float]] = None) -> li
             "work": si(work, "B" if memory else "FLOP"),
             "floor_ms": ms,
             "share_pct": 100 * ms / floor.floor_ms if ms is not None and floor.floor_ms else None,
-            "rate": None if not ms else (f"{work / ms / 1e6:.0f} GB/s" if memory else f"{work / ms / 1e9:.0f} TFLOP/s"),
+            "rate": None if not ms else si(work / (ms * 1e-3), "B/s" if memory else "FLOP/s"),
             "run_ms": None,
             "gap_ms": None,
         }
@@ -66,13 +66,28 @@ def category_rows(floor: Floor, run_ms: Optional[dict[str, float]] = None) -> li
     return sorted(rows, key=lambda r: -(r[key] or 0.0))
 
 
+def summary_line(floor: Floor, run_ms: Optional[dict[str, float]] = None) -> str:
+    """One line for a run's console: the floor and its categories, the efficiency, the largest gap if profiled."""
+    if floor.timings is None:
+        return f"compute floor not measured (counts only): {si(floor.counts.flops(GEMM), 'FLOP')} of GEMM"
+    rows = category_rows(floor, run_ms)
+    parts = ", ".join(f"{r['category']} {r['floor_ms']:.3g}" for r in rows)
+    line = f"compute floor {floor.floor_ms:.3g} ms ({parts}) on {floor.timings.device}"
+    if floor.efficiency is not None:
+        line += f"; efficiency {100 * floor.efficiency:.1f} % of the {floor.step_ms:.3g} ms step"
+    gaps = [r for r in rows if r["gap_ms"] is not None]
+    if gaps:
+        line += f"; largest gap: {gaps[0]['category']} {gaps[0]['gap_ms']:+.3g} ms"
+    return line
+
+
 def summary_rows(floor: Floor) -> list[tuple[str, str]]:
     rows = []
     if floor.timings is not None:
         rows.append(("device", floor.timings.device))
         rows.append(("floor", f"{floor.floor_ms:.2f} ms"))
     else:
-        rows.append(("floor", "not measured: the measured floor needs a CUDA GPU (counts only)"))
+        rows.append(("floor", "not measured (counts only)"))
     if floor.step_ms:
         rows.append(("measured step", f"{floor.step_ms:.2f} ms"))
     if floor.efficiency is not None:
@@ -86,6 +101,10 @@ def summary_rows(floor: Floor) -> list[tuple[str, str]]:
         gpu = floor.timings.gpu
         if gpu:
             rows.append(("SM clock / power (mean)", f"{gpu['sm_mhz_mean']:.0f} MHz / {gpu['power_w_mean']:.0f} W"))
+        host = floor.timings.host
+        if host:
+            load = f"{host['load_avg_1m_before']:.2f} / {host['load_avg_1m_after']:.2f}"
+            rows.append(("host load average (1 min), before / after", load))
     if c.uncounted_ops:
         rows.append(("attention-like ops NOT counted", ", ".join(sorted(c.uncounted_ops))))
     return rows
@@ -120,7 +139,7 @@ def _shape_cells(floor: Floor, top: int) -> list[list[str]]:
             si(c.count * c.shape.flops, "FLOP"),
             _fmt(c.ms_each, ".4f"),
             _fmt(c.total_ms),
-            _fmt(c.tflops, ".0f"),
+            _fmt(c.tflops, ".3g"),  # 3 digits: a CPU reaches hundredths of a TFLOP/s
         ]
         for c in floor.costs()[:top]
     ]

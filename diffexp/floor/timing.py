@@ -1,17 +1,20 @@
-"""The device's own speed at exactly the counted shapes (CUDA only): each distinct GEMM, convolution and
-attention shape timed alone, and the copy bandwidth for the memory-bound bytes.
+"""The device's own speed at exactly the counted shapes: each distinct GEMM, convolution and attention
+shape timed alone, and the copy bandwidth for the memory-bound bytes.
 
-Timed as kernels.bench times its kernels (kernels/bench_timing.py): CUDA-graph replays of back-to-back
-calls over several input sets together larger than L2 (weights are not in L2 in a real forward either),
-CUDA events around each replay, the median over replays per call. nvidia-smi samples SM clock, power and
-clock-event reasons meanwhile, recorded beside the times.
+Timed as kernels.bench times its kernels (kernels/bench_timing.py). On CUDA: CUDA-graph replays of
+back-to-back calls over several input sets together larger than L2 (weights are not in L2 in a real forward
+either), CUDA events around each replay, the median over replays per call; nvidia-smi samples SM clock,
+power and clock-event reasons meanwhile, recorded beside the times. On CPU, where every op is synchronous,
+the host clock around single calls cycling through the same input sets, the median over samples.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import Callable, Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -27,6 +30,12 @@ log = logging.getLogger(__name__)
 # Rotating input sets add up to this much, several times an H100/H200's 50–60 MB of L2.
 ROTATE_MIB = 256.0
 COPY_GIB = 1.0
+# Devices the floor is timed on; the meta device (a full-size model counted without a GPU) has shapes only.
+MEASURABLE = ("cuda", "cpu")
+# On CPU: a copy of several times a server's last-level cache (tens of MB) that a small CI box still holds
+# (its float32 source is drawn first: 4× this in all), and 30 replays = kernels.bench's 10 host-clock samples.
+CPU_COPY_GIB = 0.125
+CPU_REPLAYS = 30
 
 
 @dataclass
@@ -38,6 +47,9 @@ class DeviceTimings:
     device: str
     attention_backend: str
     gpu: dict = field(default_factory=dict)
+    # On CPU: the 1-minute load average before and after timing (other processes share the cores; a
+    # contended core stalls torch's threads for whole scheduler slices, some ms a call).
+    host: dict = field(default_factory=dict)
 
 
 def _dtype(name: str, override: Optional[torch.dtype]) -> torch.dtype:
@@ -151,19 +163,21 @@ def measure(
     target_ms: float = 2.0,
     replays: int = 10,
 ) -> DeviceTimings:
-    """Time every distinct shape on `device` (CUDA) and its copy bandwidth."""
+    """Time every distinct shape on `device` (CUDA or CPU) and its copy bandwidth."""
     from diffexp.bench.transformer_ab import gpu_sampler, sampler_summary
-    from kernels.bench_timing import copy_bandwidth_gbps, graph_ms_per_call, input_sets_for
+    from kernels.bench_timing import copy_bandwidth_gbps, cpu_ms_per_call, graph_ms_per_call, input_sets_for
 
-    if device.type != "cuda":
-        raise ValueError(f"measuring the floor needs a CUDA device, not {device}")
+    if device.type not in MEASURABLE:
+        raise ValueError(f"measuring the floor needs a CUDA or CPU device, not {device}")
+    cuda = device.type == "cuda"
     shapes = list(dict.fromkeys(shapes))
     shape_ms: dict[Shape, float] = {}
     timed_as = "sdpa"
-    with tempfile.TemporaryDirectory() as tmp, torch.cuda.device(device):
+    load_before = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory() as tmp, torch.cuda.device(device) if cuda else nullcontext():
         samples = Path(tmp) / "smi.csv"
-        with gpu_sampler(samples):
-            copy_gbps = copy_bandwidth_gbps(device, COPY_GIB, replays)
+        with gpu_sampler(samples) if cuda else nullcontext():
+            copy_gbps = copy_bandwidth_gbps(device, COPY_GIB if cuda else CPU_COPY_GIB, replays)
             for shape in tqdm(shapes, desc="timing shapes", unit="shape", leave=False):
                 sets = input_sets_for(_bytes_per_call(shape), ROTATE_MIB)
                 if isinstance(shape, AttentionShape):
@@ -173,8 +187,19 @@ def measure(
                     calls = [conv_call(shape, device, dtype) for _ in range(sets)]
                 else:
                     calls = [gemm_call(shape, device, dtype) for _ in range(sets)]
-                shape_ms[shape] = graph_ms_per_call(calls, target_ms, replays)
-                del calls
-                torch.cuda.empty_cache()
-        gpu = sampler_summary(samples)
-    return DeviceTimings(shape_ms, copy_gbps, torch.cuda.get_device_name(device), timed_as, gpu)
+                if cuda:
+                    shape_ms[shape] = graph_ms_per_call(calls, target_ms, replays)
+                    del calls
+                    torch.cuda.empty_cache()
+                else:
+                    shape_ms[shape] = cpu_ms_per_call(calls, CPU_REPLAYS)
+        gpu = sampler_summary(samples) if cuda else {}
+    host = {} if cuda else {"load_avg_1m_before": load_before, "load_avg_1m_after": os.getloadavg()[0]}
+    return DeviceTimings(shape_ms, copy_gbps, device_name(device), timed_as, gpu, host)
+
+
+def device_name(device: torch.device) -> str:
+    """What the timings were taken on: the GPU's name, or the CPU with the threads torch ran on."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({torch.get_num_threads()} threads)"

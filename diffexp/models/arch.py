@@ -8,18 +8,17 @@ full-size build never holds weights in host memory (latency does not depend on w
 
 from __future__ import annotations
 
+import copy
 import importlib
 import logging
 import time
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
-from diffexp.config.store import CONF_DIR
+from diffexp.config.arch import arch_names, arch_path, arch_spec
 from diffexp.errors import DiffexpError
 from diffexp.models.materialize import build_empty, materialize, parameter_count, peak_host_rss_gib
 from diffexp.models.tokenizer import BOS_ID, EOS_ID, PAD_ID, byte_level_tokenizer
@@ -28,11 +27,12 @@ log = logging.getLogger(__name__)
 
 
 def load_arch(name: str) -> dict[str, Any]:
-    path = CONF_DIR / "arch" / f"{name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in (CONF_DIR / "arch").glob("*.yaml"))
-        raise DiffexpError(f"model.arch={name!r}: no file {path}; known architectures: {', '.join(known)}")
-    return OmegaConf.to_container(OmegaConf.load(path), resolve=True)  # type: ignore[return-value]
+    spec = arch_spec(name)
+    if spec is None:
+        raise DiffexpError(
+            f"model.arch={name!r}: no file {arch_path(name)}; known architectures: {', '.join(arch_names())}"
+        )
+    return copy.deepcopy(spec)  # the builders may change theirs
 
 
 def _import(dotted: str):
@@ -138,7 +138,3 @@ def build_pipeline(arch_name: str, seed: int, device: str | torch.device, dtype:
         ", ".join(f"{k} {v / 1e9:.2f}B" for k, v in stats.parameters.items()),
     )
     return pipe
-
-
-def arch_path(name: str) -> Path:
-    return CONF_DIR / "arch" / f"{name}.yaml"

@@ -150,12 +150,17 @@ def _execute_with_agent(cfg: Config, engine, run_dir: Path, parent_run_id: Optio
 
 
 def _measure(cfg: Config, engine, run_dir: Path) -> RunResult:
-    """The engine's run (or its replicates), then its profile read: the engine only leaves the trace or report."""
+    """The engine's run (or its replicates), then its profile read (the engine only leaves the trace or report),
+    then the floor it is judged against (measure.floor=true; after the profile, whose categories give the gaps)."""
     result = run_engine(cfg, engine, run_dir)
     if result.profiled or cfg.profile.mode != "off":
         from diffexp.profile.of_run import analyze_run_profile
 
         analyze_run_profile(cfg, result, run_dir)
+    if cfg.measure.floor:
+        from diffexp.floor.of_run import add_floor  # builds the pipeline again: only when asked
+
+        add_floor(cfg, result, run_dir)
     return result
 
 

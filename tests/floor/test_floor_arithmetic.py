@@ -84,8 +84,15 @@ def test_category_gaps_against_a_profiled_runs_categories():
     assert "| gemm | 5.88 TFLOP | 9.50 | 21.6 % | 619 TFLOP/s | 20.00 | 10.50 |" in text
 
 
-def test_floor_for_on_cpu_counts_only():
+def test_floor_for_is_timed_on_cpu_and_counted_only_on_meta():
+    shape = GemmShape(4, 16, 8, True, "float32")
     floor = floor_for(nn.Linear(8, 16), (torch.randn(4, 8),), {}, torch.device("cpu"), calls_per_step=2)
-    assert floor.timings is None and floor.floor_ms is None
-    assert floor.counts.shapes == {GemmShape(4, 16, 8, True, "float32"): 2}
+    assert floor.counts.shapes == {shape: 2}
     assert floor.metrics()["floor.transformer_calls"] == 2
+    t = floor.timings
+    assert t.device.startswith("cpu (") and set(t.host) == {"load_avg_1m_before", "load_avg_1m_after"}
+    assert floor.floor_ms == pytest.approx(2 * t.shape_ms[shape] + floor.counts.memory_bytes / (t.copy_gbps * 1e6))
+
+    meta = floor_for(nn.Linear(8, 16, device="meta"), (torch.randn(4, 8, device="meta"),), {}, torch.device("meta"))
+    assert meta.counts.shapes == {shape: 1}
+    assert meta.timings is None and meta.floor_ms is None and "floor.ms" not in meta.metrics()

@@ -62,6 +62,7 @@ def generate(
     result.warmup_excluded = warm.runs > 0
     if warm.runs:
         result.extra_metrics["warmup_s"] = clock.totals_s["warmup"]
+    result.extra_metrics.update(loaded.build_metrics)
     result.tags.update(
         {
             "device": str(device),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
@@ -24,6 +24,8 @@ class Loaded:
     seed: int
     placement: dict[str, str]
     patched: list[str]
+    # A random-weight build's cost (models.arch.BuildStats: build_s, build_host_rss_gib); empty for a checkpoint.
+    build_metrics: dict[str, float] = field(default_factory=dict)
 
     def generator(self) -> torch.Generator:
         # A fresh generator per generation: every repeat generates the same output.
@@ -43,4 +45,6 @@ def load(
             parallelize(pipe)
         pipeline_setup.apply_compile(pipe, cfg)
     pipe.set_progress_bar_config(disable=True)
-    return Loaded(pipe, call_kwargs(cfg, pipe), seed_of(cfg), placement, patched)
+    stats = getattr(pipe, "build_stats", None)  # set by the random-weight builder only
+    build_metrics = stats.metrics() if stats is not None else {}
+    return Loaded(pipe, call_kwargs(cfg, pipe), seed_of(cfg), placement, patched, build_metrics)

@@ -10,6 +10,7 @@ sampled at 20 Hz throughout. Writes DIR/nvml_samples.csv, DIR/nvml_samples.json,
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import sys
 import time
@@ -38,19 +39,31 @@ def main(argv=None) -> int:
     parser.add_argument("--load-s", type=float, default=30.0)
     parser.add_argument("--idle-s", type=float, default=3.0)
     parser.add_argument("--size", type=int, default=8192)
+    parser.add_argument(
+        "--deadline-s", type=float, default=None, help="past this, print every thread's stack and exit (default: "
+        "the recording's length + 120 s): a recording that hangs says where"
+    )  # fmt: skip
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    deadline = args.deadline_s or args.load_s + 2 * args.idle_s + 120
+    faulthandler.dump_traceback_later(deadline, exit=True)
     phases = {}
+    say = lambda what: print(f"record_nvml: {what}", file=sys.stderr, flush=True)  # noqa: E731
+    say("opening NVML")
     with GpuSampler() as sampler:
         if not sampler.active:
             print("no NVML (pynvml missing or no NVIDIA driver): nothing to record", file=sys.stderr)
             return 2
+        say(f"sampling GPUs {sampler.indices}; idle {args.idle_s:g} s")
         t0 = time.perf_counter()
         time.sleep(args.idle_s)
         phases["load_start_s"] = time.perf_counter() - t0
+        say(f"{len(sampler.samples)} samples so far; bf16 matmuls {args.size}^2 for {args.load_s:g} s")
         phases["matmuls"] = _load(args.load_s, args.size)
         phases["load_end_s"] = time.perf_counter() - t0
+        say(f"{phases['matmuls']} matmuls; idle {args.idle_s:g} s")
         time.sleep(args.idle_s)
+    faulthandler.cancel_dump_traceback_later()
     samples = sampler.samples
     loaded = [s for s in samples if phases["load_start_s"] <= s.t_s <= phases["load_end_s"]]
     write_samples(samples, args.out / "nvml_samples.csv")

@@ -174,17 +174,36 @@ def _execute_untracked(cfg: Config, engine, run_dir: Path) -> Outcome:
     return Outcome("untracked", str(run_dir / rundir.METRICS_JSON), result, "FINISHED" if result.valid else "FAILED")
 
 
+# The figures a run is read by, in this order; every metric is in MLflow and metrics.json.
+HEADLINE = ("denoise_s", "denoise_step_ms", "text_encode_s", "vae_decode_s", "e2e_s", "peak_mem_gib")
+
+
+def summary_rows(metrics: dict[str, float]) -> list[tuple[str, str, str, str]]:
+    """(figure, median, 95 % interval, n) for the headline figures a run has; a single shot's noise is unknown."""
+    rows = []
+    for name in HEADLINE:
+        if name not in metrics:
+            continue
+        n = int(metrics.get(f"{name}.n", 1))
+        low, high = metrics.get(f"{name}.ci95_low"), metrics.get(f"{name}.ci95_high")
+        interval = f"[{low:.4g}, {high:.4g}]" if n > 1 and low is not None and high is not None else "noise unknown"
+        rows.append((("★ " if name == "denoise_s" else "") + name, f"{metrics[name]:.4g}", interval, str(n)))
+    return rows
+
+
 def print_summary(outcome: Outcome) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    metrics = outcome.result.metrics() if outcome.result else {}
     table = Table(title=f"run {outcome.run_id} ({outcome.status})")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in (outcome.result.metrics() if outcome.result else {}).items():
-        table.add_row(key, f"{value:.4g}")
-    console.print(table)
+    for column, justify in (("figure", "left"), ("median", "right"), ("95 % interval", "right"), ("n", "right")):
+        table.add_column(column, justify=justify)
+    for row in summary_rows(metrics):
+        table.add_row(*row)
+    Console().print(table)
+    if len(metrics) > len(table.rows):
+        print(f"{len(metrics) - len(table.rows)} more figures (stages, spreads, steady state) with the run")
     # Plain prints: paths must not be wrapped, so they can be copied.
     if outcome.run_id == "untracked":
         print(f"not tracked; figures in {outcome.tracking_uri}")

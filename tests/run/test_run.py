@@ -126,3 +126,13 @@ def test_offload_on_cpu_is_refused_clearly(make_config, tmp_path, mlflow_client)
     cfg = make_config("offload=layerwise", "engine.device=cpu")
     with pytest.raises(DiffexpError, match="offload.dit_layerwise=true: offloading needs a CUDA device"):
         execute(cfg, tmp_path / "run")
+
+
+def test_the_summary_shows_headline_figures_with_intervals_and_says_a_single_shot_has_no_noise_figure():
+    from diffexp.run import summary_rows
+
+    repeated = {"denoise_s": 2.0, "denoise_s.n": 5, "denoise_s.ci95_low": 1.9, "denoise_s.ci95_high": 2.2,
+                "e2e_s": 3.0, "stage_s.load": 1.0}  # fmt: skip
+    assert summary_rows(repeated) == [("★ denoise_s", "2", "[1.9, 2.2]", "5"), ("e2e_s", "3", "noise unknown", "1")]
+    single = {"denoise_s": 2.0, "denoise_s.n": 1, "denoise_s.ci95_low": 2.0, "denoise_s.ci95_high": 2.0}
+    assert summary_rows(single) == [("★ denoise_s", "2", "noise unknown", "1")]

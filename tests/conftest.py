@@ -74,6 +74,19 @@ def run_cli(args: list[str], cwd, timeout: float = 600):
     )
 
 
+def wait_for_run_log(cwd, text: str, timeout_s: float = 180) -> Path:
+    """The run.log under <cwd>/outputs once it says `text` (e.g. "measured generation": the run is under way)."""
+    import time
+
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        logs = list((Path(cwd) / "outputs").rglob("run.log")) if (Path(cwd) / "outputs").exists() else []
+        if logs and text in logs[0].read_text():
+            return logs[0]
+        time.sleep(0.3)
+    raise AssertionError(f"no run.log said {text!r} within {timeout_s:g} s")
+
+
 def start_cli(args: list[str], cwd):
     """`python -m <args…>` started in the background (to be signalled), stdout and stderr in one pipe."""
     import subprocess

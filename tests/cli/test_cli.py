@@ -8,7 +8,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import run_cli, start_cli
+from tests.conftest import run_cli, start_cli, wait_for_run_log
 
 
 def test_default_job_runs_and_says_where_it_logged(tmp_path):
@@ -41,13 +41,7 @@ def test_interrupt_marks_run_killed(tmp_path, sig):
     # Interrupt once the measured generation is under way: the run exists by then (it is created before the model
     # loads), and the store is not read before (this client does not take the lock under which the run's tracking
     # agent creates it).
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if (tmp_path / "outputs").exists() and any((tmp_path / "outputs").rglob("run.log")):
-            log = next((tmp_path / "outputs").rglob("run.log")).read_text()
-            if "measured generation" in log:
-                break
-        time.sleep(0.5)
+    wait_for_run_log(tmp_path, "measured generation", timeout_s=120)
     time.sleep(2)
     proc.send_signal(sig)
     try:

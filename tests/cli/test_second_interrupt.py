@@ -7,21 +7,15 @@ import time
 
 from mlflow import MlflowClient
 
-from tests.conftest import artifact_paths, start_cli
+from tests.conftest import artifact_paths, start_cli, wait_for_run_log
 
 
 def test_repeated_sigint_keeps_the_run_log_and_traceback(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = start_cli(["diffexp", "model.sampling.num_inference_steps=100000", f"tracking.uri={uri}"], tmp_path)
     try:
+        wait_for_run_log(tmp_path, "measured generation")
         deadline = time.time() + 180
-        while time.time() < deadline:
-            logs = list((tmp_path / "outputs").rglob("run.log")) if (tmp_path / "outputs").exists() else []
-            if logs and "measured generation" in logs[0].read_text():
-                break
-            time.sleep(0.3)
-        else:
-            raise AssertionError("the run never reached its measured generation")
         time.sleep(1)
         proc.send_signal(signal.SIGINT)
         # An impatient user: Ctrl-C again and again while the run's end is being written.

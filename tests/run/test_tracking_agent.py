@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from diffexp import names, rundir
-from tests.conftest import artifact_paths, run_cli, start_cli
+from tests.conftest import artifact_paths, run_cli, start_cli, wait_for_run_log
 
 
 def _agents() -> list[psutil.Process]:
@@ -54,14 +54,7 @@ def test_a_run_process_killed_outright_is_ended_failed_by_its_agent(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = start_cli(["diffexp", "model.sampling.num_inference_steps=100000", f"tracking.uri={uri}"], tmp_path)
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            logs = list((tmp_path / "outputs").rglob(rundir.RUN_LOG)) if (tmp_path / "outputs").exists() else []
-            if logs and "measured generation" in logs[0].read_text():
-                break
-            time.sleep(0.3)
-        else:
-            raise AssertionError("the run never reached its measured generation")
+        wait_for_run_log(tmp_path, "measured generation")
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
     finally:

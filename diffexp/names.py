@@ -42,6 +42,23 @@ SWEEP_OVERRIDES = "sweep.overrides"  # JSON list of the point's swept overrides,
 SWEEP_KEYS = "sweep.keys"  # on the parent: JSON list of the swept keys, in sweep order
 SWEEP_DIR = "sweep.dir"
 
+# Tunings (diffexp.tune): the parent run of a tuning, read back by `report tune` and the grid comparison.
+TUNE_ROLE = "tune"  # the parent's diffexp.role
+TUNE_SEARCH = "tune.search"  # param: tpe | grid
+TUNE_TPE, TUNE_GRID = "tpe", "grid"  # its values: Optuna's TPE, or every point of the space once
+TUNE_RUN_OVERRIDES = "tune.run_overrides"  # param: JSON list of the overrides every trial got
+TUNE_STATE = "tune.state"  # on each trial stage's child: feasible | infeasible | pruned | promoted
+TUNE_FEASIBLE = "feasible"  # the state of a trial that may win: it ran, fits the budget and passed the review
+TUNE_WINNER = "tune.winner"  # the winning trial's number, or "None"
+TUNE_INTERRUPTED = "tune.interrupted"
+TUNE_STOPPED = "tune.stopped"  # why the search stopped (a budget, every point ran)
+TUNE_TRIALS = "tune.trials"  # how many trials ran
+TUNE_SPACE_KEY = "tune.space_key"  # a hash of the searched space and base overrides: equal for the same points
+TUNE_SPACE_SIZE = "tune.space_size"  # its distinct points ("None": a continuous range)
+TUNE_VISITED = "tune.visited"  # the distinct points that ran
+TUNE_EXHAUSTIVE = "tune.exhaustive"  # "true" when every point of the space ran
+TUNE_WALL_S = "tune.wall_s"  # metric: the tuning's wall time, every session of a resumed one together
+
 # The correctness review.
 CORRECTNESS = "correctness"
 

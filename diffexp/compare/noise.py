@@ -44,6 +44,19 @@ def judge(delta: stats.Delta, min_effect_pct: float = MIN_EFFECT_PCT) -> str:
     return AMBIGUOUS
 
 
+def slower_by_at_most(delta: stats.Delta, limit_pct: float) -> Optional[bool]:
+    """Whether the candidate is at most `limit_pct` slower than the baseline (a one-sided bound: faster is within
+    it too): True when the whole 95 % interval lies at or below +limit_pct, False when it lies entirely above it,
+    None when it straddles it or no interval exists (the noise too wide, or unknown)."""
+    if not delta.noise_known:
+        return None
+    if delta.ci95_high_pct <= limit_pct:
+        return True
+    if delta.ci95_low_pct > limit_pct:
+        return False
+    return None
+
+
 @dataclass(frozen=True)
 class NoiseVerdict:
     metric: str

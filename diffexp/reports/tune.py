@@ -1,13 +1,20 @@
 """A tuning's trials as a table (markdown, CSV) and a latency–memory chart with the Pareto front and the budget
-line; built from `TrialRow`s, whether the tuner has them live or `python -m diffexp.report tune` reads them back."""
+line; built from `TrialRow`s, whether the tuner has them live or `python -m diffexp.report tune` reads them back
+(from the tuning's MLflow parent run or from its folder's tune.json)."""
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict, dataclass, field
+import json
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
+
+from diffexp import names
+from diffexp.errors import DiffexpError
+
+SUMMARY = "tune.json"  # in a tuning's folder: everything the tuner knows about its trials
 
 FEASIBLE_COLOR, INFEASIBLE_COLOR, PRUNED_COLOR, WINNER_COLOR, FRONT_COLOR = (
     "#1f77b4",
@@ -169,10 +176,24 @@ def write_report(
     return files
 
 
+def is_tune_folder(ref: str) -> bool:
+    return (Path(ref) / SUMMARY).is_file()
+
+
+def read_summary(folder: Path) -> dict:
+    if not (folder / SUMMARY).is_file():
+        raise DiffexpError(f"{folder}: not a tuning's folder (no {SUMMARY})")
+    return json.loads((folder / SUMMARY).read_text())
+
+
+def rows_from_summary(data: dict) -> list[TrialRow]:
+    """A tuning's trials as its tune.json records them."""
+    keys = {f.name for f in fields(TrialRow)}
+    return [TrialRow(**{k: v for k, v in t.items() if k in keys}) for t in data["trials"]]
+
+
 def rows_from_store(client, parent_run_id: str) -> list[TrialRow]:
     """A tuning's trials read back from MLflow: each trial's last stage (tag tune.final=true), in trial order."""
-    import json
-
     from diffexp.tracking.queries import sweep_points
 
     rows = []
@@ -188,7 +209,7 @@ def rows_from_store(client, parent_run_id: str) -> list[TrialRow]:
                 number=int(t.get("tune.trial", "0")),
                 name=t.get("tune.name", ""),
                 kind=t.get("tune.kind", ""),
-                state=t.get("tune.state", ""),
+                state=t.get(names.TUNE_STATE, ""),
                 reason=t.get("tune.reason", ""),
                 denoise_s=m.get("denoise_s"),
                 ci95_low=m.get("denoise_s.ci95_low"),
@@ -205,36 +226,61 @@ def rows_from_store(client, parent_run_id: str) -> list[TrialRow]:
     return sorted(rows, key=lambda r: r.number)
 
 
-def rebuild_tune(parent_run_id: str, out: Optional[Path] = None, uri: Optional[str] = None) -> tuple[list[Path], str]:
-    """The tuning's table and chart rebuilt from MLflow into `out` (default reports/<parent run id>); and the
-    winner's lines as the parent recorded them."""
+def tune_parent(client, parent_run_id: str):
+    """A tuning's parent run (tracking.queries.LoggedRun); a run that is not one is unusable input."""
     from diffexp.tracking.queries import get_run
-    from diffexp.tracking.store import client_for
 
-    client = client_for(uri)
     parent = get_run(client, parent_run_id)
-    if parent.tags.get("diffexp.role") != "tune":
-        from diffexp.errors import DiffexpError
-
+    if parent.tags.get("diffexp.role") != names.TUNE_ROLE:
         raise DiffexpError(
             f"run {parent_run_id} is not a tuning's parent run (diffexp.role={parent.tags.get('diffexp.role')})"
         )
-    rows = rows_from_store(client, parent_run_id)
-    winner = int(parent.tags["tune.winner"]) if parent.tags.get("tune.winner", "None") != "None" else None
+    return parent
+
+
+def _rebuild_from_folder(folder: Path, out: Path) -> tuple[list[Path], str]:
+    data = read_summary(folder)
+    rows = rows_from_summary(data)
+    on_gpu = any(r.vram_gib is not None for r in rows)
+    budget = data["tune"].get("vram_gib") if on_gpu else None
+    budget = budget if budget is not None else data["tune"].get("host_gib")
+    files = write_report(rows, data["winner"], budget, "peak VRAM" if on_gpu else "peak host RSS", out)
+    lines = [f"tune.{k}: {data[k]}" for k in ("decided_by", "command", "sglang_command") if data.get(k)]
+    if data.get("interrupted"):
+        lines.append("interrupted")
+    return files, "\n".join(lines)
+
+
+def default_out(ref: str) -> Path:
+    """Where `report tune REF` writes: reports/<parent run id> or reports/<the tuning folder's name>."""
+    return Path("reports") / (Path(ref).resolve().name if is_tune_folder(ref) else ref)
+
+
+def rebuild_tune(ref: str, out: Optional[Path] = None, uri: Optional[str] = None) -> tuple[list[Path], str]:
+    """The tuning's table and chart rebuilt from MLflow (REF: its parent run id) or from its folder (tune.json)
+    into `out` (default: default_out); and the winner's lines as the tuning recorded them."""
+    from diffexp.tracking.store import client_for
+
+    out = out or default_out(ref)
+    if is_tune_folder(ref):
+        return _rebuild_from_folder(Path(ref), out)
+    client = client_for(uri)
+    parent = tune_parent(client, ref)
+    rows = rows_from_store(client, ref)
+    winner = parent.tags.get(names.TUNE_WINNER, "None")
+    winner = int(winner) if winner != "None" else None
     vram = parent.params.get("tune.vram_gib", "None")
     on_gpu = any(r.vram_gib is not None for r in rows)
     budget = float(vram) if on_gpu and vram != "None" else None
     if budget is None and parent.params.get("tune.host_gib", "None") != "None":
         budget = float(parent.params["tune.host_gib"])
-    files = write_report(
-        rows, winner, budget, "peak VRAM" if on_gpu else "peak host RSS", out or Path("reports") / parent_run_id
-    )
+    files = write_report(rows, winner, budget, "peak VRAM" if on_gpu else "peak host RSS", out)
     lines = [
         f"{k}: {parent.tags[k]}"
         for k in ("tune.decided_by", "tune.command", "tune.sglang_command")
         if parent.tags.get(k)
     ]
     lines += [f"{k}: {v}" for k, v in sorted(parent.tags.items()) if k.startswith("tune.gain.")]
-    if parent.tags.get("tune.interrupted") == "true":
+    if parent.tags.get(names.TUNE_INTERRUPTED) == "true":
         lines.append(f"interrupted (run {parent.status})")
     return files, "\n".join(lines)

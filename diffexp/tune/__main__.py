@@ -3,6 +3,7 @@ VRAM (or host-memory) budget, with the correctness review as the gate (docs/tune
 
     python -m diffexp.tune model=flux1_dev model.weights=random tune.vram_gib=24
     python -m diffexp.tune tune=tiny_cpu tune.host_gib=4 tune.max_trials=6
+    python -m diffexp.tune tune=tiny_cpu tune.host_gib=4 tune.search=grid       # every point of the space once
     python -m diffexp.tune --log outputs/tune/<time>      # log an untracked tuning into MLflow
 
 Exit status: 0 a winner, 1 no configuration fits the budget and passes the review, 2 an unusable config,
@@ -51,6 +52,8 @@ def print_outcome(search, outcome) -> None:
     print(markdown([t.row() for t in search.trials], outcome.winner.number if outcome.winner else None))
     if search.stopped_because:
         print(f"stopped: {search.stopped_because}")
+    if search.grid:
+        print(f"grid: {search.coverage().text()}")
     w = outcome.winner
     if w is None:
         print(f"NO WINNER: {outcome.decided_by}")
@@ -75,23 +78,42 @@ def print_outcome(search, outcome) -> None:
         print(f"  note: {note}")
 
 
+def previous(tcfg, run_overrides, base, out: Path):
+    """The earlier sessions' tune.json of a resumed tuning (tune.resume=true), or None."""
+    from diffexp.errors import ConfigError
+    from diffexp.tune import record
+
+    if not tcfg.resume:
+        return None
+    if base.tracking.enabled:
+        raise ConfigError(
+            ["tune.resume=true continues an untracked tuning (tracking.enabled=false; log it later with --log)"]
+        )
+    return record.previous(out, tcfg, run_overrides)
+
+
 def tune(argv: list[str]) -> int:
     from diffexp.tune import anchors as anchor_points
     from diffexp.tune import record
+    from diffexp.tune.config import GRID
     from diffexp.tune.search import Search, machine
     from diffexp.tune.winner import decide
 
     tcfg, run_overrides, base = prepare(argv)
     out = Path(tcfg.out or Path(rundir.OUTPUTS) / "tune" / time.strftime("%Y-%m-%d_%H-%M-%S")).resolve()
+    earlier = previous(tcfg, run_overrides, base, out)
     out.mkdir(parents=True, exist_ok=True)
     box = machine()
-    anchors = anchor_points.declared(tcfg)
-    auto = anchor_points.sglang_auto(base, tcfg, box)
+    anchors, auto = {}, None
+    if tcfg.search != GRID:  # the grid is the space alone: anchors are the tuner's fixed configurations
+        anchors = anchor_points.declared(tcfg)
+        auto = anchor_points.sglang_auto(base, tcfg, box)
     if auto is not None:
         anchors[anchor_points.SGLANG_AUTO] = auto[0]
     log.info(
-        "tuning %s in %s (%s), budget: VRAM %s GiB, host %s GiB",
+        "tuning %s (%s) in %s (%s), budget: VRAM %s GiB, host %s GiB",
         tcfg.name,
+        tcfg.search,
         out,
         f"{box.num_gpus} GPU(s)" if box.cuda else "CPU",
         tcfg.vram_gib,
@@ -105,6 +127,8 @@ def tune(argv: list[str]) -> int:
 
     if not base.tracking.enabled:
         search = Search(tcfg, run_overrides, out, box)
+        if earlier is not None:
+            search.restore(earlier)
         try:
             search.run(anchors)
         except (KeyboardInterrupt, RunInterrupted):

@@ -14,11 +14,13 @@ from typing import Any, Optional
 
 from omegaconf import OmegaConf
 
+from diffexp import names
 from diffexp.config.store import CONF_DIR
 from diffexp.errors import ConfigError
 
 TUNE_DIR = CONF_DIR / "tune"
 IMAGE_TASKS = ("t2i", "t2i_turbo", "image_edit")
+TPE, GRID = names.TUNE_TPE, names.TUNE_GRID
 
 
 @dataclass
@@ -57,6 +59,10 @@ class TuneConfig:
     vram_gib: Optional[float] = None
     host_gib: Optional[float] = None
     allow_lossy: bool = False
+    # tpe: Optuna's TPESampler (seeded, constrained) after the reference and the anchors. grid: every point of the
+    # space once, in an order Optuna's BruteForceSampler draws (seeded), the reference first and no anchors; it
+    # is exhaustive only when the trial and time budgets let every point run (set max_trials to the grid's size).
+    search: str = TPE
     # Search budget: trials (anchors and the reference included) and/or wall time.
     max_trials: int = 20
     max_minutes: Optional[float] = None
@@ -74,6 +80,10 @@ class TuneConfig:
     # Where the tuning's files go; None: outputs/tune/<time>.
     out: Optional[str] = None
     trial_timeout_s: float = 1800.0
+    # Continue the untracked tuning in `out` from its tune.json: its finished trials are kept (re-read from their
+    # folders), their points are not run again, max_trials counts them, max_minutes is this session's. A grid
+    # longer than one sitting is run as several sessions of one tuning.
+    resume: bool = False
 
 
 def space_path(name: str) -> Path:
@@ -128,6 +138,14 @@ def load_tune_config(name: str, overrides: list[str]) -> TuneConfig:
         for other in spec.when:
             if other not in cfg.space:
                 problems.append(f"tune.space.{pname}.when: no param {other!r}")
+    if cfg.search not in (TPE, GRID):
+        problems.append(f"tune.search={cfg.search}: one of {TPE}, {GRID}")
+    if cfg.search == GRID:
+        problems += [
+            f"tune.space.{pname}: a grid needs a step for the range (low, high, step)"
+            for pname, spec in cfg.space.items()
+            if spec.key is not None and spec.step is None
+        ]
     if not 0 <= cfg.prune_margin:
         problems.append(f"tune.prune_margin={cfg.prune_margin}: must be >= 0")
     if cfg.max_trials < 1:

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from diffexp import rundir
+from diffexp import names, rundir
 from diffexp.errors import DiffexpError
 from diffexp.results import RunResult
 
-FEASIBLE, INFEASIBLE, PRUNED, PROMOTED = "feasible", "infeasible", "pruned", "promoted"
+FEASIBLE, INFEASIBLE, PRUNED, PROMOTED = names.TUNE_FEASIBLE, "infeasible", "pruned", "promoted"
 PASS = "pass"
 
 

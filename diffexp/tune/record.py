@@ -1,5 +1,6 @@
 """A tuning's records: tune.json, the trials table and the chart in the tuning's directory (always), and in
-MLflow (when tracked) one parent run with a child run per trial stage, tagged `tune.state`."""
+MLflow (when tracked) one parent run with a child run per trial stage, tagged `tune.state`; a resumed tuning's
+earlier tune.json, checked against the settings it is resumed with."""
 
 from __future__ import annotations
 
@@ -11,18 +12,21 @@ from typing import Optional
 
 from omegaconf import OmegaConf
 
-from diffexp import rundir
-from diffexp.reports.tune import TrialRow, write_report
+from diffexp import names, rundir
+from diffexp.errors import ConfigError
+from diffexp.reports.tune import SUMMARY, TrialRow, write_report
+from diffexp.tune import space
 from diffexp.tune.config import TuneConfig
 from diffexp.tune.search import Search, Trial
 from diffexp.tune.winner import Outcome
 
 log = logging.getLogger(__name__)
 
-SUMMARY = "tune.json"
-ROLE = "tune"
-INTERRUPTED = "tune.interrupted"
-STATE = "tune.state"
+ROLE = names.TUNE_ROLE
+INTERRUPTED = names.TUNE_INTERRUPTED
+STATE = names.TUNE_STATE
+# What may change between the sessions of a resumed tuning: its budgets for this session and the flag itself.
+SESSION_FIELDS = ("max_trials", "max_minutes", "trial_timeout_s", "resume", "out")
 
 
 def budget_line(search: Search) -> tuple[Optional[float], str]:
@@ -33,11 +37,17 @@ def budget_line(search: Search) -> tuple[Optional[float], str]:
 
 def summary(search: Search, outcome: Optional[Outcome], interrupted: bool) -> dict:
     w = outcome.winner if outcome else None
+    coverage = search.coverage()
     return {
         "space": search.tcfg.name,
         "tune": OmegaConf.to_container(OmegaConf.structured(search.tcfg)),
         "run_overrides": search.run_overrides,
         "machine": dataclasses.asdict(search.box),
+        "search": search.tcfg.search,
+        "space_key": space.fingerprint(search.space, search.tcfg.base),
+        "coverage": {"size": coverage.size, "visited": coverage.visited, "exhaustive": coverage.exhaustive},
+        "wall_s": search.wall_s,
+        "sessions": search.sessions,
         "interrupted": interrupted,
         "stopped": search.stopped_because,
         "trials": [
@@ -45,7 +55,10 @@ def summary(search: Search, outcome: Optional[Outcome], interrupted: bool) -> di
                 **t.row().to_dict(),
                 "dir": str(t.dir) if t.dir else None,
                 "sample": t.sample,
+                "params": t.point.params,
                 "env": t.point.env,
+                "lossy": t.point.lossy,
+                "done": t.done,
                 "stage_run_ids": t.stage_run_ids,
             }
             for t in search.trials
@@ -68,9 +81,42 @@ def write_files(search: Search, outcome: Optional[Outcome], interrupted: bool) -
     return [search.out / SUMMARY, *write_report(rows, data["winner"], budget, label, search.out)]
 
 
+def previous(out: Path, tcfg: TuneConfig, run_overrides: list[str]) -> dict:
+    """The tune.json of the tuning `tune.resume=true` continues, when its settings are this session's."""
+    path = out / SUMMARY
+    if not path.is_file():
+        raise ConfigError([f"tune.resume=true: no {SUMMARY} in {out} to resume (give its tune.out)"])
+    data = json.loads(path.read_text())
+    now = OmegaConf.to_container(OmegaConf.structured(tcfg))
+    changed = [k for k in now if k not in SESSION_FIELDS and data["tune"].get(k) != now[k]]
+    if data["run_overrides"] != run_overrides:
+        changed.append(f"run overrides {data['run_overrides']} → {run_overrides}")
+    if changed:
+        raise ConfigError([f"tune.resume=true: {out} was tuned with other settings: {', '.join(changed)}"])
+    return data
+
+
+def search_tags(data: dict) -> dict[str, str]:
+    """The parent's tags of what a tuning covered (from its summary): the space's fingerprint and size, the
+    points that ran, the trial counts by state."""
+    coverage = data["coverage"]
+    counts: dict[str, int] = {}
+    for t in data["trials"]:
+        counts[t["state"]] = counts.get(t["state"], 0) + 1
+    return {
+        names.TUNE_SPACE_KEY: data["space_key"],
+        names.TUNE_SPACE_SIZE: str(coverage["size"]),
+        names.TUNE_VISITED: str(coverage["visited"]),
+        names.TUNE_EXHAUSTIVE: str(coverage["exhaustive"]).lower(),
+        names.TUNE_TRIALS: str(len(data["trials"])),
+        **{f"{names.TUNE_TRIALS}.{k}": str(v) for k, v in counts.items()},
+    }
+
+
 def parent_params(tcfg: TuneConfig, run_overrides: list[str]) -> dict[str, str]:
     keys = (
         "name",
+        "search",
         "vram_gib",
         "host_gib",
         "allow_lossy",
@@ -83,7 +129,7 @@ def parent_params(tcfg: TuneConfig, run_overrides: list[str]) -> dict[str, str]:
         "min_effect_pct",
         "reference",
     )
-    return {**{f"tune.{k}": str(getattr(tcfg, k)) for k in keys}, "tune.run_overrides": json.dumps(run_overrides)}
+    return {**{f"tune.{k}": str(getattr(tcfg, k)) for k in keys}, names.TUNE_RUN_OVERRIDES: json.dumps(run_overrides)}
 
 
 class Tracked:
@@ -145,18 +191,16 @@ def finish_parent(parent, outcome: Optional[Outcome], search: Search, files: lis
     w = outcome.winner if outcome else None
     tags = {
         INTERRUPTED: str(interrupted).lower(),
-        "tune.stopped": search.stopped_because or ("interrupted" if interrupted else ""),
+        names.TUNE_STOPPED: search.stopped_because or ("interrupted" if interrupted else ""),
+        **search_tags(summary(search, outcome, interrupted)),
     }
-    counts = {}
-    for t in search.trials:
-        counts[t.state] = counts.get(t.state, 0) + 1
-    tags.update({f"tune.trials.{k}": str(v) for k, v in counts.items()})
+    parent.log_metrics({names.TUNE_WALL_S: search.wall_s})
     if outcome is not None:
         tags.update({"tune.decided_by": outcome.decided_by, "tune.noise": outcome.noise_text[:5000]})
     if w is not None:
         tags.update(
             {
-                "tune.winner": str(w.number),
+                names.TUNE_WINNER: str(w.number),
                 "tune.winner_name": w.name,
                 "tune.winner_run_id": w.run_id,
                 "tune.command": outcome.command[:5000],
@@ -194,9 +238,9 @@ def log_untracked(tune_dir: Path, tracking_uri: Optional[str]) -> str:
     first = next((Path(t["dir"]) for t in data["trials"] if t.get("dir")), None)
     if first is not None and (tune_dir / "trials" / first.name / rundir.CONFIG_YAML).is_file():
         experiment = OmegaConf.load(tune_dir / "trials" / first.name / rundir.CONFIG_YAML).model.name
-    params = {
-        f"tune.{k}": str(tcfg.get(k)) for k in ("name", "vram_gib", "host_gib", "max_trials", "prune_margin", "seed")
-    }
+    keys = ("name", "search", "vram_gib", "host_gib", "allow_lossy", "max_trials", "prune_margin", "seed")
+    params = {f"tune.{k}": str(tcfg.get(k)) for k in keys}
+    params[names.TUNE_RUN_OVERRIDES] = json.dumps(data["run_overrides"])
     with RunRecorder(
         tracking_uri,
         experiment or "tune",
@@ -224,12 +268,16 @@ def log_untracked(tune_dir: Path, tracking_uri: Optional[str]) -> str:
         parent.set_tags(
             {
                 INTERRUPTED: str(data["interrupted"]).lower(),
-                "tune.winner": str(winner),
+                names.TUNE_STOPPED: data["stopped"],
+                names.TUNE_WINNER: str(winner),
                 "tune.command": data["command"][:5000],
                 "tune.sglang_command": data["sglang_command"][:5000],
                 "tune.decided_by": data["decided_by"],
+                **(search_tags(data) if "coverage" in data else {}),
             }
         )
+        if data.get("wall_s") is not None:
+            parent.log_metrics({names.TUNE_WALL_S: data["wall_s"]})
         for name in (SUMMARY, "trials.md", "trials.csv", "tune_chart.html"):
             parent.log_artifact(tune_dir / name)
         if data["interrupted"]:

@@ -1,11 +1,13 @@
 """The search: the reference and the anchors first, then Optuna's ask/tell (TPE, seeded, constraints) over the
-space; each trial a fresh process, probed with a few repeats and pruned when hopeless, measured in full otherwise,
-gated by the budgets and the review."""
+space, or every point of the space once (grid: Optuna's BruteForceSampler); each trial a fresh process, probed with
+a few repeats and pruned when hopeless, measured in full otherwise, gated by the budgets and the review. A resumed
+tuning's finished trials are replayed to the sampler before it is asked for more."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,12 +15,13 @@ from pathlib import Path
 from statistics import median
 from typing import Optional
 
+from diffexp import rundir
 from diffexp.config import Config, compose, to_config, validate
 from diffexp.errors import DiffexpError
 from diffexp.reports.tune import TrialRow
 from diffexp.results import RunResult
 from diffexp.tune import gate, space
-from diffexp.tune.config import TuneConfig
+from diffexp.tune.config import GRID, TuneConfig
 from diffexp.tune.trial import Ran, launch
 
 log = logging.getLogger(__name__)
@@ -43,6 +46,7 @@ class Trial:
     host_gib: Optional[float] = None
     correctness: str = ""
     dir: Optional[Path] = None
+    done: bool = False  # its last stage was judged (an interrupted trial is not done)
 
     @property
     def sample(self) -> list[float]:
@@ -75,6 +79,24 @@ class Trial:
             overrides=list(self.point.overrides),
             run_id=self.run_id,
         )
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """How much of its space a tuning ran: the space's distinct points (None: a continuous range), those that ran
+    (pruned and infeasible ones included), and whether that is all of them."""
+
+    size: Optional[int]
+    visited: int
+
+    @property
+    def exhaustive(self) -> bool:
+        return self.size is not None and self.visited >= self.size
+
+    def text(self) -> str:
+        if self.size is None:
+            return f"{self.visited} points of a continuous space"
+        return f"{self.visited} of {self.size} points" + (" (exhaustive)" if self.exhaustive else " (NOT exhaustive)")
 
 
 def composed(overrides: list[str]) -> Config:
@@ -120,7 +142,9 @@ class Search:
         self.space = space.active(tcfg, box.num_gpus, box.cuda)
         self.trials: list[Trial] = []
         self.reference: Optional[Trial] = None  # the trial every other one is reviewed against
-        self.started = time.monotonic()
+        self.grid = tcfg.search == GRID
+        self.started, self.ended = time.monotonic(), None
+        self.earlier_wall_s, self.sessions = 0.0, 1  # a resumed tuning's earlier sessions
         self.stopped_because = ""
         cache = out / "compile_cache"
         # One compile cache for every trial: a configuration compiled once is not compiled again.
@@ -244,9 +268,68 @@ class Search:
         return self._reported(trial, FULL, final=True)
 
     def _reported(self, trial: Trial, stage: str, final: bool, state: Optional[str] = None) -> Trial:
+        trial.done = final
         if self.on_stage is not None:
             self.on_stage(trial, stage, final, state or trial.state)
         return trial
+
+    # --- what it covered, how long it took ------------------------------------------------------------------
+
+    @property
+    def wall_s(self) -> float:
+        """This session's wall time (until the loop ended, or until now) and the earlier sessions'."""
+        return self.earlier_wall_s + (self.ended or time.monotonic()) - self.started
+
+    def visited(self) -> set[str]:
+        return {t.point.key for t in self.trials if t.kind in (REFERENCE, SEARCH) and t.done}
+
+    def coverage(self) -> Coverage:
+        total = space.size(self.space)
+        return Coverage(None if total == float("inf") else int(total), len(self.visited()))
+
+    # --- resuming --------------------------------------------------------------------------------------------
+
+    def restore(self, data: dict) -> None:
+        """A resumed tuning's finished trials (tune.json), each re-read from its folder under this tuning's
+        directory; the trial that was running when it stopped is removed and runs again."""
+        unfinished = False
+        for t in data["trials"]:
+            unfinished = unfinished or not t.get("done")
+            if unfinished:  # the numbers go on from here: the folders are the next trials'
+                for folder in (self.out / "trials").glob(f"{t['number']:03d}_*"):
+                    shutil.rmtree(folder)
+                log.info("trial %d (%s) did not finish: it runs again", t["number"], t["name"])
+                continue
+            folder = self.out / "trials" / Path(t["dir"]).name if t.get("dir") else None
+            metrics = folder / rundir.METRICS_JSON if folder else None
+            point = space.Point(t["params"], t["overrides"], t["env"], t["complexity"], t["lossy"])
+            trial = Trial(len(self.trials), t["name"], t["kind"], point, t["state"], t["reason"])
+            trial.result = RunResult.read_json(metrics) if metrics and metrics.is_file() else None
+            trial.run_id, trial.stage_run_ids, trial.host_gib = t["run_id"], t["stage_run_ids"], t["host_gib"]
+            trial.correctness, trial.dir, trial.done = t["correctness"], folder, True
+            if trial.correctness == "reference":
+                self.reference = trial
+            self.trials.append(trial)
+        self.earlier_wall_s, self.sessions = data.get("wall_s") or 0.0, data.get("sessions", 1) + 1
+        log.info(
+            "resumed: %d finished trials, %.0f s in %d earlier session(s)",
+            len(self.trials),
+            self.earlier_wall_s,
+            self.sessions - 1,
+        )
+
+    def _replay(self, study) -> dict[str, Trial]:
+        """Tell the sampler the restored trials of the space (not the anchors): as if it had asked for them."""
+        seen: dict[str, Trial] = {}
+        for trial in self.trials:
+            if trial.kind not in (REFERENCE, SEARCH):
+                continue
+            study.enqueue_trial(trial.point.params)
+            asked = study.ask()
+            space.suggest(asked, self.space)
+            self._tell(study, asked, trial)
+            seen[trial.point.key] = trial
+        return seen
 
     # --- the loop --------------------------------------------------------------------------------------------
 
@@ -259,19 +342,63 @@ class Search:
             return True
         return False
 
+    def sampler(self):
+        import warnings
+
+        import optuna
+
+        if self.grid:
+            # Define-by-run like the TPE search, so a `when` param is enumerated only where it applies; strict
+            # (avoid_premature_stop): it stops only when every branch ran. Experimental since optuna 3.1 (pinned).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.samplers.BruteForceSampler(seed=self.tcfg.seed, avoid_premature_stop=True)
+        return optuna.samplers.TPESampler(
+            seed=self.tcfg.seed, constraints_func=lambda t: t.user_attrs.get("constraint", (0.0,))
+        )
+
+    def announce(self) -> None:
+        """The grid's size before it starts, and whether the trial budget lets it be exhaustive."""
+        if not self.grid:
+            return
+        total, left = self.coverage().size, self.tcfg.max_trials - len(self.trials)
+        todo = total - len(self.visited())
+        log.info("grid over %s: %d points (%s); %d to run", self.tcfg.name, total, ", ".join(self.space), todo)
+        if todo > left:
+            log.warning(
+                "tune.max_trials=%d leaves room for %d of the %d points left: the grid will NOT be exhaustive "
+                "(tune.max_trials=%d covers it)",
+                self.tcfg.max_trials,
+                max(left, 0),
+                todo,
+                total,
+            )
+
     def run(self, anchors: dict[str, space.Point]) -> list[Trial]:
+        try:
+            return self._loop(anchors)
+        finally:
+            self.ended = time.monotonic()
+
+    def _loop(self, anchors: dict[str, space.Point]) -> list[Trial]:
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        sampler = optuna.samplers.TPESampler(
-            seed=self.tcfg.seed, constraints_func=lambda t: t.user_attrs.get("constraint", (0.0,))
-        )
-        study = optuna.create_study(direction="minimize", sampler=sampler)
-        study.enqueue_trial(space.reference_values(self.space))
-        seen: dict[str, Trial] = {}
+        study = optuna.create_study(direction="minimize", sampler=self.sampler())
+        seen = self._replay(study)
+        if not seen:
+            study.enqueue_trial(space.reference_values(self.space))
+        total = space.size(self.space)
+        self.announce()
+        ran = {t.name for t in self.trials}
+        anchors_left = {name: point for name, point in anchors.items() if f"anchor:{name}" not in ran}
         repeated = 0
-        anchors_left = dict(anchors)
-        while not self.out_of_budget():
+        while True:
+            if len(seen) >= total and not anchors_left:
+                self.stopped_because = f"every point of the space ran ({len(seen)})"
+                break
+            if self.out_of_budget():
+                break
             if anchors_left and self.trials:  # the reference first, then each anchor
                 name = next(iter(anchors_left))
                 point = anchors_left.pop(name)
@@ -282,8 +409,8 @@ class Search:
             if point.key in seen:  # Optuna suggested a point already measured: tell it the same, run nothing
                 self._tell(study, asked, seen[point.key])
                 repeated += 1
-                if repeated > MAX_REPEATED_SUGGESTIONS or len(seen) >= space.size(self.space):
-                    self.stopped_because = f"every point of the space ran ({len(seen)})"
+                if repeated > MAX_REPEATED_SUGGESTIONS:
+                    self.stopped_because = f"Optuna suggested only points already run, {repeated} times in a row"
                     break
                 continue
             repeated = 0
@@ -294,19 +421,22 @@ class Search:
             )
             seen[point.key] = trial
             self._tell(study, asked, trial)
-            if len(seen) >= space.size(self.space) and not anchors_left:
-                self.stopped_because = f"every point of the space ran ({len(seen)})"
-                break
         return self.trials
 
     @staticmethod
     def _tell(study, asked, trial: Trial) -> None:
         from optuna.trial import TrialState
 
-        if trial.state == gate.PRUNED:
-            study.tell(asked, state=TrialState.PRUNED)
-        elif trial.median_s is None:
-            study.tell(asked, state=TrialState.FAIL)
-        else:
-            asked.set_user_attr("constraint", (0.0 if trial.state == gate.FEASIBLE else 1.0,))
-            study.tell(asked, trial.median_s)
+        try:
+            if trial.state == gate.PRUNED:
+                study.tell(asked, state=TrialState.PRUNED)
+            elif trial.median_s is None:
+                study.tell(asked, state=TrialState.FAIL)
+            else:
+                asked.set_user_attr("constraint", (0.0 if trial.state == gate.FEASIBLE else 1.0,))
+                study.tell(asked, trial.median_s)
+        except RuntimeError as exc:
+            # BruteForceSampler calls study.stop() after the last point, which outside study.optimize raises once
+            # the trial is stored (Optuna's own workaround, optuna/optuna#4121): the loop's count ends the grid.
+            if "Study.stop" not in str(exc):
+                raise

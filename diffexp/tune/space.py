@@ -3,9 +3,11 @@ and how simple a point is (the tie-break)."""
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from diffexp.tune.config import ParamSpec, TuneConfig
 
@@ -104,14 +106,44 @@ def reference_values(space: dict[str, ParamSpec]) -> dict[str, Any]:
     return values
 
 
+def values_of(spec: ParamSpec) -> Optional[list[Any]]:
+    """A param's values: its choices' labels, or a stepped range's points (low, low + step, … ≤ high); None for a
+    continuous range."""
+    if spec.choices:
+        return list(spec.choices)
+    if spec.step is None:
+        return None
+    count = int(round((spec.high - spec.low) / spec.step)) + 1
+    return [round(spec.low + k * spec.step, 12) for k in range(count)]
+
+
 def size(space: dict[str, ParamSpec]) -> float:
-    """How many distinct points a space has (infinite with a continuous range): the search stops when all ran."""
-    total = 1.0
-    for spec in space.values():
-        if spec.choices:
-            total *= len(spec.choices)
-        elif spec.step:
-            total *= int(round((spec.high - spec.low) / spec.step)) + 1
-        else:
+    """How many distinct points a space has, as define-by-run suggestion makes them (a `when` param counts only
+    where its condition holds: prefetch sizes only with layerwise offload); infinite with a continuous range. The
+    search stops when all ran; a grid runs each once."""
+    conditions = {other for spec in space.values() for other in spec.when}
+    # Points counted per assignment of the params some `when` reads (the rest only multiply).
+    counts: dict[tuple, int] = {(): 1}
+    for name, spec in space.items():
+        values = values_of(spec)
+        if values is None:
             return float("inf")
-    return total
+        grown: dict[tuple, int] = {}
+        for state, n in counts.items():
+            if not _applies(spec, dict(state)):
+                branches = [(state, n)]
+            elif name in conditions:
+                branches = [((*state, (name, v)), n) for v in values]
+            else:
+                branches = [(state, n * len(values))]
+            for key, count in branches:
+                grown[key] = grown.get(key, 0) + count
+        counts = grown
+    return float(sum(counts.values()))
+
+
+def fingerprint(space: dict[str, ParamSpec], base: list[str]) -> str:
+    """A short hash of the searched space (its params as this machine and these settings search them) and the
+    overrides every trial gets: two tunings with the same fingerprint searched the same points."""
+    data = {"space": {name: dataclasses.asdict(spec) for name, spec in space.items()}, "base": list(base)}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:12]

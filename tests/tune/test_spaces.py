@@ -11,7 +11,8 @@ from diffexp.tune.config import TUNE_DIR, load_tune_config, split_overrides
 from diffexp.tune.space import as_choice
 
 SPACES = sorted(p.stem for p in TUNE_DIR.glob("*.yaml"))
-MODEL = {"image": ["model=flux1_dev", "model.weights=random", "engine=diffusers"], "video": ["model=tiny_wan"]}
+IMAGE = ["model=flux1_dev", "model.weights=random", "engine=diffusers"]
+MODEL = {"image": IMAGE, "image_core": IMAGE, "video": ["model=tiny_wan"]}
 
 
 @pytest.mark.parametrize("name", SPACES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,11 +51,25 @@ def _run_log(path: Path):
         handler.close()
 
 
+# A second Ctrl-C or SIGTERM this soon after the first is held: the run is being ended and recorded. Later, one
+# raises again (whatever swallowed the first must not make the run unstoppable).
+REPEAT_HELD_S = 60.0
+
+
 @contextmanager
 def _terminate_as_interrupt():
-    """SIGTERM (e.g. from a scheduler) ends the run as KILLED, like Ctrl-C does."""
+    """SIGTERM (e.g. from a scheduler) ends the run as KILLED, like Ctrl-C does; the first of either raises, a
+    repeat within REPEAT_HELD_S is held so that the run's end is written whole."""
+    first: list[float] = []
 
     def handler(signum, frame):
+        now = time.monotonic()
+        if first and now - first[0] < REPEAT_HELD_S:
+            log.warning("signal %d again: the run is being ended and recorded, one moment", signum)
+            return
+        first[:] = [now]
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
         raise RunInterrupted(f"received signal {signum}")
 
     try:
@@ -64,7 +79,7 @@ def _terminate_as_interrupt():
         return
     # A process started in the background inherits SIGINT ignored, and Python then never raises
     # KeyboardInterrupt: during a run, an explicit `kill -INT` must still end it as KILLED.
-    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
+    previous_int = signal.signal(signal.SIGINT, handler)
     try:
         yield
     finally:

@@ -168,8 +168,11 @@ class _signals_held:
 
 
 def _reply(out, op: str, message: dict) -> None:
-    out.write(json.dumps({"op": op, **message}) + "\n")
-    out.flush()
+    try:
+        out.write(json.dumps({"op": op, **message}) + "\n")
+        out.flush()
+    except BrokenPipeError:  # the run's process is gone; the record is written all the same
+        pass
 
 
 def _request(stdin) -> Optional[dict]:
@@ -252,8 +255,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     from diffexp.logs import quiet_libraries_logging
 
     quiet_libraries_logging()
-    with os.fdopen(args.reply_fd, "w") as out:
-        code = _serve(args, out)
+    out = os.fdopen(args.reply_fd, "w")
+    code = _serve(args, out)
+    try:
+        out.close()
+    except BrokenPipeError:
+        pass
     # Everything is written (MLflow's client calls return once stored): leave now. An interpreter's orderly exit
     # with MLflow, SQLAlchemy and their threads loaded takes seconds the run's process would wait out.
     logging.shutdown()

@@ -35,17 +35,9 @@ def print_outcome(run_id: str, outcome) -> None:
     table = Table(title=f"run {run_id}: correctness {outcome.verdict}")
     table.add_column("")
     table.add_column("value", justify="right")
-    rows = {
-        "reference": outcome.reference,
-        "reference run": outcome.reference_run_id,
-        "bounds": outcome.bounds,
-        "failed": "; ".join(outcome.failed) or None,
-        "note": outcome.note,
-        "error": outcome.error,
-    }
-    for key, value in rows.items():
+    for key, value in outcome.described().items():
         if value:
-            table.add_row(key, str(value))
+            table.add_row(key.replace("_", " "), str(value))
     for key, value in outcome.figures.items():
         table.add_row(key, f"{value:.4g}")
     Console().print(table)

@@ -73,15 +73,21 @@ class ReviewOutcome:
     stack_reference: Optional[str] = None
     stack_differs: list[str] = field(default_factory=list)
 
+    def described(self) -> dict[str, Optional[str]]:
+        """What the review compared and found, as `review.<key>` tags hold it and the console shows it."""
+        return {
+            "reference": self.reference,
+            "reference_run_id": self.reference_run_id,
+            "bounds": self.bounds,
+            "failed": "; ".join(self.failed) or None,
+            "note": self.note,
+            "error": self.error[:5000] if self.error else None,
+        }
+
     def tags(self, baseline: bool) -> dict[str, str]:
         tags = {names.CORRECTNESS: self.verdict}
         optional = {
-            "review.reference": self.reference,
-            "review.reference_run_id": self.reference_run_id,
-            "review.bounds": self.bounds,
-            "review.failed": "; ".join(self.failed) or None,
-            "review.note": self.note,
-            "review.error": self.error[:5000] if self.error else None,
+            **{f"review.{key}": value for key, value in self.described().items()},
             ROLE_TAG: ROLE_REFERENCE if self.is_sweep_reference else None,
             "review.params_checked": None if self.params_checked else "false",
             "review.lossy": ", ".join(self.lossy) or None,

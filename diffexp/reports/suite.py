@@ -15,7 +15,7 @@ from diffexp.reports.summary import (
     rounded,
     what_ran_notes,
 )
-from diffexp.tracking.records import RecordedRun, search
+from diffexp.tracking.records import RecordedRun, parse_point_overrides, search
 from diffexp.tracking.store import client_for
 
 # The guide's standard benchmark suite, in its table's order.
@@ -26,6 +26,39 @@ def suite_runs(uri: Optional[str] = None) -> list[RecordedRun]:
     """FINISHED, valid, unprofiled runs (sweep points included, sweep parents not), newest first."""
     found = search(client_for(uri), f"attributes.status = 'FINISHED' and tags.{names.VALID} = 'true'")
     return [r for r in found if r.tags.get(names.PROFILED) != "true" and r.tags.get(names.SWEEP_ROLE) != "parent"]
+
+
+# What a recipe fixes that a run may have changed to fit one GPU or one call (fewer steps, one GPU for an 8-GPU recipe).
+RECIPE_KEYS = (
+    "parallel.num_gpus",
+    "model.sampling.num_inference_steps",
+    "model.sampling.width",
+    "model.sampling.height",
+    "model.sampling.resolution",
+    "model.sampling.num_frames",
+)
+
+
+def recipe_departures(run: RecordedRun) -> list[str]:
+    """Where a recipe point (`+recipe=NAME`) ran otherwise than its recipe says: each key, its value and the
+    recipe's, so a single-GPU or fewer-step measurement is never read as the recipe's figure."""
+    recipe = parse_point_overrides(run.tags.get(names.SWEEP_OVERRIDES)).get("+recipe")
+    if not recipe:
+        return []
+    from omegaconf import OmegaConf
+
+    from diffexp.config import compose
+
+    try:
+        asked = compose([f"+recipe={recipe}"])
+    except Exception as exc:  # a recipe renamed or removed since the run: say so, do not guess
+        return [f"recipe {recipe!r} cannot be composed now ({type(exc).__name__}); departures not checked"]
+    out = []
+    for key in RECIPE_KEYS:
+        want, ran = str(OmegaConf.select(asked, key)), run.params.get(key)
+        if ran is not None and ran != want:
+            out.append(f"{key}={ran} where recipe {recipe} has {want}")
+    return out
 
 
 def _model_defaults(model: str) -> dict[str, str]:
@@ -50,6 +83,9 @@ def suite_table(runs: Sequence[RecordedRun], every_model: bool = False) -> str:
         if key not in latest:
             latest[key] = row
             notes += [f"{row['Model']} ({row['GPU']}): {note}" for note in what_ran_notes(run)]
+            departures = recipe_departures(run)
+            if departures:
+                notes.append(f"{row['Model']} ({row['GPU']}): NOT THE RECIPE AS WRITTEN: " + "; ".join(departures))
     models = list(SUITE_MODELS)
     if every_model:
         models += sorted({m for m, _ in latest} - set(SUITE_MODELS))

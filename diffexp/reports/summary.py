@@ -25,6 +25,7 @@ GUIDE_COLUMNS = [
     "Steps",
     "Resolution",
     "Denoise (s) ★",
+    "Step (ms)",
     "E2E (s)",
     PEAK_MEM_COLUMN,
     "SGLang Ver",
@@ -85,6 +86,7 @@ def guide_row(run: RecordedRun) -> dict[str, str]:
         "Steps": steps if steps != "None" else MISSING,
         "Resolution": resolution(p),
         "Denoise (s) ★": _num(r.denoise_s),
+        "Step (ms)": _num(run.metrics.get("denoise_step_ms", r.denoise_step_median_ms)),  # the logged headline
         "E2E (s)": _num(r.e2e_s),
         PEAK_MEM_COLUMN: _num(r.peak_mem_gib),
         "SGLang Ver": version,

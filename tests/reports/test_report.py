@@ -7,17 +7,21 @@ import time
 
 import pytest
 
+from diffexp import names
 from diffexp.report import main
 from diffexp.reports.suite import suite_runs, suite_table
 from diffexp.results import RunResult
 from diffexp.tracking.writer import RunRecorder
 
-GUIDE_HEADER = "| Model | Task | Steps | Resolution | Denoise (s) ★ | E2E (s) | Peak Mem (GiB) | SGLang Ver | GPU |"
+GUIDE_HEADER = (
+    "| Model | Task | Steps | Resolution | Denoise (s) ★ | Step (ms) | E2E (s) | Peak Mem (GiB) | SGLang Ver | GPU |"
+)
 
 
 def _run(
-    uri, model, label, task, denoise, gpu="NVIDIA H100 80GB HBM3", gpus="1", valid="true", status_ok=True, **sampling
-):
+    uri, model, label, task, denoise, gpu="NVIDIA H100 80GB HBM3", gpus="1", valid="true", status_ok=True, tags=None,
+    **sampling,
+):  # fmt: skip
     params = {
         "model.name": model,
         "model.label": label,
@@ -37,9 +41,19 @@ def _run(
             }.items()
         },
     }
-    tags = {"model": model, "engine": "sglang", "valid": valid, "version.sglang": "0.5.23", "gpu.names": gpu}
+    tags = {
+        "model": model,
+        "engine": "sglang",
+        "valid": valid,
+        "version.sglang": "0.5.23",
+        "gpu.names": gpu,
+        **(tags or {}),
+    }
     with RunRecorder(uri, model, model, params, tags) as rec:
-        rec.log_result(RunResult(denoise_s=denoise, e2e_s=denoise + 1.5, peak_mem_gib=30.25, valid=valid == "true"))
+        steps = int(sampling.get("num_inference_steps") or 1)
+        result = RunResult(denoise_s=denoise, e2e_s=denoise + 1.5, peak_mem_gib=30.25, valid=valid == "true")
+        result.denoise_step_ms = [1000 * denoise / steps] * steps
+        rec.log_result(result)
         if not status_ok:
             rec.status = "FAILED"
     time.sleep(0.01)  # distinct start times: "latest" must be well defined
@@ -84,20 +98,23 @@ def test_latest_valid_run_per_model_and_gpu(store):
         "Wan2.2-T2V-A14B 720P",
         "Wan2.2-TI2V-5B 720P",
     ]
-    assert "| FLUX.1-dev | T2I | 50 | 1024×1024 | 18.500 | 20.000 | 30.25 | 0.5.23 | NVIDIA H100 80GB HBM3 |" in rows
-    assert "| FLUX.1-dev | T2I | 50 | 1024×1024 | 16.000 | 17.500 | 30.25 | 0.5.23 | NVIDIA H200 |" in rows
     assert (
-        "| Wan2.2-T2V-A14B 720P | T2V | 40 | 720P 81fr | 300.000 | 301.500 | 30.25 | 0.5.23 | 8× NVIDIA H100 80GB HBM3 |"
+        "| FLUX.1-dev | T2I | 50 | 1024×1024 | 18.500 | 370.0 | 20.000 | 30.25 | 0.5.23 | NVIDIA H100 80GB HBM3 |"
         in rows
     )
-    assert "| Qwen-Image-2512 | T2I | 50 | 1024×1024 | - | - | - | - | - |" in rows  # not run yet
+    assert "| FLUX.1-dev | T2I | 50 | 1024×1024 | 16.000 | 320.0 | 17.500 | 30.25 | 0.5.23 | NVIDIA H200 |" in rows
+    assert (
+        "| Wan2.2-T2V-A14B 720P | T2V | 40 | 720P 81fr | 300.000 | 7500.0 | 301.500 | 30.25 | 0.5.23 | 8× NVIDIA H100 80GB HBM3 |"
+        in rows
+    )
+    assert "| Qwen-Image-2512 | T2I | 50 | 1024×1024 | - | - | - | - | - | - |" in rows  # not run yet
     assert not any("tiny-FLUX" in r for r in rows)
 
 
 def test_suite_command(store, capsys):
     assert main(["--tracking-uri", store, "suite", "--all"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(GUIDE_HEADER) and "| tiny-FLUX | T2I | 4 | 64×64 | 0.100 |" in out and "| CPU |" in out
+    assert out.startswith(GUIDE_HEADER) and "| tiny-FLUX | T2I | 4 | 64×64 | 0.100 | 25.0 |" in out and "| CPU |" in out
     with pytest.raises(SystemExit) as exit_info:
         main(["bogus"])
     assert exit_info.value.code == 2
@@ -114,3 +131,22 @@ def test_a_run_that_did_not_run_what_it_asked_is_flagged_under_the_table(tmp_pat
     )
     table = suite_table(suite_runs(uri))
     assert "> FLUX.1-dev (NVIDIA H100 80GB HBM3): ⚠ DID NOT RUN WHAT WAS ASKED: compile.enabled=true" in table
+
+
+def test_a_recipe_point_run_otherwise_than_its_recipe_is_flagged_under_the_table(tmp_path):
+    """Wan2.2-T2V-A14B's recipe is 8 GPUs and 40 steps; measured on one H200 with 10 steps, the table says both."""
+    import json
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    overrides = {names.SWEEP_OVERRIDES: json.dumps(["+recipe=wan22_t2v"])}
+    _run(uri, "wan22_t2v", "Wan2.2-T2V-A14B 720P", "T2V", 30.0, gpu="NVIDIA H200", tags=overrides,
+         resolution="720p", num_frames=81, num_inference_steps=10)  # fmt: skip
+    _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 5.0, tags={names.SWEEP_OVERRIDES: json.dumps(["+recipe=flux1_dev"])},
+         width=1024, height=1024, num_inference_steps=50)  # fmt: skip
+    table = suite_table(suite_runs(uri))
+    assert "| Wan2.2-T2V-A14B 720P | T2V | 10 | 720P 81fr | 30.000 | 3000.0 | 31.500 |" in table  # per step beside it
+    notes = [line for line in table.splitlines() if "NOT THE RECIPE AS WRITTEN" in line]
+    assert notes == [
+        "> Wan2.2-T2V-A14B 720P (NVIDIA H200): NOT THE RECIPE AS WRITTEN: parallel.num_gpus=1 where recipe wan22_t2v "
+        "has 8; model.sampling.num_inference_steps=10 where recipe wan22_t2v has 40"
+    ]  # and none for FLUX.1-dev, run as its recipe says

@@ -70,6 +70,7 @@ def test_summary_artifacts_hold_the_childrens_numbers(tiny_sweep, tmp_path):
     for row in rows:
         metrics = by_id[row["Run ID"]].data.metrics
         assert float(row["Denoise (s) ★"]) == metrics["denoise_s"]
+        assert float(row["Step (ms)"]) == metrics["denoise_step_ms"]
         assert float(row["E2E (s)"]) == metrics["e2e_s"]
         assert float(row["Peak Mem (GiB)"]) == metrics["peak_mem_gib"]
         assert row["Status"] == "FINISHED" and row["Correctness"] in ("pass", "fail", "unchecked")
@@ -79,7 +80,7 @@ def test_summary_artifacts_hold_the_childrens_numbers(tiny_sweep, tmp_path):
     assert client.get_run(run_id).data.tags["sweep.fastest"] == fastest["Run ID"]
     markdown = (tmp_path / SUMMARY_DIR / "summary.md").read_text()
     assert (
-        "| Model | Task | Steps | Resolution | Denoise (s) ★ | E2E (s) | Peak Mem (GiB) | SGLang Ver | GPU |"
+        "| Model | Task | Steps | Resolution | Denoise (s) ★ | Step (ms) | E2E (s) | Peak Mem (GiB) | SGLang Ver | GPU |"
         in markdown
     )
     assert local

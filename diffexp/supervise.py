@@ -11,6 +11,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional, TextIO
 
@@ -129,3 +131,24 @@ def run_streaming(
             kill_group(pgid, grace_s)
         pump.join(timeout=5)
         return proc.returncode, list(pump.tail)
+
+
+@contextmanager
+def interrupts_deferred() -> Iterator[list[int]]:
+    """SIGINT/SIGTERM held while a run's end is written (a second Ctrl-C must not lose the log and traceback);
+    yields the signals that arrived. Outside the main thread signals cannot be handled: nothing changes."""
+    pending: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending
+        return
+
+    def hold(signum, frame):
+        pending.append(signum)
+        log.warning("signal %d: writing the run's end first (log, traceback, status), then stopping", signum)
+
+    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield pending
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

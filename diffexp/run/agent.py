@@ -28,6 +28,7 @@ from typing import Optional
 
 from diffexp import rundir
 from diffexp.errors import DiffexpError, ReportedFailure, ReportedInterrupt, RunInterrupted
+from diffexp.supervise import interrupts_deferred
 
 log = logging.getLogger(__name__)
 RUN_PID = os.getppid()  # the run's process: the agent's parent while it lives
@@ -67,31 +68,17 @@ class TrackingAgent:
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError):
             pass  # it died: the reply below says how
-        ready, _, _ = select.select([self.replies], [], [], timeout_s)
-        line = self.replies.readline() if ready else ""
-        if not line:
-            code = self.proc.poll()
-            self.done = True
-            why = f"exited with {code}" if code is not None else f"did not answer within {timeout_s:.0f} s"
-            raise DiffexpError(f"the run's tracking agent {why} (its messages are above, on stderr)")
-        reply = json.loads(line)
-        if reply.get("op") != request["op"]:  # the answer to a request this process stopped waiting for
-            return self._ask_pending(request, timeout_s)
-        if "error" in reply:
-            self.done = True
-            raise DiffexpError(reply["error"])
-        return reply
-
-    def _ask_pending(self, request: dict, timeout_s: float) -> dict:
-        """Read on (without asking again) until the answer to `request` comes."""
-        ready, _, _ = select.select([self.replies], [], [], timeout_s)
-        line = self.replies.readline() if ready else ""
-        if not line:
-            self.done = True
-            raise DiffexpError(f"the run's tracking agent stopped answering (exit status {self.proc.poll()})")
-        reply = json.loads(line)
-        if reply.get("op") != request["op"]:
-            return self._ask_pending(request, timeout_s)
+        while True:  # skipping the answer to a request this process stopped waiting for (Ctrl-C during `open`)
+            ready, _, _ = select.select([self.replies], [], [], timeout_s)
+            line = self.replies.readline() if ready else ""
+            if not line:
+                self.done = True
+                code = self.proc.poll()
+                why = f"exited with {code}" if code is not None else f"did not answer within {timeout_s:.0f} s"
+                raise DiffexpError(f"the run's tracking agent {why} (its messages are above, on stderr)")
+            reply = json.loads(line)
+            if reply.get("op") == request["op"]:
+                break
         if "error" in reply:
             self.done = True
             raise DiffexpError(reply["error"])
@@ -105,9 +92,11 @@ class TrackingAgent:
         return reply["run_id"], reply["uri"]
 
     def finish(self, result_json: Path) -> str:
-        with _signals_held():  # the result is measured: let its record be written
+        with interrupts_deferred() as pending:  # the result is measured: let its record be written
             reply = self._ask({"op": "result", "path": str(result_json)}, END_TIMEOUT_S)
         self.close()
+        if pending:  # the run is recorded; now honour the interrupt
+            raise KeyboardInterrupt
         return reply["status"]
 
     def report(self, exc: BaseException) -> None:
@@ -122,7 +111,7 @@ class TrackingAgent:
             "error": str(exc),
             "traceback": text,
         }
-        with _signals_held():
+        with interrupts_deferred():  # the run is ending anyway: a repeat waits for its record
             try:
                 self._ask(request, END_TIMEOUT_S)
             except DiffexpError as agent_error:
@@ -142,26 +131,6 @@ class TrackingAgent:
             self.proc.kill()
         self.replies.close()
         self.done = True
-
-
-class _signals_held:
-    """SIGINT/SIGTERM held while the record is being written (a second Ctrl-C must not cut it short); the
-    interrupt is raised once it is written."""
-
-    def __enter__(self):
-        self.pending: list[int] = []
-        try:
-            self.previous = {s: signal.signal(s, lambda n, f: self.pending.append(n)) for s in (2, 15)}
-        except ValueError:  # not the main thread
-            self.previous = {}
-        return self
-
-    def __exit__(self, *exc) -> bool:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        if self.pending and exc[0] is None:
-            raise KeyboardInterrupt
-        return False
 
 
 # The agent's own side.

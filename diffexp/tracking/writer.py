@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import socket
-import threading
 import traceback
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Optional
 
@@ -22,6 +19,7 @@ from mlflow.utils.time import get_current_time_millis
 from diffexp import names, rundir
 from diffexp.errors import Reported, RunInterrupted
 from diffexp.results import RunResult
+from diffexp.supervise import interrupts_deferred
 from diffexp.tracking.store import client_for, experiment_id
 
 log = logging.getLogger(__name__)
@@ -40,27 +38,6 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
         return out
     value = json.dumps(tree) if isinstance(tree, (list, tuple)) else str(tree)
     return {prefix[:-1]: value[:MAX_PARAM_CHARS]}
-
-
-@contextmanager
-def interrupts_deferred() -> Iterator[list[int]]:
-    """SIGINT/SIGTERM held while a run's end is written (a second Ctrl-C must not lose the log and traceback);
-    yields the signals that arrived. Outside the main thread signals cannot be handled: nothing changes."""
-    pending: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield pending
-        return
-
-    def hold(signum, frame):
-        pending.append(signum)
-        log.warning("signal %d: writing the run's end first (log, traceback, status), then stopping", signum)
-
-    previous = {sig: signal.signal(sig, hold) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield pending
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _batches(items: list, size: int = BATCH) -> Iterable[list]:

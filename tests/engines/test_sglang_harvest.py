@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from diffexp.engines.sglang import harvest
+from diffexp.engines.sglang import harvest, perf_dump
 from diffexp.errors import DiffexpError
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sglang"
@@ -15,7 +15,7 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sglang"
 
 def load(case: str):
     folder = FIXTURES / case
-    dump = harvest.read_perf_dump(folder / "perf_dump.json") if (folder / "perf_dump.json").is_file() else None
+    dump = perf_dump.read_perf_dump(folder / "perf_dump.json") if (folder / "perf_dump.json").is_file() else None
     return dump, harvest.parse_log((folder / "sglang.log").read_text()), folder
 
 
@@ -139,11 +139,11 @@ def test_saved_outputs_and_metrics_lines_are_read():
 
 
 def test_denoise_stage_rule_matches_sglang_benchmark_skill():
-    assert harvest.is_denoise_stage("DenoisingStage")
-    assert harvest.is_denoise_stage("Hunyuan3DShapeDenoisingStage")
-    assert harvest.is_denoise_stage("LTX2RefinementStage")
-    assert not harvest.is_denoise_stage("QwenImageLayeredBeforeDenoisingStage")
-    assert not harvest.is_denoise_stage("DecodingStage")
+    assert perf_dump.is_denoise_stage("DenoisingStage")
+    assert perf_dump.is_denoise_stage("Hunyuan3DShapeDenoisingStage")
+    assert perf_dump.is_denoise_stage("LTX2RefinementStage")
+    assert not perf_dump.is_denoise_stage("QwenImageLayeredBeforeDenoisingStage")
+    assert not perf_dump.is_denoise_stage("DecodingStage")
 
 
 def test_residency_advice_is_extracted():
@@ -159,7 +159,7 @@ def test_not_a_perf_dump_is_a_clear_error(tmp_path):
     bad = tmp_path / "x.json"
     bad.write_text(json.dumps({"hello": 1}))
     with pytest.raises(DiffexpError, match="not an SGLang perf dump"):
-        harvest.read_perf_dump(bad)
+        perf_dump.read_perf_dump(bad)
 
 
 def test_log_cross_check_agrees_on_a_real_run_and_flags_a_disagreement():
@@ -168,7 +168,7 @@ def test_log_cross_check_agrees_on_a_real_run_and_flags_a_disagreement():
     from diffexp.engines.sglang import harvest
 
     folder = Path(__file__).resolve().parents[1] / "fixtures" / "sglang" / "cpu_flux_warmup"
-    dump = harvest.read_perf_dump(folder / "perf_dump.json")
+    dump = perf_dump.read_perf_dump(folder / "perf_dump.json")
     log = harvest.parse_log((folder / "sglang.log").read_text())
     assert harvest.build_result(dump, log).tags["log_crosscheck"] == "ok"
     slower = replace(log, warmup_excluded_s=(log.warmup_excluded_s or 0) * 1.5 + 0.1)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from diffexp.engines import validate
-from diffexp.engines.sglang import SGLangEngine, engine, flags, harvest, resolved
+from diffexp.engines.sglang import SGLangEngine, engine, flags, harvest, perf_dump, resolved
 from diffexp.engines.sglang.env import SYNC_STAGE_PROFILING
 from diffexp.engines.sglang.perf_dump import PerfDump
 
@@ -65,7 +65,7 @@ def test_compile_without_warmup_passes_warmup_mode_off_and_is_never_warmup_exclu
     log = log_of(case.name)
     assert log.server_args["warmup_mode"] == "server" and log.server_args["enable_torch_compile"] is True
     assert log.warmup_excluded_s is not None and not log.warmup_ran
-    result = harvest.build_result(harvest.read_perf_dump(case / "perf_dump.json"), log)
+    result = harvest.build_result(perf_dump.read_perf_dump(case / "perf_dump.json"), log)
     assert not result.warmup_excluded
     cfg = make_config("model=tiny_flux", "engine=sglang", "compile=on", "compile.warmup=false", "engine.gpus=0")
     validate(cfg)
@@ -78,7 +78,7 @@ def test_compile_without_warmup_passes_warmup_mode_off_and_is_never_warmup_exclu
     # A run whose warmup request did run stays warmup-excluded.
     warm = "cpu_flux_warmup"
     assert harvest.build_result(
-        harvest.read_perf_dump(FIXTURES / warm / "perf_dump.json"), log_of(warm)
+        perf_dump.read_perf_dump(FIXTURES / warm / "perf_dump.json"), log_of(warm)
     ).warmup_excluded
 
 
@@ -142,7 +142,7 @@ def test_peak_mem_gib_is_the_measured_requests_peak_allocated_and_each_figure_ha
 
 
 def test_cpu_dumps_have_no_memory_so_no_peak_is_invented():
-    dump = harvest.read_perf_dump(FIXTURES / "cpu_flux_native" / "perf_dump.json")
+    dump = perf_dump.read_perf_dump(FIXTURES / "cpu_flux_native" / "perf_dump.json")
     result = harvest.build_result(dump, log_of("cpu_flux_native"))
     assert result.peak_mem_gib is None and not any(k.startswith("mem.") for k in result.metrics())
 
@@ -165,4 +165,4 @@ def test_diffexp_compile_without_warmup_run_recorded_as_it_ran():
     log = log_of(case.name)
     assert log.server_args["warmup_mode"] == "off" and log.server_args["enable_torch_compile"] is True
     assert log.warmup_excluded_s is None and not log.warmup_ran
-    assert not harvest.build_result(harvest.read_perf_dump(case / "perf_dump.json"), log).warmup_excluded
+    assert not harvest.build_result(perf_dump.read_perf_dump(case / "perf_dump.json"), log).warmup_excluded

@@ -14,7 +14,7 @@ from diffexp import rundir
 from diffexp.config.schema import Config
 from diffexp.engines.outputs import output_shape_tags
 from diffexp.engines.sglang import env as run_env
-from diffexp.engines.sglang import flags, harvest, resolved
+from diffexp.engines.sglang import flags, harvest, perf_dump, resolved
 from diffexp.errors import ConfigError, DiffexpError
 from diffexp.results import RunResult
 from diffexp.supervise import run_streaming
@@ -148,7 +148,7 @@ class SGLangEngine:
         dump, dump_problem = None, None
         if paths.perf_dump.is_file():
             try:
-                dump = harvest.read_perf_dump(paths.perf_dump)
+                dump = perf_dump.read_perf_dump(paths.perf_dump)
             except DiffexpError as exc:  # kept as an artifact; its figures are not used
                 dump_problem = str(exc)
                 log.warning("UNUSABLE PERF DUMP: %s; figures come from the log's timing lines", exc)

@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from diffexp.engines.sglang import resolved
-from diffexp.engines.sglang.perf_dump import DENOISING_LOOP, PerfDump, is_denoise_stage, read_perf_dump
+from diffexp.engines.sglang.perf_dump import DENOISING_LOOP, PerfDump, is_denoise_stage
 from diffexp.results import RunResult
-
-__all__ = ["LogFigures", "build_result", "is_denoise_stage", "parse_log", "read_perf_dump"]
 
 FALLBACK_MARKERS = ("Falling back to diffusers backend", "Using diffusers backend", "Loaded diffusers pipeline")
 # A warmup request that ran: its progress bar (or, under CI logging, its log line), server_warmup.py.

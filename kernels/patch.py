@@ -27,6 +27,11 @@ WanTransformer3DModel
   cross-attention.
 - Not replaced: the model-level forward (Wan's final norm_out + modulation runs once per step).
 
+With `gelu_epilogue=True` (config `kernels.gelu_epilogue=true`), also: every MLP up-projection followed by the
+tanh GELU (FLUX's ff / ff_context and single-block proj_mlp + act_mlp, Wan's ffn) -> diffexp::linear_gelu_tanh,
+cuBLASLt's GELU epilogue (kernels/linear_gelu.py). Off by default until an end-to-end A/B on a GPU shows the gain
+that its per-shape timing predicts.
+
 Call it before torch.compile, group offloading or cache hooks (a forward already replaced by a hook is
 refused, not silently dropped); the device does not matter then (the model may still be on CPU), but the
 kernels run only on CUDA tensors (or under TRITON_INTERPRET=1) and say so when called with others.
@@ -46,8 +51,9 @@ log = logging.getLogger(__name__)
 TESTED_DIFFUSERS = "0.42."
 
 
-def apply_triton_kernels(transformer: torch.nn.Module) -> list[str]:
-    """Patch `transformer` in place; returns what was patched, one line per kind of module with a count."""
+def apply_triton_kernels(transformer: torch.nn.Module, gelu_epilogue: bool = False) -> list[str]:
+    """Patch `transformer` in place; returns what was patched, one line per kind of module with a count.
+    `gelu_epilogue`: also run each MLP up-projection + tanh GELU as one cuBLASLt call (kernels/linear_gelu.py)."""
     import diffusers
     from diffusers import FluxTransformer2DModel, WanTransformer3DModel
 
@@ -65,11 +71,11 @@ def apply_triton_kernels(transformer: torch.nn.Module) -> list[str]:
     if isinstance(transformer, FluxTransformer2DModel):
         from kernels.patch_flux import patch_flux
 
-        patched = patch_flux(transformer)
+        patched = patch_flux(transformer, gelu_epilogue)
     else:
         from kernels.patch_wan import patch_wan
 
-        patched = patch_wan(transformer)
+        patched = patch_wan(transformer, gelu_epilogue)
     for line in patched:
         log.info("triton kernels: %s", line)
     return patched

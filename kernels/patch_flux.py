@@ -21,7 +21,9 @@ from diffusers.models.transformers.transformer_flux import (
 
 from kernels._patching import PatchLog, is_plain_layer_norm, is_rms_norm, override_forward, rms_eps, swap_processor
 from kernels.gated_residual import gated_residual, gated_residual_joint, gated_residual_norm_modulate
+from kernels.linear_gelu import linear_gelu_tanh
 from kernels.norm_modulate import norm_modulate, norm_modulate_joint
+from kernels.patch_gelu import patch_gelu_modules, takes_epilogue
 from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_joint
 from kernels.rms_norm import rms_norm
 
@@ -99,7 +101,10 @@ def _single_block_forward(
     emb = self.norm.linear(self.norm.silu(temb))
     shift_msa, scale_msa, gate = emb.chunk(3, dim=1)
     norm_hidden_states = norm_modulate_joint(text, image, scale_msa, shift_msa, self.norm.norm.eps)
-    mlp_hidden_states = self.act_mlp(self.proj_mlp(norm_hidden_states))
+    if getattr(self, GELU_EPILOGUE_MARK, False):
+        mlp_hidden_states = linear_gelu_tanh(norm_hidden_states, self.proj_mlp.weight, self.proj_mlp.bias)
+    else:
+        mlp_hidden_states = self.act_mlp(self.proj_mlp(norm_hidden_states))
     attn_output = self.attn(
         hidden_states=norm_hidden_states, image_rotary_emb=image_rotary_emb, **(joint_attention_kwargs or {})
     )
@@ -183,8 +188,13 @@ def _patch_attention(name: str, attn: torch.nn.Module, log: PatchLog) -> None:
     swap_processor(name, attn, TritonFluxAttnProcessor(), log, what)
 
 
-def patch_flux(model: FluxTransformer2DModel) -> list[str]:
-    """Swap the kernels into every FLUX block; returns the grouped patch log."""
+# Set on a single block whose (patched) forward runs proj_mlp + act_mlp as diffexp::linear_gelu_tanh.
+GELU_EPILOGUE_MARK = "_diffexp_gelu_epilogue"
+
+
+def patch_flux(model: FluxTransformer2DModel, gelu_epilogue: bool = False) -> list[str]:
+    """Swap the kernels into every FLUX block; returns the grouped patch log. `gelu_epilogue`: also run every
+    MLP up-projection + tanh GELU as one cuBLASLt call (kernels/linear_gelu.py)."""
     log = PatchLog()
     for name, module in model.named_modules():
         if isinstance(module, AdaLayerNormZero) and is_plain_layer_norm(module.norm):
@@ -209,5 +219,12 @@ def patch_flux(model: FluxTransformer2DModel) -> list[str]:
                     log.add(
                         name, "FluxSingleTransformerBlock.forward -> diffexp::norm_modulate_joint, gated_residual_joint"
                     )
+                if gelu_epilogue and takes_epilogue(module.proj_mlp, module.act_mlp):
+                    setattr(module, GELU_EPILOGUE_MARK, True)
+                    log.add(
+                        f"{name}.proj_mlp", "proj_mlp + act_mlp -> diffexp::linear_gelu_tanh (cuBLASLt GELU epilogue)"
+                    )
             _patch_attention(f"{name}.attn", module.attn, log)
+    if gelu_epilogue:
+        patch_gelu_modules(model, log)
     return log.lines()

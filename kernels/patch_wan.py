@@ -28,6 +28,7 @@ from kernels._patching import (
 )
 from kernels.gated_residual import gated_residual, gated_residual_norm_modulate
 from kernels.norm_modulate import norm_modulate
+from kernels.patch_gelu import patch_gelu_modules
 from kernels.qk_norm_rope import qk_norm_rope
 from kernels.rms_norm import rms_norm
 
@@ -142,8 +143,9 @@ def _patch_attention(name: str, attn: nn.Module, log: PatchLog) -> None:
     swap_processor(name, attn, TritonWanAttnProcessor(), log, what)
 
 
-def patch_wan(model: WanTransformer3DModel) -> list[str]:
-    """Swap the kernels into every Wan block; returns the grouped patch log."""
+def patch_wan(model: WanTransformer3DModel, gelu_epilogue: bool = False) -> list[str]:
+    """Swap the kernels into every Wan block; returns the grouped patch log. `gelu_epilogue`: also run the FFN's
+    up-projection + tanh GELU as one cuBLASLt call (kernels/linear_gelu.py)."""
     log = PatchLog()
     for name, module in model.named_modules():
         if not isinstance(module, WanTransformerBlock):
@@ -154,4 +156,6 @@ def patch_wan(model: WanTransformer3DModel) -> list[str]:
                 log.add(name, "WanTransformerBlock.forward -> diffexp::norm_modulate, gated_residual[_norm_modulate]")
         _patch_attention(f"{name}.attn1", module.attn1, log)
         _patch_attention(f"{name}.attn2", module.attn2, log)
+    if gelu_epilogue:
+        patch_gelu_modules(model, log)
     return log.lines()

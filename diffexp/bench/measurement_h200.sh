@@ -5,6 +5,7 @@
 #   bash diffexp/bench/measurement_h200.sh OUT_DIR nvml         # real NVML samples: idle, 20 s of matmuls, idle (~40 s)
 #   bash diffexp/bench/measurement_h200.sh OUT_DIR replicates   # FLUX.1-dev DiT, 5 repeats x 3 replicates, its floor
 #   bash diffexp/bench/measurement_h200.sh OUT_DIR ab           # interleaved A/B kernels=torch vs kernels=triton, 3 rounds
+#   bash diffexp/bench/measurement_h200.sh OUT_DIR epilogue     # the same A/B: kernels=triton vs + kernels.gelu_epilogue=true
 #   bash diffexp/bench/measurement_h200.sh OUT_DIR nvml replicates ab   # several parts, in that order
 #
 # Needs nvidia-ml-py (pynvml) for the GPU state; without it the runs are measured but not sampled. Where the
@@ -56,8 +57,14 @@ for PART in ${PARTS[*]}; do
       python -m diffexp.ab --base "kernels=torch" --candidate "kernels=triton" --rounds 3 --out "$OUT/ab_kernels" \
         "${FLUX[@]}" measure.repeats=3 $(sampling) 2>&1 | tee "$OUT/ab_kernels.log" || [[ ${PIPESTATUS[0]} == 1 ]]
       ;;
+    epilogue)
+      # The floor issue's GELU-epilogue candidate (kernels/linear_gelu.py) against kernels=triton, with the floor.
+      python -m diffexp.ab --base "kernels=triton" --candidate "kernels=triton kernels.gelu_epilogue=true" --rounds 3 \
+        --out "$OUT/ab_epilogue" "${FLUX[@]}" measure.repeats=3 $(sampling) 2>&1 | tee "$OUT/ab_epilogue.log" \
+        || [[ ${PIPESTATUS[0]} == 1 ]]
+      ;;
     *)
-      echo "unknown part $PART: nvml, replicates or ab" >&2
+      echo "unknown part $PART: nvml, replicates, ab or epilogue" >&2
       exit 2
       ;;
   esac

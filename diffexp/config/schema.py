@@ -184,6 +184,9 @@ class TrackingConfig:
 class KernelsConfig:
     # torch: the model's own modules; triton: kernels/ swapped into the transformer.
     impl: str = "torch"
+    # With impl=triton: also run each MLP up-projection + tanh GELU as one cuBLASLt call (its GELU epilogue,
+    # kernels/linear_gelu.py). Off until an end-to-end A/B on a GPU shows its gain.
+    gelu_epilogue: bool = False
 
 
 @dataclass

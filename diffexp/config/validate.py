@@ -192,6 +192,11 @@ def _check_engine(cfg: Config) -> list[str]:
         out.append(f"profile.num_steps={cfg.profile.num_steps}: must be a positive step count or -1 for all steps")
     if cfg.kernels.impl not in KERNEL_IMPLS:
         out.append(f"kernels.impl={cfg.kernels.impl!r}: allowed values are {_allowed(KERNEL_IMPLS)}")
+    elif cfg.kernels.gelu_epilogue and cfg.kernels.impl != "triton":
+        out.append(
+            f"kernels.gelu_epilogue=true with kernels.impl={cfg.kernels.impl!r}: the epilogue is part of the kernel "
+            "swap; use kernels=triton kernels.gelu_epilogue=true"
+        )
     if cfg.compile.warmup_runs < 0:
         out.append(f"compile.warmup_runs={cfg.compile.warmup_runs}: must be >= 0")
     return out

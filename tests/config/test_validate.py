@@ -37,6 +37,12 @@ def test_prefetch_size_must_be_non_negative():
     assert "offload.prefetch_size=-0.5" in p and ">= 0" in p
 
 
+def test_gelu_epilogue_is_part_of_the_triton_kernel_swap():
+    [p] = problems("engine=diffusers", "kernels.gelu_epilogue=true")
+    assert "kernels.gelu_epilogue=true" in p and "kernels.impl='torch'" in p and "kernels=triton" in p
+    validate(to_config(compose(["engine=diffusers", "kernels=triton", "kernels.gelu_epilogue=true"])))
+
+
 @pytest.mark.parametrize("backend", ["sliding_tile_attn", "video_sparse_attn", "vmoba_attn"])
 def test_attention_backend_must_be_supported_by_the_engine(backend):
     [p] = problems(f"attention={backend}")

@@ -5,6 +5,7 @@ import torch
 
 from kernels import OPS
 from kernels.gated_residual import gated_residual, gated_residual_joint, gated_residual_norm_modulate
+from kernels.linear_gelu import linear_gelu_tanh
 from kernels.norm_modulate import norm_modulate, norm_modulate_joint
 from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_joint, qk_norm_rope_out
 from kernels.rms_norm import rms_norm
@@ -27,6 +28,7 @@ def _op_args(randn):
         "gated_residual_joint": (x[:, :1], x, randn(b, s + 1, d), gate),
         "qk_norm_rope": rope,
         "qk_norm_rope_out": (*rope, torch.empty_like(q), torch.empty_like(k)),
+        "linear_gelu_tanh": (x, randn(3 * d, d), randn(3 * d)),
         "qk_norm_rope_joint": (
             q,
             k,
@@ -61,7 +63,8 @@ def _block(x, y, gate, scale, shift, q, k, w, cos, sin):
     qk_norm_rope_out(q, k, w, w, cos, sin, 1e-6, q2, k2)
     joint_cos, joint_sin = torch.cat([cos[:1], cos]), torch.cat([sin[:1], sin])
     qj, kj = qk_norm_rope_joint(q[:, :1], k[:, :1], w, w, 1e-5, q2, k2, w * 2, w, 1e-6, joint_cos, joint_sin)
-    return rms_norm(x, None, 1e-6) + 1, q2 - q, k2 * 2, qj + 1, kj
+    mlp = linear_gelu_tanh(x, x[0], x[0, :, 0])  # weight (s, d), bias (s,): an MLP up-projection's shapes
+    return rms_norm(x, None, 1e-6) + 1, q2 - q, k2 * 2, qj + 1, kj, mlp
 
 
 def _block_args(randn):

@@ -58,10 +58,10 @@ def _randomize(model, randn, device):
     return model
 
 
-def _patched_vs_unpatched(model, inputs, dtype=torch.float32):
+def _patched_vs_unpatched(model, inputs, dtype=torch.float32, gelu_epilogue=False):
     model = model.to(dtype)
     patched = copy.deepcopy(model)
-    lines = apply_triton_kernels(patched)
+    lines = apply_triton_kernels(patched, gelu_epilogue)
     inputs = {k: v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
     with torch.no_grad():
         return model(**inputs)[0], patched(**inputs)[0], lines, patched
@@ -92,6 +92,60 @@ def test_wan_patched_matches_unpatched(cross_attn_norm, per_token_timestep, rand
     _assert_bf16_close(got, want, rel_norm=1e-5)
     assert any("WanTransformerBlock.forward" in line and "(x2)" in line for line in lines)
     assert any("attn1.processor" in line for line in lines) and any("attn2.processor" in line for line in lines)
+
+
+def _epilogue_calls(model, inputs) -> int:
+    """How many diffexp::linear_gelu_tanh calls torch.compile's graph of `model` holds (and that it runs)."""
+    calls = []
+
+    def inspecting_backend(gm, example_inputs):
+        calls.extend(n for n in gm.graph.nodes if "linear_gelu_tanh" in str(n.target))
+        return gm.forward
+
+    torch._dynamo.reset()
+    with torch.no_grad():
+        torch.compile(model, fullgraph=True, backend=inspecting_backend)(**inputs)
+    return len(calls)
+
+
+def test_gelu_epilogue_takes_every_tanh_mlp_of_flux(randn, device):
+    model = _randomize(_tiny_flux(), randn, device)
+    inputs = _flux_inputs(randn, device)
+    want, got, lines, patched = _patched_vs_unpatched(model, inputs, gelu_epilogue=True)
+    _assert_bf16_close(got, want, rel_norm=1e-5)
+    epilogues = sorted(line for line in lines if "linear_gelu_tanh" in line)
+    assert epilogues == [
+        "single_transformer_blocks.*.proj_mlp: proj_mlp + act_mlp -> diffexp::linear_gelu_tanh (cuBLASLt GELU epilogue) (x1)",
+        "transformer_blocks.*.ff.net.*: GELU(tanh).forward -> diffexp::linear_gelu_tanh (cuBLASLt GELU epilogue) (x1)",
+        "transformer_blocks.*.ff_context.net.*: GELU(tanh).forward -> diffexp::linear_gelu_tanh (cuBLASLt GELU epilogue) (x1)",
+    ]  # fmt: skip
+    # one opaque call per MLP in the compiled graph: ff, ff_context of the double block, proj_mlp of the single one
+    assert _epilogue_calls(patched, inputs) == 3
+    # off by default: the same model patched without it has none
+    plain = copy.deepcopy(model)
+    assert not [line for line in apply_triton_kernels(plain) if "linear_gelu_tanh" in line]
+    assert _epilogue_calls(plain, inputs) == 0
+
+
+def test_gelu_epilogue_takes_the_wan_ffn(randn, device):
+    model = _randomize(_tiny_wan(), randn, device)
+    inputs = _wan_inputs(randn)
+    want, got, lines, patched = _patched_vs_unpatched(model, inputs, gelu_epilogue=True)
+    _assert_bf16_close(got, want, rel_norm=1e-5)
+    assert "blocks.*.ffn.net.*: GELU(tanh).forward -> diffexp::linear_gelu_tanh (cuBLASLt GELU epilogue) (x2)" in lines
+    assert _epilogue_calls(patched, inputs) == 2
+
+
+@pytest.mark.gpu
+def test_gelu_epilogue_on_gpu_is_the_tanh_gelu_to_bf16_rounding(randn, device):
+    from kernels.linear_gelu import linear_gelu_tanh, linear_gelu_tanh_reference
+
+    x = randn(3, 64, 256, dtype=torch.bfloat16)
+    w, b = randn(1024, 256, dtype=torch.bfloat16, scale=0.06), randn(1024, dtype=torch.bfloat16, scale=0.1)
+    got = linear_gelu_tanh(x, w, b)
+    want = linear_gelu_tanh_reference(x.float(), w.float(), b.float())
+    assert got.shape == (3, 64, 1024) and got.dtype == torch.bfloat16
+    _assert_bf16_close(got, want, rel_norm=1e-2)
 
 
 def test_second_apply_patches_nothing(randn, device):

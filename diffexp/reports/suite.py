@@ -66,7 +66,7 @@ def _model_defaults(model: str) -> dict[str, str]:
     from omegaconf import OmegaConf
 
     from diffexp.config import CONF_DIR
-    from diffexp.tracking.writer import flatten
+    from diffexp.tracking.params import flatten
 
     node = OmegaConf.load(CONF_DIR / "model" / f"{model}.yaml")
     node.pop("defaults", None)

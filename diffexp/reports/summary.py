@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 from diffexp import names
+from diffexp.reports.pareto import pareto_front
 from diffexp.tracking.records import RecordedRun, parse_point_overrides
 
 # Memory in GiB (2**30 bytes) everywhere in diffexp, the unit in the header: the guide's "GB" column is GiB here.
@@ -92,16 +93,6 @@ def guide_row(run: RecordedRun) -> dict[str, str]:
         "SGLang Ver": version,
         "GPU": gpu_label(run),
     }
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats on both axes (lower is better on both)."""
-    front = []
-    for i, (x, y) in enumerate(points):
-        dominated = any((ox <= x and oy <= y) and (ox < x or oy < y) for j, (ox, oy) in enumerate(points) if j != i)
-        if not dominated:
-            front.append(i)
-    return front
 
 
 @dataclass

@@ -7,12 +7,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Optional
 
 from diffexp import names
 from diffexp.errors import DiffexpError
+
+log = logging.getLogger(__name__)
 
 SUMMARY = "tune.json"  # in a tuning's folder: everything the tuner knows about its trials
 
@@ -106,7 +109,7 @@ def csv_text(rows: list[TrialRow], winner: Optional[int]) -> str:
 
 def front(rows: list[TrialRow]) -> list[TrialRow]:
     """The feasible trials no other feasible trial beats on both latency and memory."""
-    from diffexp.reports.summary import pareto_front
+    from diffexp.reports.pareto import pareto_front
 
     measured = [r for r in rows if r.state == "feasible" and r.denoise_s is not None and r.memory_gib is not None]
     return [measured[i] for i in pareto_front([(r.denoise_s, r.memory_gib) for r in measured])]
@@ -167,12 +170,19 @@ def chart(rows: list[TrialRow], winner: Optional[int], budget_gib: Optional[floa
 def write_report(
     rows: list[TrialRow], winner: Optional[int], budget_gib: Optional[float], memory_label: str, out: Path
 ) -> list[Path]:
-    """trials.md, trials.csv and tune_chart.html in `out`."""
+    """trials.md, trials.csv and tune_chart.html in `out` (the chart only where plotly is importable: a GPU box
+    may lack it, and the tuning's figures must not be lost for a chart that `python -m diffexp.report tune` redraws)."""
     out.mkdir(parents=True, exist_ok=True)
-    files = [out / "trials.md", out / "trials.csv", out / "tune_chart.html"]
+    files = [out / "trials.md", out / "trials.csv"]
     files[0].write_text(markdown(rows, winner))
     files[1].write_text(csv_text(rows, winner))
-    chart(rows, winner, budget_gib, memory_label).write_html(files[2], include_plotlyjs=True)
+    try:
+        figure = chart(rows, winner, budget_gib, memory_label)
+    except ImportError as exc:
+        log.warning("no latency-memory chart (%s): draw it later with python -m diffexp.report tune %s", exc, out)
+        return files
+    files.append(out / "tune_chart.html")
+    figure.write_html(files[2], include_plotlyjs=True)
     return files
 
 
@@ -238,7 +248,8 @@ def tune_parent(client, parent_run_id: str):
     return parent
 
 
-def _rebuild_from_folder(folder: Path, out: Path) -> tuple[list[Path], str]:
+def rebuild_from_folder(folder: Path, out: Path) -> tuple[list[Path], str]:
+    """The report files of an untracked tuning's folder, written to `out`, and its summary lines."""
     data = read_summary(folder)
     rows = rows_from_summary(data)
     on_gpu = any(r.vram_gib is not None for r in rows)
@@ -263,7 +274,7 @@ def rebuild_tune(ref: str, out: Optional[Path] = None, uri: Optional[str] = None
 
     out = out or default_out(ref)
     if is_tune_folder(ref):
-        return _rebuild_from_folder(Path(ref), out)
+        return rebuild_from_folder(Path(ref), out)
     client = client_for(uri)
     parent = tune_parent(client, ref)
     rows = rows_from_store(client, ref)

@@ -15,7 +15,6 @@ Unset (null) means `sweep` inside a sweep and no review outside one.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Mapping
@@ -25,25 +24,12 @@ from typing import Optional, Union
 
 from diffexp import names, rundir
 from diffexp.errors import DiffexpError
+from diffexp.review.sampling import sampling_mismatches
 from diffexp.review.verdict import FAIL, lossy_reasons, settings_from_params
 from diffexp.tracking.queries import LoggedRun, get_run, runs_of_model, sweep_points
 
 log = logging.getLogger(__name__)
 
-# What must match for two runs' outputs to be comparable (fps only affects the MP4's playback).
-SAMPLING_FIELDS = (
-    "prompt",
-    "negative_prompt",
-    "seed",
-    "width",
-    "height",
-    "resolution",
-    "num_frames",
-    "num_inference_steps",
-    "guidance_scale",
-    "image_path",
-)
-SAMPLING_KEYS = tuple(f"model.sampling.{f}" for f in SAMPLING_FIELDS)
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 OFF = ("off", "none", "false")
 SWEEP_MODES = ("auto", "first", "baseline")
@@ -64,33 +50,6 @@ class NoReference:
 
     note: str
     is_sweep_reference: bool = False
-
-
-def _same(a: Optional[str], b: Optional[str], key: str) -> bool:
-    a = None if a in (None, "None") else a
-    b = None if b in (None, "None") else b
-    if a == b:
-        return True
-    if a is None or b is None:
-        return False
-    try:
-        return float(a) == float(b)
-    except ValueError:
-        pass
-    if key.endswith(".image_path") and Path(a).is_file() and Path(b).is_file():
-        # The same input image at two locations (e.g. another machine's asset folder) is the same input.
-        return hashlib.sha256(Path(a).read_bytes()).digest() == hashlib.sha256(Path(b).read_bytes()).digest()
-    return False
-
-
-def sampling_mismatches(run_params: Mapping[str, str], reference_params: Mapping[str, str]) -> list[str]:
-    """Each differing sampling parameter with both values; empty when the outputs are comparable."""
-    out = []
-    for key in SAMPLING_KEYS:
-        mine, theirs = run_params.get(key), reference_params.get(key)
-        if not _same(mine, theirs, key):
-            out.append(f"{key}: run {mine!r}, reference {theirs!r}")
-    return out
 
 
 def check_sampling(run_params: Mapping[str, str], reference: Reference) -> None:
@@ -172,7 +131,7 @@ def _params_of_run_folder(path: Path) -> Optional[dict[str, str]]:
         return None
     from omegaconf import OmegaConf
 
-    from diffexp.tracking.writer import flatten
+    from diffexp.tracking.params import flatten
 
     return flatten(OmegaConf.to_container(OmegaConf.load(config), resolve=True))
 
@@ -224,8 +183,8 @@ def check_reference(cfg, parent_run_id: Optional[str] = None) -> None:
     import dataclasses
 
     from diffexp.errors import ConfigError
+    from diffexp.tracking.params import flatten
     from diffexp.tracking.store import client_for
-    from diffexp.tracking.writer import flatten
 
     spec = (cfg.review.reference or "").strip()
     if not cfg.tracking.enabled or not spec or spec.lower() in OFF:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
 import traceback
@@ -20,24 +19,13 @@ from diffexp import names, rundir
 from diffexp.errors import Reported, RunInterrupted
 from diffexp.results import RunResult
 from diffexp.supervise import interrupts_deferred
+from diffexp.tracking.params import MAX_PARAM_CHARS, flatten  # noqa: F401  (flatten: part of the writer's API)
 from diffexp.tracking.store import client_for, experiment_id
 
 log = logging.getLogger(__name__)
 
 PARENT_TAG = MLFLOW_PARENT_RUN_ID
-MAX_PARAM_CHARS = 6000
 BATCH = 100  # entries per log_batch call, well inside every store's limits
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
-    """Nested dicts → dotted keys; lists and scalars → strings (MLflow params are strings)."""
-    if isinstance(tree, dict):
-        out: dict[str, str] = {}
-        for key, value in tree.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-        return out
-    value = json.dumps(tree) if isinstance(tree, (list, tuple)) else str(tree)
-    return {prefix[:-1]: value[:MAX_PARAM_CHARS]}
 
 
 def _batches(items: list, size: int = BATCH) -> Iterable[list]:

@@ -49,9 +49,9 @@ def review_files(run_dir: Path, reference_dir: Path) -> tuple[str, str]:
     from omegaconf import OmegaConf
 
     from diffexp.review import media, metrics
-    from diffexp.review.reference import sampling_mismatches
+    from diffexp.review.sampling import sampling_mismatches
     from diffexp.review.verdict import judge, lossy_reasons, settings_from_params
-    from diffexp.tracking.writer import flatten
+    from diffexp.tracking.params import flatten
 
     params = flatten(OmegaConf.to_container(OmegaConf.load(run_dir / rundir.CONFIG_YAML), resolve=True))
     ref_params = flatten(OmegaConf.to_container(OmegaConf.load(reference_dir / rundir.CONFIG_YAML), resolve=True))

@@ -89,10 +89,11 @@ def runs(tmp_path_factory):
     (tmp / "space.yaml").write_text(SPACE)
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     grid = [f"tune={tmp / 'space.yaml'}", "tune.search=grid", f"tune.out={tmp / 'grid'}", *COMMON]
-    cut = tune(tmp, *grid, "tune.max_trials=1", "tracking.enabled=false")
+    # untracked, as on a GPU box: with MLflow unimportable
+    cut = tune(tmp, *grid, "tune.max_trials=1", "tracking.enabled=false", without_mlflow=True)
     assert cut.returncode == 0, cut.stdout[-3000:] + cut.stderr[-3000:]
     shutil.copytree(tmp / "grid", tmp / "grid_cut")
-    resumed = tune(tmp, *grid, "tune.max_trials=10", "tune.resume=true", "tracking.enabled=false")
+    resumed = tune(tmp, *grid, "tune.max_trials=10", "tune.resume=true", "tracking.enabled=false", without_mlflow=True)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     tuner = tune(
         tmp,
@@ -111,6 +112,15 @@ def runs(tmp_path_factory):
     parents = client.search_runs([e.experiment_id for e in client.search_experiments()], "tags.`diffexp.role` = 'tune'")
     ids = {p.data.params["tune.search"]: p.info.run_id for p in parents}
     return {"tmp": tmp, "uri": uri, "cut": cut, "resumed": resumed, "client": client, "ids": ids}
+
+
+def test_an_untracked_grid_without_mlflow_or_plotly_is_logged_later_with_its_chart(runs):
+    """The grid's two sessions ran with MLflow and plotly unimportable (a GPU box): no chart then, the figures
+    kept; `--log` on a machine with both drew the chart and logged it with the parent."""
+    assert "no latency-memory chart" in runs["cut"].stderr and "no latency-memory chart" in runs["resumed"].stderr
+    assert (runs["tmp"] / "grid" / "tune_chart.html").is_file()
+    artifacts = {a.path for a in runs["client"].list_artifacts(runs["ids"]["grid"])}
+    assert {"tune.json", "trials.md", "trials.csv", "tune_chart.html"} <= artifacts
 
 
 def summary(folder: Path) -> dict:

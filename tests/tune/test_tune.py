@@ -47,9 +47,18 @@ prune_margin: 4.0
 """
 
 
-def tune(tmp: Path, *args: str, timeout: float = 400) -> subprocess.CompletedProcess:
+# A GPU box has no MLflow and no plotly: an untracked tuning must run with importing them failing (2026-12-02: the
+# review gate and the report reached MLflow through package imports, and the chart needs plotly).
+WITHOUT_MLFLOW = (
+    "import runpy, sys; sys.modules['mlflow'] = sys.modules['plotly'] = None; "
+    "runpy.run_module('diffexp.tune', run_name='__main__')"
+)
+
+
+def tune(tmp: Path, *args: str, timeout: float = 400, without_mlflow: bool = False) -> subprocess.CompletedProcess:
+    command = ["-c", WITHOUT_MLFLOW] if without_mlflow else ["-m", "diffexp.tune"]
     return subprocess.run(
-        [sys.executable, "-m", "diffexp.tune", *args], cwd=tmp, env=ENV, capture_output=True, text=True, timeout=timeout
+        [sys.executable, *command, *args], cwd=tmp, env=ENV, capture_output=True, text=True, timeout=timeout
     )
 
 

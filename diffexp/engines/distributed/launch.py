@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from omegaconf import OmegaConf
 
@@ -32,7 +32,17 @@ log = logging.getLogger(__name__)
 POLL_S = 0.1
 # How long a rank gets to exit on SIGTERM before its process group is killed.
 GRACE_S = 3.0
+# After a rank fails, how long the others get to fail too, so that the root cause can be told from the ranks that
+# failed because of it (torchelastic's root-cause rule needs a timestamp the killed rank cannot write).
+FAILURE_WINDOW_S = 2.0
 LOG_TAIL_LINES = 40
+# What a rank's log ends with when it failed because a peer did: the collective saw the peer's socket close
+# (gloo) or the communicator abort (NCCL). Such a rank is not the root cause while another failure is known.
+PEER_FAILURE = re.compile(
+    r"Connection (reset|closed) by peer|Broken pipe|remote process exited|ncclRemoteError|NCCL communicator was aborted"
+    r"|Watchdog caught collective operation timeout",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -110,25 +120,34 @@ def run_ranks(cfg: Config, run_dir: Path) -> RunResult:
             " ".join(str(p.pid) for p in ranks),
             files.logs_dir,
         )
-        failure = _wait(ranks, cfg.engine.timeout_s)
+        failures = _wait(ranks, cfg.engine.timeout_s)
     finally:
         _stop(ranks)
 
-    if failure is None:
+    if not failures:
         result = RunResult.read_json(files.result)
         result.artifacts[rundir.RANKS] = str(files.logs_dir)
         return result
-    rank, reason = failure
-    messages = [f"rank {r}: {files.error(r).read_text()}" for r in range(len(ranks)) if files.error(r).is_file()]
-    if messages:
-        raise DiffexpError(messages[0])
-    tail = files.log(rank).read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
-    log.error("rank %d %s; the end of %s:\n%s", rank, reason, files.log(rank), "\n".join(tail))
+    tails = {r: files.log(r).read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:] for r, _ in failures}
+    failures = root_cause_first(failures, tails)
+    rank, reason = failures[0]
+    errors = [r for r, _ in failures if files.error(r).is_file()]
+    if errors:
+        raise DiffexpError(f"rank {errors[0]}: {files.error(errors[0]).read_text()}")
+    log.error("rank %d %s; the end of %s:\n%s", rank, reason, files.log(rank), "\n".join(tails[rank]))
+    then = "; ".join(f"rank {r} {why}" for r, why in failures[1:])
     return RunResult(
         valid=False,
-        invalid_reason=f"rank {rank} {reason} (see ranks/rank{rank}.log)",
+        invalid_reason=f"rank {rank} {reason} (see ranks/rank{rank}.log)" + (f"; then {then}" if then else ""),
         artifacts={rundir.RANKS: str(files.logs_dir)},
     )
+
+
+def root_cause_first(failures: list[tuple[int, str]], tails: dict[int, list[str]]) -> list[tuple[int, str]]:
+    """The failed ranks, in the order they were seen, with the root cause moved first: the first whose log does not
+    end in a peer's failure (PEER_FAILURE). Where every one does, the order seen stands."""
+    own = [f for f in failures if not any(PEER_FAILURE.search(line) for line in tails.get(f[0], []))]
+    return own[:1] + [f for f in failures if f not in own[:1]]
 
 
 def _rank_env(cfg: Config, world_size: int) -> dict[str, str]:
@@ -142,19 +161,25 @@ def _rank_env(cfg: Config, world_size: int) -> dict[str, str]:
     return env
 
 
-def _wait(ranks: list[subprocess.Popen], timeout_s: float) -> Optional[tuple[int, str]]:
-    """None once every rank exited 0; else (rank, what happened) for the first that did not."""
+def _wait(ranks: list[subprocess.Popen], timeout_s: float) -> list[tuple[int, str]]:
+    """[] once every rank exited 0; else (rank, what happened) for each that failed, in the order seen: after the
+    first failure the others get FAILURE_WINDOW_S to fail too (or to exit)."""
     deadline = time.monotonic() + timeout_s
+    failures: list[tuple[int, str]] = []
+    window_ends = None
     while True:
         codes = [p.poll() for p in ranks]
-        for rank, code in enumerate(codes):
-            if code not in (None, 0):
-                return rank, _describe_exit(code)
-        if all(code == 0 for code in codes):
-            return None
+        seen = {r for r, _ in failures}
+        failures += [
+            (r, _describe_exit(code)) for r, code in enumerate(codes) if code not in (None, 0) and r not in seen
+        ]
+        if failures and window_ends is None:
+            window_ends = time.monotonic() + FAILURE_WINDOW_S
+        if all(code is not None for code in codes) or (window_ends is not None and time.monotonic() > window_ends):
+            return failures
         if time.monotonic() > deadline:
             rank = next(r for r, code in enumerate(codes) if code is None)
-            return rank, f"was still running after engine.timeout_s={timeout_s:g}"
+            return failures or [(rank, f"was still running after engine.timeout_s={timeout_s:g}")]
         time.sleep(POLL_S)
 
 

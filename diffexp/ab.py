@@ -99,7 +99,8 @@ def summary(rounds: list[Round], min_effect_pct: float, labels: dict[str, str]) 
 def record(cfgs: dict[str, Config], rounds: list[Round], result: dict, out: Path) -> str:
     """One MLflow parent run with the paired figures, a child run per process; returns the parent's id."""
     from diffexp.tracking.naming import run_tags
-    from diffexp.tracking.writer import RunRecorder, flatten
+    from diffexp.tracking.params import flatten
+    from diffexp.tracking.writer import RunRecorder
 
     base_cfg = cfgs["base"]
     experiment = base_cfg.tracking.experiment or base_cfg.model.name

@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 
 def upload_run_dir(run_dir: Path, tracking: TrackingConfig, extra_tags: dict[str, str] | None = None) -> str:
-    from diffexp.tracking.writer import RunRecorder, flatten
+    from diffexp.tracking.params import flatten
+    from diffexp.tracking.writer import RunRecorder
 
     config_yaml, metrics_json = run_dir / rundir.CONFIG_YAML, run_dir / rundir.METRICS_JSON
     if not (config_yaml.is_file() and metrics_json.is_file()):

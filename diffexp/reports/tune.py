@@ -18,6 +18,7 @@ from diffexp.errors import DiffexpError
 log = logging.getLogger(__name__)
 
 SUMMARY = "tune.json"  # in a tuning's folder: everything the tuner knows about its trials
+CHART = "tune_chart.html"  # the latency-memory chart beside it
 
 FEASIBLE_COLOR, INFEASIBLE_COLOR, PRUNED_COLOR, WINNER_COLOR, FRONT_COLOR = (
     "#1f77b4",
@@ -181,8 +182,8 @@ def write_report(
     except ImportError as exc:
         log.warning("no latency-memory chart (%s): draw it later with python -m diffexp.report tune %s", exc, out)
         return files
-    files.append(out / "tune_chart.html")
-    figure.write_html(files[2], include_plotlyjs=True)
+    files.append(out / CHART)
+    figure.write_html(files[-1], include_plotlyjs=True)
     return files
 
 

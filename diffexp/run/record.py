@@ -12,7 +12,8 @@ from diffexp import rundir
 from diffexp.config import Config
 from diffexp.results import RunResult
 from diffexp.tracking.naming import run_name, run_tags
-from diffexp.tracking.writer import RunRecorder, flatten
+from diffexp.tracking.params import flatten
+from diffexp.tracking.writer import RunRecorder
 
 log = logging.getLogger(__name__)
 

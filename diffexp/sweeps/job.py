@@ -114,7 +114,8 @@ def _record_failure(
 def _failed_child(config: Optional[Config], info: SweepInfo, point: int, overrides: list[str], exc: Exception) -> None:
     from diffexp.config.schema import TrackingConfig
     from diffexp.tracking.naming import run_name, run_tags
-    from diffexp.tracking.writer import RunRecorder, flatten
+    from diffexp.tracking.params import flatten
+    from diffexp.tracking.writer import RunRecorder
 
     if config is not None:
         tracking, params, tags, name = (

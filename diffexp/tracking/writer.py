@@ -19,7 +19,7 @@ from diffexp import names, rundir
 from diffexp.errors import Reported, RunInterrupted
 from diffexp.results import RunResult
 from diffexp.supervise import interrupts_deferred
-from diffexp.tracking.params import MAX_PARAM_CHARS, flatten  # noqa: F401  (flatten: part of the writer's API)
+from diffexp.tracking.params import MAX_PARAM_CHARS
 from diffexp.tracking.store import client_for, experiment_id
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from diffexp import names, rundir
 from diffexp.errors import ConfigError
-from diffexp.reports.tune import SUMMARY, TrialRow, rebuild_from_folder, write_report
+from diffexp.reports.tune import CHART, SUMMARY, TrialRow, rebuild_from_folder, write_report
 from diffexp.tune import space
 from diffexp.tune.config import TuneConfig
 from diffexp.tune.search import Search, Trial
@@ -278,9 +278,9 @@ def log_untracked(tune_dir: Path, tracking_uri: Optional[str]) -> str:
         )
         if data.get("wall_s") is not None:
             parent.log_metrics({names.TUNE_WALL_S: data["wall_s"]})
-        if not (tune_dir / "tune_chart.html").is_file():  # untracked where plotly was missing: draw it now
+        if not (tune_dir / CHART).is_file():  # untracked where plotly was missing: draw it now
             rebuild_from_folder(tune_dir, tune_dir)
-        for name in (SUMMARY, "trials.md", "trials.csv", "tune_chart.html"):
+        for name in (SUMMARY, "trials.md", "trials.csv", CHART):
             if (tune_dir / name).is_file():
                 parent.log_artifact(tune_dir / name)
         if data["interrupted"]:

@@ -13,7 +13,7 @@ from diffexp.review import sampling_mismatches, verdict_label, verdict_of
 from diffexp.review.metrics import PSNR_CAP_DB, compare_frames, summarize, worst
 from diffexp.review.reference import Reference, check_sampling
 from diffexp.review.verdict import judge, lossy_reasons, settings_from_params
-from diffexp.tracking.writer import flatten
+from diffexp.tracking.params import flatten
 
 
 def params(*overrides: str) -> dict[str, str]:

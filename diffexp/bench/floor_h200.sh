@@ -3,9 +3,16 @@
 #
 #   bash diffexp/bench/floor_h200.sh OUT_DIR candidates   # GELU epilogue and SDPA backends at the DiT's shapes (~1 min)
 #   bash diffexp/bench/floor_h200.sh OUT_DIR kernels      # per-kernel bandwidth of kernels/ (~1 min on an H200)
-#   bash diffexp/bench/floor_h200.sh OUT_DIR pair         # stock vs kernels=triton DiT forward, paired, + one traced
-#                                                         # forward each (~6 min: each variant's compile took 131 s)
-#   bash diffexp/bench/floor_h200.sh OUT_DIR graphs       # the same pair compiled with CUDA graphs (reduce-overhead)
+#   bash diffexp/bench/floor_h200.sh OUT_DIR pair         # stock vs kernels=triton (GELU epilogue included) DiT forward,
+#                                                         # paired, + one traced forward each (~5.5 min: 2 compiles)
+#   bash diffexp/bench/floor_h200.sh OUT_DIR graphs       # kernels=triton compiled with CUDA graphs (reduce-overhead)
+#                                                         # against without, paired (~3.5 min)
+#   bash diffexp/bench/floor_h200.sh OUT_DIR epilogue     # kernels=triton vs + the GELU epilogue, the same paired DiT
+#                                                         # forwards, each output against the stock DiT's, traced (~6 min)
+#   bash diffexp/bench/floor_h200.sh OUT_DIR step         # the compiled FLUX pipeline with kernels=triton + GELU epilogue,
+#                                                         # 5 repeats, and its floor and efficiency (~2 min, cached: 1)
+#   bash diffexp/bench/floor_h200.sh OUT_DIR wan_ti2v     # Wan2.2-TI2V-5B's recipe (720p, 81 frames) at 10 of its 50
+#                                                         # steps, kernels=triton + GELU epilogue, floor and efficiency
 #   bash diffexp/bench/floor_h200.sh OUT_DIR candidates kernels pair graphs
 #
 # Log the pairs later with `python -m diffexp.bench.transformer_ab --log OUT_DIR/<pair dir>`.
@@ -15,6 +22,10 @@ shift
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 export PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/diffexp-inductor}
+# The FLUX.1-dev-size pipeline as measurement_h200.sh runs it: random weights, compiled, 1024^2, 8 steps.
+FLUX=(model=flux1_dev model.weights=random engine=diffusers compile=on
+      model.sampling.width=1024 model.sampling.height=1024 model.sampling.num_inference_steps=8
+      compile.warmup_steps=4 tracking.enabled=false)
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit --format=csv 2>&1 \
   | tee -a "$OUT/machine.txt"
 
@@ -28,15 +39,34 @@ for PART in "$@"; do
       python -m diffexp.bench.kernels log_mlflow=false "output_dir=$OUT/kernel_bench" 2>&1 | tee "$OUT/kernel_bench.log"
       ;;
     pair)
-      python -m diffexp.bench.transformer_ab --out "$OUT/transformer_ab" --rounds 100 --eager-rounds 10 --profile \
-        2>&1 | tee "$OUT/transformer_ab.log"
+      python -m diffexp.bench.transformer_ab --out "$OUT/transformer_ab" --candidate triton_gelu --rounds 100 \
+        --eager-rounds 10 --profile 2>&1 | tee "$OUT/transformer_ab.log"
       ;;
     graphs)
-      python -m diffexp.bench.transformer_ab --out "$OUT/transformer_ab_graphs" --rounds 100 --eager-rounds 0 \
-        --compile-mode reduce-overhead 2>&1 | tee "$OUT/transformer_ab_graphs.log"
+      python -m diffexp.bench.transformer_ab --out "$OUT/transformer_ab_graphs" --base triton_gelu \
+        --candidate triton_gelu --candidate-compile-mode reduce-overhead --rounds 100 --eager-rounds 0 --profile \
+        2>&1 | tee "$OUT/transformer_ab_graphs.log"
+      ;;
+    epilogue)
+      python -m diffexp.bench.transformer_ab --out "$OUT/transformer_ab_epilogue" --base triton --candidate triton_gelu \
+        --rounds 100 --eager-rounds 10 --profile 2>&1 | tee "$OUT/transformer_ab_epilogue.log"
+      ;;
+    step)
+      python -m diffexp "${FLUX[@]}" kernels=triton kernels.gelu_epilogue=true measure.repeats=5 measure.floor=true \
+        hydra.run.dir="$OUT/step_triton_gelu" 2>&1 | tee "$OUT/step_triton_gelu.log"
+      ;;
+    wan_ti2v)
+      # The recipe's input image: its content does not change the work (the VAE encodes it to a fixed latent shape).
+      ASSETS=$OUT/assets
+      mkdir -p "$ASSETS"
+      python -c "from PIL import Image; Image.new('RGB', (1280, 720), (90, 90, 120)).save('$ASSETS/astronaut.jpg')"
+      DIFFEXP_ASSETS=$ASSETS python -m diffexp +recipe=wan22_ti2v engine=diffusers model.weights=random kernels=triton \
+        kernels.gelu_epilogue=true model.sampling.num_inference_steps=10 compile.warmup_steps=2 measure.repeats=2 \
+        measure.floor=true tracking.enabled=false hydra.run.dir="$OUT/wan22_ti2v_triton_gelu" 2>&1 \
+        | tee "$OUT/wan22_ti2v_triton_gelu.log"
       ;;
     *)
-      echo "unknown part $PART: candidates, kernels, pair or graphs" >&2
+      echo "unknown part $PART: candidates, kernels, pair, graphs, epilogue, step or wan_ti2v" >&2
       exit 2
       ;;
   esac

@@ -1,4 +1,5 @@
-"""Paired A/B of one FLUX.1-dev-size DiT forward: stock modules vs `kernels=triton`, eager and compiled.
+"""Paired A/B of one FLUX.1-dev-size DiT forward: stock modules vs `kernels=triton` (or any two of the variants
+stock, triton, triton_gelu: `--base triton --candidate triton_gelu` times the GELU epilogue), eager and compiled.
 
 Whole-pipeline runs (diffexp.bench.flux_dit) give the MLflow pair, but a difference of 1 % drowns in
 their run-to-run noise: a power-capped H100 moves its clocks by several percent between runs. Here both
@@ -10,7 +11,8 @@ done) shows whether the host ever falls behind. nvidia-smi samples SM clock and 
     python -m diffexp.bench.transformer_ab --out runs/ab --rounds 300 --profile
 
 Writes OUT/transformer_ab.json (and with --profile, one torch.profiler trace of a compiled forward of each
-variant, for `python -m diffexp.profile OUT/compiled_stock.trace.json.gz OUT/compiled_triton.trace.json.gz`),
+variant, for `python -m diffexp.profile OUT/compiled_stock.trace.json.gz OUT/compiled_triton.trace.json.gz`;
+the agreement of each variant's output with the stock DiT's, eager and compiled),
 then logs OUT as one MLflow run (experiment transformer_ab) where mlflow is importable. Measured where it
 is not (a GPU box without it): `python -m diffexp.bench.transformer_ab --log OUT` logs it later.
 """
@@ -32,24 +34,28 @@ import torch
 from diffexp.bench.flux_dit import flux_forward_inputs, flux_transformer, output_difference
 
 
-def paired_summary(stock_ms: list[float], triton_ms: list[float]) -> dict:
-    """Gain of triton over stock from paired rounds: mean difference and its 95 % confidence interval."""
-    diffs = [a - b for a, b in zip(stock_ms, triton_ms)]
+def paired_summary(
+    base_ms: list[float], candidate_ms: list[float], names: tuple[str, str] = ("stock", "triton")
+) -> dict:
+    """Gain of the candidate over the base from paired rounds: mean difference and its 95 % confidence interval.
+    Per-variant figures are keyed by the variants' names (stock_ms_median, triton_ms_median, ...)."""
+    base, candidate = names
+    diffs = [a - b for a, b in zip(base_ms, candidate_ms)]
     half_width = 1.96 * statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else float("nan")
-    mean_stock = statistics.fmean(stock_ms)
+    mean_base = statistics.fmean(base_ms)
     return {
         "rounds": len(diffs),
-        "stock_ms_median": statistics.median(stock_ms),
-        "triton_ms_median": statistics.median(triton_ms),
-        "stock_ms_mean": mean_stock,
-        "triton_ms_mean": statistics.fmean(triton_ms),
-        "stock_ms_sd": statistics.stdev(stock_ms) if len(diffs) > 1 else 0.0,
-        "triton_ms_sd": statistics.stdev(triton_ms) if len(diffs) > 1 else 0.0,
+        f"{base}_ms_median": statistics.median(base_ms),
+        f"{candidate}_ms_median": statistics.median(candidate_ms),
+        f"{base}_ms_mean": mean_base,
+        f"{candidate}_ms_mean": statistics.fmean(candidate_ms),
+        f"{base}_ms_sd": statistics.stdev(base_ms) if len(diffs) > 1 else 0.0,
+        f"{candidate}_ms_sd": statistics.stdev(candidate_ms) if len(diffs) > 1 else 0.0,
         "gain_ms_mean": statistics.fmean(diffs),
         "gain_ms_ci95": half_width,
         "gain_ms_median": statistics.median(diffs),
-        "gain_pct": 100 * statistics.fmean(diffs) / mean_stock,
-        "triton_faster_in_pct_of_rounds": 100 * sum(d > 0 for d in diffs) / len(diffs),
+        "gain_pct": 100 * statistics.fmean(diffs) / mean_base,
+        f"{candidate}_faster_in_pct_of_rounds": 100 * sum(d > 0 for d in diffs) / len(diffs),
     }
 
 
@@ -66,29 +72,31 @@ def timed_ms(fn: Callable[[], object]) -> tuple[float, float]:
     return start.elapsed_time(end), host_ms
 
 
-def interleaved(stock: Callable, triton: Callable, rounds: int, warmup: int = 3) -> dict:
+def interleaved(variants: dict[str, Callable], rounds: int, warmup: int = 3) -> dict:
+    """`rounds` paired rounds of the two variants (base first, candidate second), alternating which runs first."""
+    (base, base_fn), (candidate, candidate_fn) = variants.items()
     for _ in range(warmup):
-        stock()
-        triton()
-    times: dict[str, list[float]] = {"stock": [], "triton": [], "stock_host": [], "triton_host": []}
+        base_fn()
+        candidate_fn()
+    times: dict[str, list[float]] = {base: [], candidate: [], f"{base}_host": [], f"{candidate}_host": []}
     for i in range(rounds):
-        order = (("stock", stock), ("triton", triton)) if i % 2 == 0 else (("triton", triton), ("stock", stock))
+        order = list(variants.items()) if i % 2 == 0 else list(variants.items())[::-1]
         for name, fn in order:
             device_ms, host_ms = timed_ms(fn)
             times[name].append(device_ms)
             times[f"{name}_host"].append(host_ms)
-    summary = paired_summary(times["stock"], times["triton"])
-    summary["stock_host_ms_median"] = statistics.median(times["stock_host"])
-    summary["triton_host_ms_median"] = statistics.median(times["triton_host"])
-    summary["stock_ms"], summary["triton_ms"] = times["stock"], times["triton"]
+    summary = paired_summary(times[base], times[candidate], (base, candidate))
+    for name in (base, candidate):
+        summary[f"{name}_host_ms_median"] = statistics.median(times[f"{name}_host"])
+    summary[f"{base}_ms"], summary[f"{candidate}_ms"] = times[base], times[candidate]
     return summary
 
 
-def measured_phase(out: Path, phase: str, stock: Callable, triton: Callable, rounds: int) -> dict:
+def measured_phase(out: Path, phase: str, variants: dict[str, Callable], rounds: int) -> dict:
     """`rounds` paired rounds while nvidia-smi samples into OUT/smi_<phase>.csv; the summary, clocks included."""
     samples = out / f"smi_{phase}.csv"
     with gpu_sampler(samples):
-        summary = interleaved(stock, triton, rounds)
+        summary = interleaved(variants, rounds)
     summary["gpu"] = sampler_summary(samples)
     print(phase, json.dumps({k: v for k, v in summary.items() if not k.endswith("_ms")}), flush=True)
     return summary
@@ -164,8 +172,12 @@ def log_to_mlflow(out_dir: Path, tracking_uri: str | None, experiment: str = "tr
         return None
 
     result = json.loads((out_dir / RESULT_FILE).read_text())
-    name = f"flux1_dev {result.get('height')}x{result.get('width')} stock vs triton ({result.get('compile_mode')})"
+    base, candidate = result.get("base", "stock"), result.get("candidate", "triton")
+    name = (
+        f"flux1_dev {result.get('height')}x{result.get('width')} {base} vs {candidate} ({result.get('compile_mode')})"
+    )
     params = {k: str(result.get(k)) for k in ("gpu", "torch", "height", "width", "compile_mode")}
+    params.update(base=base, candidate=candidate)
     params.update({f"{p}.rounds": str(result[p]["rounds"]) for p in ("eager", "compiled") if p in result})
     tags = {"gpu.names": str(result.get("gpu")), "kernels.patched": "; ".join(result.get("patched", []))}
     with RunRecorder(tracking_uri, experiment, name, params, tags) as recorder:
@@ -185,16 +197,36 @@ def profile_forward(model: torch.nn.Module, inputs: dict, path: Path) -> None:
     subprocess.run(["gzip", "-f", str(path)], check=False)
 
 
+# A variant: the stock diffusers DiT, or the same weights with kernels/ swapped in (and the GELU epilogue).
+VARIANTS = {"stock": None, "triton": False, "triton_gelu": True}
+
+
+def variant_transformer(variant: str) -> tuple[torch.nn.Module, list[str]]:
+    """The FLUX.1-dev-size DiT (the same seeded weights for every variant) and what was patched into it."""
+    from kernels.patch import apply_triton_kernels
+
+    model = flux_transformer()
+    gelu_epilogue = VARIANTS[variant]
+    return model, [] if gelu_epilogue is None else apply_triton_kernels(model, gelu_epilogue=gelu_epilogue)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     where = parser.add_mutually_exclusive_group(required=True)
     where.add_argument("--out", type=Path, help="measure, writing here")
     where.add_argument("--log", type=Path, metavar="OUT", help="only log an earlier run's OUT to MLflow")
+    parser.add_argument("--base", default="stock", choices=sorted(VARIANTS), help="the variant timed against")
+    parser.add_argument("--candidate", default="triton", choices=sorted(VARIANTS), help="the variant timed")
     parser.add_argument("--rounds", type=int, default=300, help="paired rounds with torch.compile")
     parser.add_argument("--eager-rounds", type=int, default=30, help="paired rounds without (0: skip eager)")
     parser.add_argument("--height", type=int, default=1024)
     parser.add_argument("--width", type=int, default=1024)
     parser.add_argument("--compile-mode", default="default", help="torch.compile mode for both variants")
+    parser.add_argument(
+        "--candidate-compile-mode",
+        help="the candidate's own torch.compile mode (e.g. reduce-overhead: CUDA graphs against --compile-mode); "
+        "the candidate may then be the base's variant",
+    )
     parser.add_argument("--profile", action="store_true", help="also trace one compiled forward of each")
     parser.add_argument("--tracking-uri", default=None, help="MLflow store (default: SQLite under ./mlruns)")
     args = parser.parse_args(argv)
@@ -203,51 +235,76 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"--log {args.log}: no {RESULT_FILE} there (the directory a measuring run wrote)")
         log_to_mlflow(args.log, args.tracking_uri)
         return
+    modes = {"base": args.compile_mode, "candidate": args.candidate_compile_mode or args.compile_mode}
+    if args.base == args.candidate and modes["base"] == modes["candidate"]:
+        parser.error(
+            f"--base and --candidate are both {args.base!r} compiled alike: choose two of "
+            f"{', '.join(sorted(VARIANTS))}, or a --candidate-compile-mode"
+        )
     if not torch.cuda.is_available():
         parser.error("needs a CUDA GPU (the FLUX.1-dev-size DiT is 24 GB in bf16; both variants are resident)")
     args.out.mkdir(parents=True, exist_ok=True)
-    from kernels.patch import apply_triton_kernels
-
+    # A variant compiled otherwise than the base is named for its mode too: triton_gelu_reduce_overhead.
+    label = args.candidate
+    if modes["candidate"] != modes["base"]:
+        label = f"{args.candidate}_{modes['candidate'].replace('-', '_')}"
+    names = (args.base, label)
+    variant_of = {args.base: args.base, label: args.candidate}
+    mode_of = {args.base: modes["base"], label: modes["candidate"]}
     result: dict = {
         "gpu": torch.cuda.get_device_name(),
         "torch": torch.__version__,
         "height": args.height,
         "width": args.width,
         "compile_mode": args.compile_mode,
+        "base": args.base,
+        "candidate": label,
+        "candidate_compile_mode": modes["candidate"],
     }
 
     def save() -> None:  # after every phase, so a run cut off keeps what it measured
         (args.out / RESULT_FILE).write_text(json.dumps(result, indent=1))
 
-    stock, triton = flux_transformer(), flux_transformer()
-    result["patched"] = apply_triton_kernels(triton)
     inputs = flux_forward_inputs(args.height, args.width)
+    models = {}
+    for name in names:
+        models[name], patched = variant_transformer(variant_of[name])
+        result["patched" if name == label else "patched_base"] = patched
     with torch.no_grad():
-        # Same weights, same inputs: the variants' outputs must agree to bf16 rounding before their speed counts.
-        result["agreement"] = {"eager": output_difference(stock(**inputs)[0], triton(**inputs)[0])}
+        # Same weights, same inputs: each variant's output must agree with the stock DiT's to bf16 rounding
+        # before its speed counts.
+        stock = models["stock"] if "stock" in models else variant_transformer("stock")[0]
+        reference = stock(**inputs)[0]
+        if "stock" not in models:
+            del stock
+            torch.cuda.empty_cache()
+        result["agreement"] = {"eager": output_difference(reference, models[label](**inputs)[0])}
+        if args.base != "stock":
+            result["agreement"]["eager_base"] = output_difference(reference, models[args.base](**inputs)[0])
         save()
         if args.eager_rounds:
-            eager = (lambda: stock.forward(**inputs), lambda: triton.forward(**inputs))
-            result["eager"] = measured_phase(args.out, "eager", *eager, args.eager_rounds)
+            eager = {name: (lambda m=models[name]: m.forward(**inputs)) for name in names}
+            result["eager"] = measured_phase(args.out, "eager", eager, args.eager_rounds)
             save()
         first = {}
-        for name, model in (("stock", stock), ("triton", triton)):
-            model.compile(mode=args.compile_mode)
+        for name in names:
+            models[name].compile(mode=mode_of[name])
             begin = time.perf_counter()
-            first[name] = model(**inputs)[0]
+            first[name] = models[name](**inputs)[0]
             torch.cuda.synchronize()
             result[f"compile_s_{name}"] = time.perf_counter() - begin
             save()
-        result["agreement"]["compiled"] = output_difference(first["stock"], first["triton"])
+        result["agreement"]["compiled"] = output_difference(first[args.base], first[label])
+        if args.base != "stock":
+            result["agreement"]["compiled_vs_stock"] = output_difference(reference, first[label])
         print("agreement", json.dumps(result["agreement"]), flush=True)
         del first
-        result["compiled"] = measured_phase(
-            args.out, "compiled", lambda: stock(**inputs), lambda: triton(**inputs), args.rounds
-        )
+        compiled = {name: (lambda m=models[name]: m(**inputs)) for name in names}
+        result["compiled"] = measured_phase(args.out, "compiled", compiled, args.rounds)
         save()
         if args.profile:
-            for name, model in (("stock", stock), ("triton", triton)):
-                profile_forward(model, inputs, args.out / f"compiled_{name}.trace.json")
+            for name in names:
+                profile_forward(models[name], inputs, args.out / f"compiled_{name}.trace.json")
     log_to_mlflow(args.out, args.tracking_uri)
 
 

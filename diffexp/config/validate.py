@@ -195,7 +195,7 @@ def _check_engine(cfg: Config) -> list[str]:
     elif cfg.kernels.gelu_epilogue and cfg.kernels.impl != "triton":
         out.append(
             f"kernels.gelu_epilogue=true with kernels.impl={cfg.kernels.impl!r}: the epilogue is part of the kernel "
-            "swap; use kernels=triton kernels.gelu_epilogue=true"
+            "swap; use kernels=triton (which turns it on)"
         )
     if cfg.compile.warmup_runs < 0:
         out.append(f"compile.warmup_runs={cfg.compile.warmup_runs}: must be >= 0")

@@ -50,7 +50,10 @@ def save_videos(videos, out_dir: Path, fps: int) -> list[str]:
                     writer.append_data(frame)
             paths.append(str(mp4))
         except Exception as exc:  # no ffmpeg: fall back to frames a person can still look at
-            log.warning("no MP4 encoder (%s); writing per-frame PNGs", exc)
+            # Without imageio-ffmpeg, imageio hands .mp4 to another plugin, which can leave a stub file behind
+            # (8 bytes from tifffile on an H200 box): no half-written video is kept as an output.
+            mp4.unlink(missing_ok=True)
+            log.warning("no MP4 encoder (%s: is imageio-ffmpeg installed?); writing per-frame PNGs", exc)
             from PIL import Image
 
             frame_dir = out_dir / f"video_{i:03d}_frames"

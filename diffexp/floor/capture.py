@@ -70,7 +70,7 @@ def build(cfg: Config, device: torch.device):
             f"model.arch={cfg.model.arch!r} names no file in conf/arch/; add one, or run this on a GPU"
         )
     log.info("building %s from conf/arch/%s.yaml on the meta device (shapes only)", cfg.model.name, cfg.model.arch)
-    return build_pipeline(cfg.model.arch, seed=cfg.model.sampling.seed or 0, device=device, dtype=dtype)
+    return build_pipeline(cfg.model.arch, cfg.model.sampling.seed or 0, device, dtype, pipeline=cfg.model.pipeline)
 
 
 def capture_step(cfg: Config, device: torch.device | None = None) -> StepCalls:

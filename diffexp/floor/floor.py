@@ -2,18 +2,22 @@
 
 floor_ms = Σ_shape calls × measured ms per call (GEMMs, convolutions, attention)
          + memory-bound bytes (fused estimate) / copy bandwidth
+
+timed shape by shape in short bursts, at the clocks a GPU boosts to; on a GPU also the sustained floor, the same
+work replayed as one synthetic step under load at the clocks its power cap leaves (diffexp.floor.sustained).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 import torch
 
 from diffexp.floor.count import ForwardCounts, count_forward
 from diffexp.floor.shapes import ATTENTION, CATEGORIES, GEMM, MEMORY, Shape, shape_from_dict, shape_to_dict
+from diffexp.floor.sustained import SustainedTiming, measure_sustained
 from diffexp.floor.timing import MEASURABLE, DeviceTimings, measure
 
 PREFIX = "floor."
@@ -43,6 +47,8 @@ class Floor:
     timings: Optional[DeviceTimings] = None
     # The run's measured step time, for efficiency = floor / step.
     step_ms: Optional[float] = None
+    # On a GPU: the same work as one synthetic step under sustained load (diffexp.floor.sustained).
+    sustained: Optional[SustainedTiming] = None
 
     @property
     def measured(self) -> bool:
@@ -78,6 +84,13 @@ class Floor:
             return None
         return self.floor_ms / self.step_ms
 
+    @property
+    def sustained_efficiency(self) -> Optional[float]:
+        """sustained floor ÷ step: the step against the same work at the clocks that work can keep."""
+        if self.sustained is None or not self.step_ms:
+            return None
+        return self.sustained.ms / self.step_ms
+
     def metrics(self) -> dict[str, float]:
         """Flat `floor.*` metrics for MLflow; absent figures are left out."""
         c = self.counts
@@ -102,9 +115,16 @@ class Floor:
                     "copy_gbps": self.timings.copy_gbps,
                 }
             )
+        if self.sustained is not None:
+            out["sustained_ms"] = self.sustained.ms
+            out["sustained_sm_mhz"] = self.sustained.gpu.get("sm_mhz_mean")
+            out["sustained_power_w"] = self.sustained.gpu.get("power_w_mean")
+        if self.timings is not None and self.timings.gpu:
+            out["burst_sm_mhz"] = self.timings.gpu.get("sm_mhz_mean")
         if self.step_ms:
             out["step_ms"] = self.step_ms
             out["efficiency"] = self.efficiency
+            out["efficiency_sustained"] = self.sustained_efficiency
         return {PREFIX + k: float(v) for k, v in out.items() if v is not None}
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,6 +151,7 @@ class Floor:
                 "gpu": t.gpu,
                 "host": t.host,
             },
+            "sustained": None if self.sustained is None else asdict(self.sustained),
             "shapes": [{**shape_to_dict(c.shape), "count": c.count, "ms_each": c.ms_each} for c in self.costs()],
             "metrics": self.metrics(),
         }
@@ -160,7 +181,8 @@ class Floor:
                 device.get("gpu", {}),
                 device.get("host", {}),
             )
-        return cls(counts, timings, data.get("step_ms"))
+        sustained = data.get("sustained")  # absent from floors recorded before it was measured
+        return cls(counts, timings, data.get("step_ms"), SustainedTiming(**sustained) if sustained else None)
 
 
 def measure_floor(
@@ -170,9 +192,11 @@ def measure_floor(
     dtype: Optional[torch.dtype] = None,
     step_ms: Optional[float] = None,
 ) -> Floor:
-    """The floor of counted work: measured on a CUDA device or the CPU, counts only on the meta device."""
+    """The floor of counted work: measured on a CUDA device or the CPU, counts only on the meta device; on a
+    CUDA device also under sustained load."""
     timings = measure(counts.shapes, device, attention_backend, dtype) if device.type in MEASURABLE else None
-    return Floor(counts, timings, step_ms)
+    sustained = measure_sustained(counts, device, attention_backend, dtype) if device.type == "cuda" else None
+    return Floor(counts, timings, step_ms, sustained)
 
 
 def floor_for(

@@ -13,7 +13,7 @@ from typing import Any, Optional
 import torch
 
 from diffexp import names, rundir
-from diffexp.config.schema import Config
+from diffexp.config.schema import RESOLUTION_PRESETS, Config
 from diffexp.config.validate import VIDEO_TASKS
 from diffexp.engines.diffusers.device import resolve_device
 from diffexp.errors import DiffexpError
@@ -36,8 +36,12 @@ class ConfigFloor:
 
 
 def shape_label(cfg: Config) -> str:
+    """The asked size: width×height (a resolution preset as its size and name), ×frames for a video."""
     s = cfg.model.sampling
     frames = f"×{s.num_frames}f" if s.num_frames and cfg.model.task in VIDEO_TASKS else ""
+    if (s.width is None or s.height is None) and s.resolution in RESOLUTION_PRESETS:
+        width, height = RESOLUTION_PRESETS[s.resolution]
+        return f"{width}×{height}{frames} ({s.resolution})"
     return f"{s.width}×{s.height}{frames}"
 
 

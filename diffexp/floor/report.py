@@ -75,6 +75,10 @@ def summary_line(floor: Floor, run_ms: Optional[dict[str, float]] = None) -> str
     line = f"compute floor {floor.floor_ms:.3g} ms ({parts}) on {floor.timings.device}"
     if floor.efficiency is not None:
         line += f"; efficiency {100 * floor.efficiency:.1f} % of the {floor.step_ms:.3g} ms step"
+    if floor.sustained is not None:
+        line += f"; sustained floor {floor.sustained.ms:.3g} ms"
+        if floor.sustained_efficiency is not None:
+            line += f" (efficiency {100 * floor.sustained_efficiency:.1f} %)"
     gaps = [r for r in rows if r["gap_ms"] is not None]
     if gaps:
         line += f"; largest gap: {gaps[0]['category']} {gaps[0]['gap_ms']:+.3g} ms"
@@ -92,6 +96,14 @@ def summary_rows(floor: Floor) -> list[tuple[str, str]]:
         rows.append(("measured step", f"{floor.step_ms:.2f} ms"))
     if floor.efficiency is not None:
         rows.append(("efficiency (floor ÷ step)", f"{100 * floor.efficiency:.1f} %"))
+    if floor.sustained is not None:
+        s = floor.sustained
+        rows.append(("sustained floor (the work as one step, under load)", f"{s.ms:.2f} ms"))
+        if floor.sustained_efficiency is not None:
+            rows.append(("efficiency against the sustained floor", f"{100 * floor.sustained_efficiency:.1f} %"))
+        if s.gpu:
+            clocks = f"{s.gpu['sm_mhz_mean']:.0f} MHz / {s.gpu['power_w_mean']:.0f} W"
+            rows.append(("SM clock / power (mean), sustained", f"{clocks}, after {s.heat_s:.1f} s of load"))
     c = floor.counts
     rows.append(("transformer calls per step", str(c.forwards)))
     rows.append(("memory-bound bytes, fused / eager", f"{si(c.memory_bytes, 'B')} / {si(c.memory_bytes_eager, 'B')}"))
@@ -100,7 +112,12 @@ def summary_rows(floor: Floor) -> list[tuple[str, str]]:
         rows.append(("attention timed as", floor.timings.attention_backend))
         gpu = floor.timings.gpu
         if gpu:
-            rows.append(("SM clock / power (mean)", f"{gpu['sm_mhz_mean']:.0f} MHz / {gpu['power_w_mean']:.0f} W"))
+            rows.append(
+                (
+                    "SM clock / power (mean), shapes timed alone",
+                    f"{gpu['sm_mhz_mean']:.0f} MHz / {gpu['power_w_mean']:.0f} W",
+                )
+            )
         host = floor.timings.host
         if host:
             load = f"{host['load_avg_1m_before']:.2f} / {host['load_avg_1m_after']:.2f}"

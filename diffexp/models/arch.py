@@ -123,10 +123,16 @@ def build_components_with_stats(
     return components, stats
 
 
-def build_pipeline(arch_name: str, seed: int, device: str | torch.device, dtype: torch.dtype):
-    """The arch's pipeline with seeded random weights; `pipe.build_stats` says what the build cost."""
+def build_pipeline(
+    arch_name: str, seed: int, device: str | torch.device, dtype: torch.dtype, pipeline: str | None = None
+):
+    """The arch's pipeline with seeded random weights; `pipe.build_stats` says what the build cost.
+
+    `pipeline`: the model's own pipeline class where it names another over the same components (the task's:
+    Wan2.2-TI2V-5B's checkpoint is a WanPipeline, its TI2V recipe runs WanImageToVideoPipeline), as loading a
+    checkpoint with the model's class does."""
     arch = load_arch(arch_name)
-    pipeline_cls = _import(f"diffusers.{arch['pipeline']}")
+    pipeline_cls = _import(f"diffusers.{pipeline or arch['pipeline']}")
     components, stats = build_components_with_stats(arch, seed, device, dtype)
     pipe = pipeline_cls(**components, **arch.get("pipeline_kwargs", {}))
     pipe.build_stats = stats

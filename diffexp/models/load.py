@@ -40,7 +40,7 @@ def _load(model: ModelConfig, device: torch.device):
     if model.weights == "random":
         # Straight onto the device: a full-size DiT would take minutes to initialise on CPU.
         log.info("building %s with random weights from conf/arch/%s.yaml on %s", model.name, model.arch, device)
-        return build_pipeline(model.arch, seed=model.sampling.seed or 0, device=device, dtype=dtype)
+        return build_pipeline(model.arch, model.sampling.seed or 0, device, dtype, pipeline=model.pipeline)
     path = str(ensure_tiny_checkpoint(model.arch or model.name)) if model.weights == "tiny" else model.path
     log.info("loading %s from %s", model.name, path)
     try:

@@ -34,6 +34,20 @@ def test_no_gain_gives_an_interval_around_zero():
     assert 25 < s["triton_faster_in_pct_of_rounds"] < 75
 
 
+def test_figures_are_keyed_by_the_variants_names():
+    """`--base triton --candidate triton_gelu`: each variant's figures under its own name, the gain base - candidate."""
+    s = paired_summary([130.0, 131.0, 129.0], [127.0, 128.5, 126.0], ("triton", "triton_gelu"))
+    assert s["triton_ms_median"] == 130.0 and s["triton_gelu_ms_median"] == 127.0
+    assert s["gain_ms_mean"] == pytest.approx(8.5 / 3) and s["triton_gelu_faster_in_pct_of_rounds"] == 100
+    assert not any(key.startswith("stock") for key in s)
+
+
+def test_refuses_the_same_variant_on_both_sides(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path), "--base", "triton", "--candidate", "triton"])
+    assert "--base and --candidate are both 'triton'" in capsys.readouterr().err
+
+
 def test_single_round_has_no_interval():
     assert math.isnan(paired_summary([10.0], [9.0])["gain_ms_ci95"])
 

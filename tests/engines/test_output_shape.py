@@ -44,3 +44,21 @@ def test_video_with_fewer_frames_than_requested_is_a_mismatch(tmp_path):
 def test_engine_default_sizes_are_not_compared(tmp_path):
     saved = save_images([Image.new("RGB", (40, 24))], tmp_path)
     assert output_shape_tags(saved, width=None, height=None) == {names.OUTPUT_SHAPE: "40x24"}
+
+
+def test_a_failed_mp4_writer_leaves_no_stub_video_and_the_frames_are_kept(tmp_path, monkeypatch, caplog):
+    """On the H200 box, without imageio-ffmpeg, imageio gave .mp4 to tifffile: it wrote 8 bytes, then failed."""
+    import imageio.v2 as imageio
+
+    def failing_writer(path, **kwargs):
+        path.write_bytes(b"II*\x00\x08\x00\x00\x00")
+        raise TypeError("TiffWriter.write() got an unexpected keyword argument 'fps'")
+
+    monkeypatch.setattr(imageio, "get_writer", failing_writer)
+    with caplog.at_level(logging.WARNING):
+        saved = save_videos([np.zeros((3, 32, 48, 3), dtype=np.uint8)], tmp_path, fps=8)
+    assert not (tmp_path / "video_000.mp4").exists()
+    assert sorted(p.rsplit("/", 1)[-1] for p in saved) == ["video_000.frames.npz", "video_000_frames"]
+    assert len(list((tmp_path / "video_000_frames").glob("*.png"))) == 3
+    assert "imageio-ffmpeg" in caplog.text
+    assert output_shape_tags(saved, width=48, height=32, num_frames=3) == {names.OUTPUT_SHAPE: "48x32x3"}

@@ -78,3 +78,13 @@ def test_where_the_floor_cannot_apply_nothing_runs(overrides, named, make_config
     assert all(part in problem for part in named), problem
     assert mlflow_client.search_experiments(filter_string="name = 'tiny_flux'") == []
     assert not (tmp_path / "run").exists()
+
+
+def test_a_preset_resolution_is_labelled_by_its_size():
+    """Wan2.2-TI2V-5B's recipe asks for 720p (no width/height): its floor was titled None×None×81f on the H200."""
+    from diffexp.config import compose, to_config
+    from diffexp.floor.of_run import shape_label
+
+    cfg = to_config(compose(["model=wan22_ti2v", "engine=diffusers"]))
+    assert shape_label(cfg) == "1280×720×81f (720p)"
+    assert shape_label(to_config(compose(["model=tiny_flux"]))) == "64×64"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from diffexp.config.schema import RESOLUTION_PRESETS, Config
+from diffexp.config.validate import IMAGE_TASKS
+from diffexp.errors import DiffexpError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,12 @@ def call_kwargs(cfg: Config, pipe) -> dict:
     kwargs.update(cfg.model.call_kwargs)
     accepted = inspect.signature(pipe.__call__).parameters
     dropped = [k for k in kwargs if k not in accepted]
+    if "image" in dropped and cfg.model.task in IMAGE_TASKS:
+        # Dropping the input would time another task (text-to-video for a TI2V recipe) under this one's name.
+        raise DiffexpError(
+            f"model.task={cfg.model.task!r} conditions on model.sampling.image_path, but {type(pipe).__name__} "
+            f"takes no image: set model.pipeline to the task's pipeline (model.pipeline={cfg.model.pipeline!r})"
+        )
     if dropped:
         log.warning("%s does not take %s; not passed", type(pipe).__name__, ", ".join(dropped))
     kwargs = {k: v for k, v in kwargs.items() if k in accepted}

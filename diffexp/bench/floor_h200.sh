@@ -22,10 +22,7 @@ shift
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 export PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/diffexp-inductor}
-# The FLUX.1-dev-size pipeline as measurement_h200.sh runs it: random weights, compiled, 1024^2, 8 steps.
-FLUX=(model=flux1_dev model.weights=random engine=diffusers compile=on
-      model.sampling.width=1024 model.sampling.height=1024 model.sampling.num_inference_steps=8
-      compile.warmup_steps=4 tracking.enabled=false)
+source "$(dirname "${BASH_SOURCE[0]}")/flux_pipeline.sh"  # FLUX=(...): the timed pipeline
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.draw,power.limit --format=csv 2>&1 \
   | tee -a "$OUT/machine.txt"
 

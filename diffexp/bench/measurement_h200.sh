@@ -21,10 +21,7 @@ mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 export PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/diffexp-inductor}
 
-# The FLUX.1-dev-size DiT with random weights, compiled, at 1024^2; 8 steps keep each process near a minute.
-FLUX=(model=flux1_dev model.weights=random engine=diffusers compile=on
-      model.sampling.width=1024 model.sampling.height=1024 model.sampling.num_inference_steps=8
-      compile.warmup_steps=4 tracking.enabled=false)
+source "$(dirname "${BASH_SOURCE[0]}")/flux_pipeline.sh"  # FLUX=(...): the timed pipeline
 
 {
   echo "== $(date -Is) $(hostname)"; nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,power.limit --format=csv

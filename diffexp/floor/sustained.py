@@ -24,8 +24,7 @@ from typing import Optional
 import torch
 
 from diffexp.floor.count import ForwardCounts
-from diffexp.floor.shapes import AttentionShape, ConvShape
-from diffexp.floor.timing import ROTATE_MIB, _bytes_per_call, attention_call, conv_call, gemm_call
+from diffexp.floor.timing import shape_calls
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +44,6 @@ class SustainedTiming:
     replays: int
     gpu: dict = field(default_factory=dict)
     samples_ms: list[float] = field(default_factory=list)
-
-
-def _calls(shape, device, backend, dtype, sets: int) -> list[Callable[[], object]]:
-    if isinstance(shape, AttentionShape):
-        return [attention_call(shape, device, backend, dtype)[0] for _ in range(sets)]
-    if isinstance(shape, ConvShape):
-        return [conv_call(shape, device, dtype) for _ in range(sets)]
-    return [gemm_call(shape, device, dtype) for _ in range(sets)]
 
 
 def memory_pass(nbytes: int, device: torch.device, dtype: torch.dtype = torch.bfloat16) -> Callable[[], None]:
@@ -82,14 +73,10 @@ def synthetic_step(
 ) -> Callable[[], None]:
     """One call runs every counted shape as many times as the step did (cycling through a few input sets
     larger than L2 together, as the step's own weights are), then the memory-bound pass."""
-    from kernels.bench_timing import input_sets_for
-
-    plan = []
-    for shape, count in counts.shapes.items():
-        calls = _calls(
-            shape, device, attention_backend, dtype, input_sets_for(_bytes_per_call(shape), ROTATE_MIB, max_sets)
-        )
-        plan.append((calls, count))
+    plan = [
+        (shape_calls(shape, device, attention_backend, dtype, max_sets)[0], count)
+        for shape, count in counts.shapes.items()
+    ]
     memory = memory_pass(counts.memory_bytes, device) if counts.memory_bytes else None
 
     def step() -> None:

@@ -155,6 +155,26 @@ def _bytes_per_call(shape: Shape) -> int:
     return (prod(shape.input) + prod(shape.weight) + prod(shape.output)) * itemsize
 
 
+def shape_calls(
+    shape: Shape,
+    device: torch.device,
+    attention_backend: Optional[str] = None,
+    dtype: Optional[torch.dtype] = None,
+    max_sets: int = 16,
+) -> tuple[list[Callable[[], object]], Optional[str]]:
+    """The shape's op on as many fresh input sets as add up to ROTATE_MIB (at most `max_sets`), and for an
+    attention shape the name of what is timed (None for the others)."""
+    from kernels.bench_timing import input_sets_for
+
+    sets = input_sets_for(_bytes_per_call(shape), ROTATE_MIB, max_sets)
+    if isinstance(shape, AttentionShape):
+        made = [attention_call(shape, device, attention_backend, dtype) for _ in range(sets)]
+        return [c for c, _ in made], made[0][1]
+    if isinstance(shape, ConvShape):
+        return [conv_call(shape, device, dtype) for _ in range(sets)], None
+    return [gemm_call(shape, device, dtype) for _ in range(sets)], None
+
+
 def measure(
     shapes: Iterable[Shape],
     device: torch.device,
@@ -165,7 +185,7 @@ def measure(
 ) -> DeviceTimings:
     """Time every distinct shape on `device` (CUDA or CPU) and its copy bandwidth."""
     from diffexp.bench.transformer_ab import gpu_sampler, sampler_summary
-    from kernels.bench_timing import copy_bandwidth_gbps, cpu_ms_per_call, graph_ms_per_call, input_sets_for
+    from kernels.bench_timing import copy_bandwidth_gbps, cpu_ms_per_call, graph_ms_per_call
 
     if device.type not in MEASURABLE:
         raise ValueError(f"measuring the floor needs a CUDA or CPU device, not {device}")
@@ -179,14 +199,8 @@ def measure(
         with gpu_sampler(samples) if cuda else nullcontext():
             copy_gbps = copy_bandwidth_gbps(device, COPY_GIB if cuda else CPU_COPY_GIB, replays)
             for shape in tqdm(shapes, desc="timing shapes", unit="shape", leave=False):
-                sets = input_sets_for(_bytes_per_call(shape), ROTATE_MIB)
-                if isinstance(shape, AttentionShape):
-                    made = [attention_call(shape, device, attention_backend, dtype) for _ in range(sets)]
-                    calls, timed_as = [c for c, _ in made], made[0][1]
-                elif isinstance(shape, ConvShape):
-                    calls = [conv_call(shape, device, dtype) for _ in range(sets)]
-                else:
-                    calls = [gemm_call(shape, device, dtype) for _ in range(sets)]
+                calls, shape_timed_as = shape_calls(shape, device, attention_backend, dtype)
+                timed_as = shape_timed_as or timed_as
                 if cuda:
                     shape_ms[shape] = graph_ms_per_call(calls, target_ms, replays)
                     del calls

@@ -1,7 +1,8 @@
 """`python -m diffexp.ab --base "OVERRIDES" --candidate "OVERRIDES" [--rounds N] [COMMON OVERRIDES ...]`:
-a paired, interleaved A/B. Each round runs a fresh process of the baseline, then one of the candidate (ABAB…),
-so drift of the machine (clocks, temperature, neighbours) lands on both sides of a pair; the verdict is the
-median paired ratio's 95 % interval against ±min effect (diffexp.compare.noise).
+a paired, interleaved A/B. Each round runs a fresh process of each side, the order alternating from round to round
+(AB BA AB …, `first_side`), so drift of the machine (clocks, temperature, neighbours) lands on both sides of a pair
+and an effect of going second (a warm page cache, a hotter GPU) cancels instead of biasing every ratio one way;
+the verdict is the median paired ratio's 95 % interval against ±min effect (diffexp.compare.noise).
 
     python -m diffexp.ab --base "kernels=torch" --candidate "kernels=triton" --rounds 6 model=flux1_dev \\
         model.weights=random engine=diffusers compile=on
@@ -56,11 +57,16 @@ def configs(common: list[str], base: list[str], cand: list[str], out: Path) -> d
     return cfgs
 
 
+def round_order(r: int) -> tuple[str, ...]:
+    """The sides of round `r` in the order they run: base first in even rounds, candidate first in odd ones."""
+    return SIDES if r % 2 == 0 else SIDES[::-1]
+
+
 def run_rounds(cfgs: dict[str, Config], rounds: int, out: Path) -> list[Round]:
     done = []
     for r in range(rounds):
         results = {}
-        for side in SIDES:
+        for side in round_order(r):
             child_dir = out / f"round{r}" / side
             log.info("round %d/%d: %s", r + 1, rounds, side)
             results[side] = run_child(child_config(cfgs[side], r, child_dir), child_dir)
@@ -80,7 +86,8 @@ def summary(rounds: list[Round], min_effect_pct: float, labels: dict[str, str]) 
         "base": labels["base"],
         "candidate": labels["candidate"],
         "rounds": [
-            {"round": r.index, "base": b, "candidate": c, "ratio": c / b} for r, b, c in zip(rounds, base, cand)
+            {"round": r.index, "first": round_order(r.index)[0], "base": b, "candidate": c, "ratio": c / b}
+            for r, b, c in zip(rounds, base, cand)
         ],
         "base_median": median(base),
         "candidate_median": median(cand),

@@ -29,8 +29,11 @@ WanTransformer3DModel
 
 With `gelu_epilogue=True` (config `kernels.gelu_epilogue=true`), also: every MLP up-projection followed by the
 tanh GELU (FLUX's ff / ff_context and single-block proj_mlp + act_mlp, Wan's ffn) -> diffexp::linear_gelu_tanh,
-cuBLASLt's GELU epilogue (kernels/linear_gelu.py). Off by default until an end-to-end A/B on a GPU shows the gain
-that its per-shape timing predicts.
+cuBLASLt's GELU epilogue (kernels/linear_gelu.py). With `split_proj_out=True` (`kernels.split_proj_out=true`):
+FLUX's single-block proj_out of torch.cat([attn, mlp]) as one GEMM per part accumulated in cuBLAS's epilogue, so
+the cat (a copy once the GELU is an opaque epilogue) is never written (kernels/linear_of_concat.py). Both are off
+here. The config kernels=triton turns the epilogue on, which an end-to-end A/B on an H200 decided; the split stays
+off until its own A/B (bench/floor_h200.sh OUT split) is measured.
 
 Call it before torch.compile, group offloading or cache hooks (a forward already replaced by a hook is
 refused, not silently dropped); the device does not matter then (the model may still be on CPU), but the
@@ -51,9 +54,12 @@ log = logging.getLogger(__name__)
 TESTED_DIFFUSERS = "0.42."
 
 
-def apply_triton_kernels(transformer: torch.nn.Module, gelu_epilogue: bool = False) -> list[str]:
+def apply_triton_kernels(
+    transformer: torch.nn.Module, gelu_epilogue: bool = False, split_proj_out: bool = False
+) -> list[str]:
     """Patch `transformer` in place; returns what was patched, one line per kind of module with a count.
-    `gelu_epilogue`: also run each MLP up-projection + tanh GELU as one cuBLASLt call (kernels/linear_gelu.py)."""
+    `gelu_epilogue`: also run each MLP up-projection + tanh GELU as one cuBLASLt call (kernels/linear_gelu.py).
+    `split_proj_out`: FLUX's single-block proj_out without its input's cat (kernels/linear_of_concat.py)."""
     import diffusers
     from diffusers import FluxTransformer2DModel, WanTransformer3DModel
 
@@ -71,7 +77,7 @@ def apply_triton_kernels(transformer: torch.nn.Module, gelu_epilogue: bool = Fal
     if isinstance(transformer, FluxTransformer2DModel):
         from kernels.patch_flux import patch_flux
 
-        patched = patch_flux(transformer, gelu_epilogue)
+        patched = patch_flux(transformer, gelu_epilogue, split_proj_out)
     else:
         from kernels.patch_wan import patch_wan
 

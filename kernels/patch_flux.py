@@ -22,6 +22,7 @@ from diffusers.models.transformers.transformer_flux import (
 from kernels._patching import PatchLog, is_plain_layer_norm, is_rms_norm, override_forward, rms_eps, swap_processor
 from kernels.gated_residual import gated_residual, gated_residual_joint, gated_residual_norm_modulate
 from kernels.linear_gelu import linear_gelu_tanh
+from kernels.linear_of_concat import linear_of_concat
 from kernels.norm_modulate import norm_modulate, norm_modulate_joint
 from kernels.patch_gelu import patch_gelu_modules, takes_epilogue
 from kernels.qk_norm_rope import qk_norm_rope, qk_norm_rope_joint
@@ -108,8 +109,11 @@ def _single_block_forward(
     attn_output = self.attn(
         hidden_states=norm_hidden_states, image_rotary_emb=image_rotary_emb, **(joint_attention_kwargs or {})
     )
-    hidden_states = torch.cat([attn_output, mlp_hidden_states], dim=2)
-    hidden_states = gated_residual_joint(text, image, self.proj_out(hidden_states), gate)
+    if getattr(self, SPLIT_PROJ_OUT_MARK, False):
+        projected = linear_of_concat([attn_output, mlp_hidden_states], self.proj_out)
+    else:
+        projected = self.proj_out(torch.cat([attn_output, mlp_hidden_states], dim=2))
+    hidden_states = gated_residual_joint(text, image, projected, gate)
     if hidden_states.dtype == torch.float16:
         hidden_states = hidden_states.clip(-65504, 65504)
     return hidden_states[:, : text.shape[1]], hidden_states[:, text.shape[1] :]
@@ -190,11 +194,15 @@ def _patch_attention(name: str, attn: torch.nn.Module, log: PatchLog) -> None:
 
 # Set on a single block whose (patched) forward runs proj_mlp + act_mlp as diffexp::linear_gelu_tanh.
 GELU_EPILOGUE_MARK = "_diffexp_gelu_epilogue"
+# Set on a single block whose (patched) forward runs proj_out as one GEMM per part of its input, without the cat.
+SPLIT_PROJ_OUT_MARK = "_diffexp_split_proj_out"
 
 
-def patch_flux(model: FluxTransformer2DModel, gelu_epilogue: bool = False) -> list[str]:
+def patch_flux(model: FluxTransformer2DModel, gelu_epilogue: bool = False, split_proj_out: bool = False) -> list[str]:
     """Swap the kernels into every FLUX block; returns the grouped patch log. `gelu_epilogue`: also run every
-    MLP up-projection + tanh GELU as one cuBLASLt call (kernels/linear_gelu.py)."""
+    MLP up-projection + tanh GELU as one cuBLASLt call (kernels/linear_gelu.py). `split_proj_out`: the single
+    blocks' proj_out as a GEMM per part of torch.cat([attn, mlp]), the cat never written
+    (kernels/linear_of_concat.py)."""
     log = PatchLog()
     for name, module in model.named_modules():
         if isinstance(module, AdaLayerNormZero) and is_plain_layer_norm(module.norm):
@@ -219,6 +227,9 @@ def patch_flux(model: FluxTransformer2DModel, gelu_epilogue: bool = False) -> li
                     log.add(
                         name, "FluxSingleTransformerBlock.forward -> diffexp::norm_modulate_joint, gated_residual_joint"
                     )
+                    if split_proj_out:
+                        setattr(module, SPLIT_PROJ_OUT_MARK, True)
+                        log.add(f"{name}.proj_out", "proj_out(cat([attn, mlp])) -> a GEMM per part, no cat")
                 if gelu_epilogue and takes_epilogue(module.proj_mlp, module.act_mlp):
                     setattr(module, GELU_EPILOGUE_MARK, True)
                     log.add(

@@ -9,8 +9,10 @@
 #                                                         # against without, paired (~3.5 min)
 #   bash diffexp/bench/floor_h200.sh OUT_DIR epilogue     # kernels=triton vs + the GELU epilogue, the same paired DiT
 #                                                         # forwards, each output against the stock DiT's, traced (~6 min)
-#   bash diffexp/bench/floor_h200.sh OUT_DIR step         # the compiled FLUX pipeline with kernels=triton + GELU epilogue,
-#                                                         # 5 repeats, and its floor and efficiency (~2 min, cached: 1)
+#   bash diffexp/bench/floor_h200.sh OUT_DIR split        # GELU epilogue vs + the single blocks' proj_out without its
+#                                                         # cat, the same paired DiT forwards, traced (~5.5 min)
+#   bash diffexp/bench/floor_h200.sh OUT_DIR step         # the compiled FLUX pipeline with kernels=triton (epilogue and
+#                                                         # split proj_out), 5 repeats, its floor and efficiency (~3 min)
 #   bash diffexp/bench/floor_h200.sh OUT_DIR wan_ti2v     # Wan2.2-TI2V-5B's recipe (720p, 81 frames) at 10 of its 50
 #                                                         # steps, kernels=triton + GELU epilogue, floor and efficiency
 #   bash diffexp/bench/floor_h200.sh OUT_DIR candidates kernels pair graphs
@@ -48,9 +50,13 @@ for PART in "$@"; do
       python -m diffexp.bench.transformer_ab --out "$OUT/transformer_ab_epilogue" --base triton --candidate triton_gelu \
         --rounds 100 --eager-rounds 10 --profile 2>&1 | tee "$OUT/transformer_ab_epilogue.log"
       ;;
+    split)
+      python -m diffexp.bench.transformer_ab --out "$OUT/transformer_ab_split" --base triton_gelu \
+        --candidate triton_gelu_split --rounds 100 --eager-rounds 10 --profile 2>&1 | tee "$OUT/transformer_ab_split.log"
+      ;;
     step)
-      python -m diffexp "${FLUX[@]}" kernels=triton kernels.gelu_epilogue=true measure.repeats=5 measure.floor=true \
-        hydra.run.dir="$OUT/step_triton_gelu" 2>&1 | tee "$OUT/step_triton_gelu.log"
+      python -m diffexp "${FLUX[@]}" kernels=triton kernels.gelu_epilogue=true kernels.split_proj_out=true \
+        measure.repeats=5 measure.floor=true hydra.run.dir="$OUT/step_triton" 2>&1 | tee "$OUT/step_triton.log"
       ;;
     wan_ti2v)
       # The recipe's input image: its content does not change the work (the VAE encodes it to a fixed latent shape).
@@ -63,7 +69,7 @@ for PART in "$@"; do
         | tee "$OUT/wan22_ti2v_triton_gelu.log"
       ;;
     *)
-      echo "unknown part $PART: candidates, kernels, pair, graphs, epilogue, step or wan_ti2v" >&2
+      echo "unknown part $PART: candidates, kernels, pair, graphs, epilogue, split, step or wan_ti2v" >&2
       exit 2
       ;;
   esac

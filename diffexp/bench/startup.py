@@ -1,6 +1,6 @@
 """`python -m diffexp.bench.startup [--rounds N] [--out DIR]`: what `python -m diffexp` (the built-in default)
 costs against a bare script that imports diffusers, loads the same tiny FLUX checkpoint and generates the same
-image. Both run as fresh processes, alternated ABAB… in one run so machine noise hits both alike; the median wall
+image. Both run as fresh processes, alternated AB BA … in one run so machine noise hits both alike; the median wall
 time of each and their ratio are printed (and written to DIR/startup.json)."""
 
 from __future__ import annotations
@@ -45,11 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="diffexp-startup-") as tmp:
         work = Path(tmp)
         _timed([sys.executable, "-m", "diffexp"], work)  # creates the local store once, like a user's second run
-        for _ in range(args.rounds):
-            times["bare"].append(
-                _timed([sys.executable, "-c", BARE, str(checkpoint), cfg.model.sampling.prompt, "x.png"], work)
-            )
-            times["diffexp"].append(_timed([sys.executable, "-m", "diffexp"], work))
+        commands = {
+            "bare": [sys.executable, "-c", BARE, str(checkpoint), cfg.model.sampling.prompt, "x.png"],
+            "diffexp": [sys.executable, "-m", "diffexp"],
+        }
+        for r in range(args.rounds):
+            for name in commands if r % 2 == 0 else reversed(commands):  # AB BA …: going second gains nothing
+                times[name].append(_timed(commands[name], work))
     result = {k: {"median_s": statistics.median(v), "all_s": v} for k, v in times.items()}
     result["ratio"] = result["diffexp"]["median_s"] / result["bare"]["median_s"]
     print(f"bare script: {result['bare']['median_s']:.2f} s, python -m diffexp: {result['diffexp']['median_s']:.2f} s "

@@ -1,5 +1,6 @@
 """Paired A/B of one FLUX.1-dev-size DiT forward: stock modules vs `kernels=triton` (or any two of the variants
-stock, triton, triton_gelu: `--base triton --candidate triton_gelu` times the GELU epilogue), eager and compiled.
+stock, triton, triton_gelu, triton_gelu_split: `--base triton --candidate triton_gelu` times the GELU epilogue,
+`--base triton_gelu --candidate triton_gelu_split` the single blocks' proj_out without its cat), eager and compiled.
 
 Whole-pipeline runs (diffexp.bench.flux_dit) give the MLflow pair, but a difference of 1 % drowns in
 their run-to-run noise: a power-capped H100 moves its clocks by several percent between runs. Here both
@@ -197,8 +198,14 @@ def profile_forward(model: torch.nn.Module, inputs: dict, path: Path) -> None:
     subprocess.run(["gzip", "-f", str(path)], check=False)
 
 
-# A variant: the stock diffusers DiT, or the same weights with kernels/ swapped in (and the GELU epilogue).
-VARIANTS = {"stock": None, "triton": False, "triton_gelu": True}
+# A variant: the stock diffusers DiT, or the same weights with kernels/ swapped in, with the options of
+# apply_triton_kernels it turns on (the GELU epilogue; the single blocks' proj_out without its cat).
+VARIANTS: dict[str, dict[str, bool] | None] = {
+    "stock": None,
+    "triton": {},
+    "triton_gelu": {"gelu_epilogue": True},
+    "triton_gelu_split": {"gelu_epilogue": True, "split_proj_out": True},
+}
 
 
 def variant_transformer(variant: str) -> tuple[torch.nn.Module, list[str]]:
@@ -206,8 +213,8 @@ def variant_transformer(variant: str) -> tuple[torch.nn.Module, list[str]]:
     from kernels.patch import apply_triton_kernels
 
     model = flux_transformer()
-    gelu_epilogue = VARIANTS[variant]
-    return model, [] if gelu_epilogue is None else apply_triton_kernels(model, gelu_epilogue=gelu_epilogue)
+    options = VARIANTS[variant]
+    return model, [] if options is None else apply_triton_kernels(model, **options)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -188,6 +188,9 @@ class KernelsConfig:
     # kernels/linear_gelu.py). kernels=triton turns it on (it gained 2.1 % a FLUX step on an H200);
     # kernels=triton kernels.gelu_epilogue=false leaves it out.
     gelu_epilogue: bool = False
+    # With impl=triton: FLUX's single-block proj_out as one GEMM per part of its concatenated input, so the cat is
+    # never written (kernels/linear_of_concat.py). kernels=triton turns it on.
+    split_proj_out: bool = False
 
 
 @dataclass
@@ -256,4 +259,7 @@ class Config:
     output_dir: str = "."
     # Name of the sweep this run belongs to (set by multirun sweeps).
     sweep: Optional[str] = None
+    # The guide recipe this run composed (`+recipe=NAME` sets it), so the suite report can say where a run departed
+    # from it (fewer steps, one GPU) also outside a sweep.
+    recipe: Optional[str] = None
     extra: dict[str, Any] = field(default_factory=dict)

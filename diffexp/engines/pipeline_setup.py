@@ -107,14 +107,14 @@ def apply_attention(pipe, backend: str | None) -> None:
     log.info("attention backend: %s (diffusers %s)", backend, name)
 
 
-def apply_kernels(pipe, impl: str, gelu_epilogue: bool = False) -> list[str]:
+def apply_kernels(pipe, impl: str, gelu_epilogue: bool = False, split_proj_out: bool = False) -> list[str]:
     if impl == "torch":
         return []
     from kernels.patch import apply_triton_kernels
 
     patched: list[str] = []
     for denoiser in denoisers(pipe):
-        patched += apply_triton_kernels(getattr(pipe, denoiser), gelu_epilogue)
+        patched += apply_triton_kernels(getattr(pipe, denoiser), gelu_epilogue, split_proj_out)
     log.info("triton kernels swapped in: %s", ", ".join(patched) or "none")
     return patched
 

@@ -97,6 +97,15 @@ def capture_step(cfg: Config, device: torch.device | None = None) -> StepCalls:
         pipe(**call_kwargs(cfg, pipe), generator=torch.Generator("cpu").manual_seed(seed))
     except _StepReached:
         pass
+    except RuntimeError as exc:
+        if device.type != "meta" or "meta tensors" not in str(exc):
+            raise
+        # Qwen-Image and Z-Image keep the text encoder's output where the attention mask is set: a length that
+        # depends on values, which shapes alone do not have.
+        raise DiffexpError(
+            f"{type(pipe).__name__} cannot be counted on the meta device (its prompt encoding depends on values: "
+            f"{exc}); count it on a GPU, where the architecture is built with random weights"
+        ) from exc
     finally:
         del pipe.scheduler.step
         for handle in handles:

@@ -21,6 +21,7 @@ import torch
 from diffexp.config.arch import arch_names, arch_path, arch_spec
 from diffexp.errors import DiffexpError
 from diffexp.models.materialize import build_empty, materialize, parameter_count, peak_host_rss_gib
+from diffexp.models.qwen_vocab import qwen_tokenizer, qwen_vl_processor
 from diffexp.models.tokenizer import BOS_ID, EOS_ID, PAD_ID, byte_level_tokenizer
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,20 @@ def _model_factory(spec: dict[str, Any]):
             config.setdefault("vocab_size", 384)
         return lambda: cls(_import(spec["config_class"])(**config))
     return lambda: cls(**config)
+
+
+TOKENIZERS = ("byte_level", "qwen_bpe")
+
+
+def tokenizer(spec: dict[str, Any]):
+    """A `tokenizer` component: byte_level (built here, diffexp/models/tokenizer.py) or qwen_bpe (the real Qwen
+    vocabulary, diffexp/models/qwen_vocab.py)."""
+    kind = spec["tokenizer"]
+    if kind == "qwen_bpe":
+        return qwen_tokenizer(spec["model_max_length"])
+    if kind == "byte_level":
+        return byte_level_tokenizer(spec["model_max_length"], spec.get("template", "t5"))
+    raise DiffexpError(f"tokenizer {kind!r}: allowed values are {', '.join(TOKENIZERS)}")
 
 
 def is_model(spec: dict[str, Any]) -> bool:
@@ -100,14 +115,11 @@ def build_components_with_stats(
     sizes: dict[str, int] = {}
     torch.manual_seed(seed)  # for any buffer a constructor draws at random
     for name, spec in arch["components"].items():
-        if "tokenizer" in spec:
-            components[name] = byte_level_tokenizer(spec["model_max_length"], spec.get("template", "t5"))
-        elif "processor" in spec:
-            # A vision-language processor must map its image placeholder to the encoder's image token id.
-            raise DiffexpError(
-                f"component {name!r}: a locally built {spec['processor']} processor is not implemented yet; "
-                "the models of this architecture build (see tests/models/test_full_size.py) but the pipeline does not"
-            )
+        if "processor" in spec:
+            # Over the arch's tokenizer component (built before it): its <|image_pad|> is the encoder's image token.
+            components[name] = qwen_vl_processor(spec, components.get(spec.get("tokenizer", "tokenizer")))
+        elif "tokenizer" in spec:
+            components[name] = tokenizer(spec)
         elif spec["class"].endswith("Scheduler"):
             components[name] = _import(spec["class"])(**spec.get("config", {}))
         else:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Optional
 
 from diffexp import names
+from diffexp.reports import published
 from diffexp.reports.summary import (
     GUIDE_COLUMNS,
     MISSING,
@@ -20,6 +21,8 @@ from diffexp.tracking.store import client_for
 
 # The guide's standard benchmark suite, in its table's order.
 SUITE_MODELS = ("qwen_image", "qwen_image_edit", "flux1_dev", "flux2_dev", "zimage_turbo", "wan22_t2v", "wan22_ti2v")
+# The guide's columns, then SGLang's published figure for the model on an H200 where one exists.
+SUITE_COLUMNS = [*GUIDE_COLUMNS, published.COLUMN]
 
 
 def suite_runs(uri: Optional[str] = None) -> list[RecordedRun]:
@@ -40,9 +43,11 @@ RECIPE_KEYS = (
 
 
 def recipe_departures(run: RecordedRun) -> list[str]:
-    """Where a recipe point (`+recipe=NAME`) ran otherwise than its recipe says: each key, its value and the
+    """Where a run of a recipe (`+recipe=NAME`, a sweep point or a single run) ran otherwise than its recipe says: each key, its value and the
     recipe's, so a single-GPU or fewer-step measurement is never read as the recipe's figure."""
     recipe = parse_point_overrides(run.tags.get(names.SWEEP_OVERRIDES)).get("+recipe")
+    if not recipe and run.params.get("recipe") not in (None, "None"):
+        recipe = run.params["recipe"]  # a single run of a recipe: its config says which
     if not recipe:
         return []
     from omegaconf import OmegaConf
@@ -90,14 +95,13 @@ def suite_table(runs: Sequence[RecordedRun], every_model: bool = False) -> str:
     if every_model:
         models += sorted({m for m, _ in latest} - set(SUITE_MODELS))
     rows = []
+    marks: dict[str, int] = {}
     for model in models:
         found = [row for (m, _), row in sorted(latest.items()) if m == model]
-        if found:
-            rows += found
-        elif model in SUITE_MODELS:
+        if not found and model in SUITE_MODELS:
             params = _model_defaults(model)
             steps = params.get("model.sampling.num_inference_steps", "None")
-            rows.append(
+            found = [
                 {
                     **{c: MISSING for c in GUIDE_COLUMNS},
                     "Model": params.get("model.label", model),
@@ -105,5 +109,7 @@ def suite_table(runs: Sequence[RecordedRun], every_model: bool = False) -> str:
                     "Steps": steps if steps != "None" else MISSING,
                     "Resolution": resolution(params),
                 }
-            )
-    return markdown_table(GUIDE_COLUMNS, [rounded(row) for row in rows]) + "".join(f"\n> {n}\n" for n in notes)
+            ]
+        rows += [{**rounded(row), published.COLUMN: published.cell(model, marks)} for row in found]
+    notes = published.footnotes(marks) + notes
+    return markdown_table(SUITE_COLUMNS, rows) + "".join(f"\n> {n}\n" for n in notes)

@@ -20,7 +20,8 @@ def run_name(cfg: Config) -> str:
     if cfg.compile.enabled:
         parts.append("compile")
     if cfg.kernels.impl != "torch":
-        parts.append(f"kernels={cfg.kernels.impl}" + ("+gelu_epilogue" if cfg.kernels.gelu_epilogue else ""))
+        extras = [name for name in ("gelu_epilogue", "split_proj_out") if getattr(cfg.kernels, name)]
+        parts.append("+".join([f"kernels={cfg.kernels.impl}", *extras]))
     if cfg.engine.name != "sglang" and cfg.model.weights != "tiny":
         parts.append(cfg.engine.name)
     if cfg.profile.mode != "off":

@@ -41,11 +41,12 @@ def test_ab_two_rounds_interleaved_and_recorded(tmp_path, mlflow_uri, mlflow_cli
     assert result["ci95_low_pct"] <= result["delta_pct"] <= result["ci95_high_pct"]
     assert "→ slower" in " ".join(capsys.readouterr().out.split())
 
-    # ABAB: each round's candidate process started after its baseline had finished.
-    for r in range(2):
+    # AB, then BA: in each round the second process started after the first had finished, and the order alternates.
+    assert [r["first"] for r in result["rounds"]] == ["base", "candidate"]
+    for r, (first, second) in enumerate([("base", "candidate"), ("candidate", "base")]):
         round_dir = tmp_path / "ab" / f"round{r}"
-        assert (round_dir / "base" / "metrics.json").stat().st_mtime <= (
-            round_dir / "candidate" / "config.yaml"
+        assert (round_dir / first / "metrics.json").stat().st_mtime <= (
+            round_dir / second / "config.yaml"
         ).stat().st_mtime
 
     [exp] = [e for e in mlflow_client.search_experiments() if e.name == "tiny_flux"]

@@ -28,6 +28,10 @@ CPU_MIN_EFFECT_PCT = 40.0
 ROUNDS, REPEATS = 6, 5
 
 
+def round_sides(r: int) -> tuple[str, str]:
+    return ("base", "same") if r % 2 == 0 else ("same", "base")
+
+
 @pytest.mark.parametrize(
     "low, high, expected",
     [
@@ -56,7 +60,7 @@ def test_machine_note_names_the_throttle():
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Rounds of base, same (4 steps each) interleaved, then slow (16 steps): run ids by name."""
+    """Rounds of base and same (4 steps each), AB BA AB …, then slow (16 steps): run ids by name."""
     import torch
 
     from diffexp.config import compose, to_config
@@ -68,7 +72,9 @@ def runs(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("noise")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    plan = [(f"{name}{r}", 4) for r in range(ROUNDS) for name in ("base", "same")] + [("slow", 16)]
+    # The order alternates as diffexp.ab's does: CI saw the second run of every round 18 % faster in one process
+    # (-18.4 % [-28.1, -3.8] with base always first), an effect of going second, not of the config.
+    plan = [(f"{side}{r}", 4) for r in range(ROUNDS) for side in round_sides(r)] + [("slow", 16)]
     out = {}
     try:
         for name, steps in plan:
@@ -106,8 +112,8 @@ def test_same_config_twice_is_within_noise(runs):
     }
     v = verdict(per_round["base"], per_round["same"], "denoise_step_ms", CPU_MIN_EFFECT_PCT, paired=True)
     assert v.delta.paired and v.delta.ci95_low_pct <= v.delta.pct <= v.delta.ci95_high_pct
-    # Never a difference where there is none, even at the guide's 2 %.
-    assert verdict(per_round["base"], per_round["same"], paired=True).verdict not in (FASTER, SLOWER)
+    # No assertion at the guide's 2 %: with no effect at all a 95 % interval misses zero in 1 run of 20, so a test
+    # that demanded "no difference" there would fail by design that often.
     # On a shared 2-core machine the interval's width follows the other jobs' load, which no test can control or
     # read back for the minutes the rounds took (CI saw +4.5 % [-27.5, +42.4] % with the 1-minute load below 2 at
     # the end): "ambiguous" is then the honest verdict. What must hold on any machine: the point estimate is inside

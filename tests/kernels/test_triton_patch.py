@@ -58,10 +58,10 @@ def _randomize(model, randn, device):
     return model
 
 
-def _patched_vs_unpatched(model, inputs, dtype=torch.float32, gelu_epilogue=False):
+def _patched_vs_unpatched(model, inputs, dtype=torch.float32, **options):
     model = model.to(dtype)
     patched = copy.deepcopy(model)
-    lines = apply_triton_kernels(patched, gelu_epilogue)
+    lines = apply_triton_kernels(patched, **options)
     inputs = {k: v.to(dtype) if torch.is_tensor(v) and v.is_floating_point() else v for k, v in inputs.items()}
     with torch.no_grad():
         return model(**inputs)[0], patched(**inputs)[0], lines, patched
@@ -94,18 +94,23 @@ def test_wan_patched_matches_unpatched(cross_attn_norm, per_token_timestep, rand
     assert any("attn1.processor" in line for line in lines) and any("attn2.processor" in line for line in lines)
 
 
-def _epilogue_calls(model, inputs) -> int:
-    """How many diffexp::linear_gelu_tanh calls torch.compile's graph of `model` holds (and that it runs)."""
+def _graph_calls(model, inputs, target: str) -> int:
+    """How many calls of `target` (torch.cat: "cat"; an op: its name) torch.compile's graph of `model` holds (and
+    that it runs)."""
     calls = []
 
     def inspecting_backend(gm, example_inputs):
-        calls.extend(n for n in gm.graph.nodes if "linear_gelu_tanh" in str(n.target))
+        calls.extend(n for n in gm.graph.nodes if getattr(n.target, "__name__", "").split(".")[0] == target)
         return gm.forward
 
     torch._dynamo.reset()
     with torch.no_grad():
         torch.compile(model, fullgraph=True, backend=inspecting_backend)(**inputs)
     return len(calls)
+
+
+def _epilogue_calls(model, inputs) -> int:
+    return _graph_calls(model, inputs, "linear_gelu_tanh")
 
 
 def test_gelu_epilogue_takes_every_tanh_mlp_of_flux(randn, device):
@@ -148,6 +153,36 @@ def test_gelu_epilogue_on_gpu_is_the_tanh_gelu_to_bf16_rounding(randn, device):
     _assert_bf16_close(got, want, rel_norm=1e-2)
 
 
+def test_linear_of_concat_is_the_linear_of_the_cat(randn, device):
+    from kernels.linear_of_concat import linear_of_concat
+
+    parts = [randn(2, 7, 5, dtype=torch.float64), randn(2, 7, 11, dtype=torch.float64)]
+    for bias in (True, False):
+        linear = torch.nn.Linear(16, 9, bias=bias).to(device, torch.float64)
+        with torch.no_grad():
+            want = linear(torch.cat(parts, dim=-1))
+            got = linear_of_concat(parts, linear)
+        assert got.shape == (2, 7, 9)
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"parts \[5, 11\] sum to 16, the linear takes 17"):
+        linear_of_concat(parts, torch.nn.Linear(17, 9).to(device, torch.float64))
+
+
+def test_split_proj_out_leaves_the_single_blocks_cat_unwritten(randn, device):
+    model = _randomize(_tiny_flux(), randn, device)
+    inputs = _flux_inputs(randn, device)
+    want, got, lines, split = _patched_vs_unpatched(model, inputs, gelu_epilogue=True, split_proj_out=True)
+    _assert_bf16_close(got, want, rel_norm=1e-5)
+    assert "single_transformer_blocks.*.proj_out: proj_out(cat([attn, mlp])) -> a GEMM per part, no cat (x1)" in lines
+    _, _, _, joined = _patched_vs_unpatched(model, inputs, gelu_epilogue=True)
+    # One torch.cat fewer in the compiled graph per single block (the model's own cats of ids and tokens stay),
+    # and one opaque diffexp::linear_of_concat instead.
+    assert _graph_calls(joined, inputs, "cat") - _graph_calls(split, inputs, "cat") == len(
+        model.single_transformer_blocks
+    )
+    assert _graph_calls(split, inputs, "linear_of_concat") == len(model.single_transformer_blocks)
+
+
 def test_second_apply_patches_nothing(randn, device):
     model = _randomize(_tiny_flux(), randn, device)
     assert apply_triton_kernels(model)
@@ -170,8 +205,9 @@ def test_unsupported_model_is_an_error():
 def test_bf16_on_gpu(randn, device):
     """bf16 end to end: the patched model differs from diffusers only by rounding (fewer roundings, in fact)."""
     flux = _randomize(_tiny_flux(), randn, device)
-    want, got, _, _ = _patched_vs_unpatched(flux, _flux_inputs(randn, device, image=256), torch.bfloat16)
-    _assert_bf16_close(got, want, rel_norm=2e-2, elementwise=False)
+    for options in ({}, {"gelu_epilogue": True, "split_proj_out": True}):
+        want, got, _, _ = _patched_vs_unpatched(flux, _flux_inputs(randn, device, image=256), torch.bfloat16, **options)
+        _assert_bf16_close(got, want, rel_norm=2e-2, elementwise=False)
     wan = _randomize(_tiny_wan(), randn, device)
     want, got, _, _ = _patched_vs_unpatched(wan, _wan_inputs(randn), torch.bfloat16)
     _assert_bf16_close(got, want, rel_norm=2e-2, elementwise=False)

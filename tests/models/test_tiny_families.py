@@ -20,6 +20,7 @@ pytestmark = pytest.mark.slow
 # Family → the output one run writes and its shape (frames, height, width, RGB).
 FAMILIES = {
     "tiny_qwen_image": ("image_000.png", (64, 64, 3)),
+    "tiny_qwen_image_edit": ("image_000.png", (64, 64, 3)),
     "tiny_flux2": ("image_000.png", (64, 64, 3)),
     "tiny_zimage": ("image_000.png", (64, 64, 3)),
     "tiny_wan22": ("video_000.frames.npz", (9, 32, 32, 3)),
@@ -42,11 +43,21 @@ def store(tmp_path_factory):
     return root, f"sqlite:///{root / 'mlflow.db'}"
 
 
+def input_image(root) -> str:
+    """The edit family's input picture (its recipe's cat.png stands outside the repo)."""
+    path = root / "input.png"
+    if not path.exists():
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (96, 80, 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
 def run_model(store, model: str, name: str, *overrides: str):
     from diffexp.config import compose, to_config
 
     root, uri = store
     out = root / model / name
+    if model == "tiny_qwen_image_edit":
+        overrides = (f"model.sampling.image_path={input_image(root)}", *overrides)
     cfg = to_config(
         compose([f"model={model}", "engine.device=cpu", *overrides, f"tracking.uri={uri}", f"output_dir={out}"])
     )

@@ -15,12 +15,13 @@ from diffexp.tracking.writer import RunRecorder
 
 GUIDE_HEADER = (
     "| Model | Task | Steps | Resolution | Denoise (s) ★ | Step (ms) | E2E (s) | Peak Mem (GiB) | SGLang Ver | GPU |"
+    " SGLang H200 (published) |"
 )
 
 
 def _run(
     uri, model, label, task, denoise, gpu="NVIDIA H100 80GB HBM3", gpus="1", valid="true", status_ok=True, tags=None,
-    **sampling,
+    recipe=None, **sampling,
 ):  # fmt: skip
     params = {
         "model.name": model,
@@ -29,6 +30,7 @@ def _run(
         "model.task_label": task,
         "parallel.num_gpus": gpus,
         "engine.name": "sglang",
+        "recipe": str(recipe),
         **{
             f"model.sampling.{k}": str(v)
             for k, v in {
@@ -87,7 +89,7 @@ def store(tmp_path_factory):
 def test_latest_valid_run_per_model_and_gpu(store):
     table = suite_table(suite_runs(store)).splitlines()
     assert table[0] == GUIDE_HEADER
-    rows = table[2:]
+    rows = [line for line in table[2:] if line.startswith("| ")]
     assert [r.split(" | ")[0].lstrip("| ") for r in rows] == [
         "Qwen-Image-2512",
         "Qwen-Image-Edit-2511",
@@ -98,17 +100,28 @@ def test_latest_valid_run_per_model_and_gpu(store):
         "Wan2.2-T2V-A14B 720P",
         "Wan2.2-TI2V-5B 720P",
     ]
+    # Beside each row, SGLang's published H200 figure for the model where one exists, its conditions under the table.
+    assert "| Qwen-Image-2512 | T2I | 50 | 1024×1024 | - | - | - | - | - | - | 6.77 s [1] |" in rows  # not run yet
     assert (
         "| FLUX.1-dev | T2I | 50 | 1024×1024 | 18.500 | 370.0 | 20.000 | 30.25 | 0.5.23 | NVIDIA H100 80GB HBM3 |"
+        " 7.69 s [2] |" in rows
+    )
+    assert (
+        "| FLUX.1-dev | T2I | 50 | 1024×1024 | 16.000 | 320.0 | 17.500 | 30.25 | 0.5.23 | NVIDIA H200 | 7.69 s [2] |"
         in rows
     )
-    assert "| FLUX.1-dev | T2I | 50 | 1024×1024 | 16.000 | 320.0 | 17.500 | 30.25 | 0.5.23 | NVIDIA H200 |" in rows
     assert (
         "| Wan2.2-T2V-A14B 720P | T2V | 40 | 720P 81fr | 300.000 | 7500.0 | 301.500 | 30.25 | 0.5.23 | 8× NVIDIA H100 80GB HBM3 |"
-        in rows
+        " - |" in rows
     )
-    assert "| Qwen-Image-2512 | T2I | 50 | 1024×1024 | - | - | - | - | - | - |" in rows  # not run yet
+    assert "| Z-Image-Turbo | T2I Turbo | 9 | 1024×1024 | - | - | - | - | - | - | 1.35 s [3] |" in rows
     assert not any("tiny-FLUX" in r for r in rows)
+    notes = [line for line in table if line.startswith("> [")]
+    assert notes[1] == (
+        "> [2] SGLang, published: 7.69 s E2E, FLUX.1-dev, 1024², 50 steps, 1×H200, SGLang's default profile, "
+        "client-side (SGLang team, cross-framework benchmark reports (LMSYS blog, 2025-11-07 / 2026-01-16))"
+    )
+    assert [n[:4] for n in notes] == ["> [1", "> [2", "> [3"]
 
 
 def test_suite_command(store, capsys):
@@ -143,10 +156,15 @@ def test_a_recipe_point_run_otherwise_than_its_recipe_is_flagged_under_the_table
          resolution="720p", num_frames=81, num_inference_steps=10)  # fmt: skip
     _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 5.0, tags={names.SWEEP_OVERRIDES: json.dumps(["+recipe=flux1_dev"])},
          width=1024, height=1024, num_inference_steps=50)  # fmt: skip
+    # A single run of a recipe (no sweep) records it in its config: flagged the same way.
+    _run(uri, "wan22_ti2v", "Wan2.2-TI2V-5B 720P", "TI2V", 10.0, gpu="NVIDIA H200", recipe="wan22_ti2v",
+         resolution="720p", num_frames=81, num_inference_steps=10)  # fmt: skip
     table = suite_table(suite_runs(uri))
     assert "| Wan2.2-T2V-A14B 720P | T2V | 10 | 720P 81fr | 30.000 | 3000.0 | 31.500 |" in table  # per step beside it
     notes = [line for line in table.splitlines() if "NOT THE RECIPE AS WRITTEN" in line]
-    assert notes == [
+    assert notes == [  # newest run first
+        "> Wan2.2-TI2V-5B 720P (NVIDIA H200): NOT THE RECIPE AS WRITTEN: model.sampling.num_inference_steps=10 where "
+        "recipe wan22_ti2v has 50",
         "> Wan2.2-T2V-A14B 720P (NVIDIA H200): NOT THE RECIPE AS WRITTEN: parallel.num_gpus=1 where recipe wan22_t2v "
-        "has 8; model.sampling.num_inference_steps=10 where recipe wan22_t2v has 40"
+        "has 8; model.sampling.num_inference_steps=10 where recipe wan22_t2v has 40",
     ]  # and none for FLUX.1-dev, run as its recipe says

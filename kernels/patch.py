@@ -27,6 +27,9 @@ WanTransformer3DModel
   cross-attention.
 - Not replaced: the model-level forward (Wan's final norm_out + modulation runs once per step).
 
+Other DiTs (Qwen-Image, LTX-2, JoyAI): the GELU epilogue alone, in every diffusers FeedForward with the tanh GELU; a
+transformer with none of those (Z-Image's and FLUX.2's SwiGLU MLPs) is refused.
+
 With `gelu_epilogue=True` (config `kernels.gelu_epilogue=true`), also: every MLP up-projection followed by the
 tanh GELU (FLUX's ff / ff_context and single-block proj_mlp + act_mlp, Wan's ffn) -> diffexp::linear_gelu_tanh,
 cuBLASLt's GELU epilogue (kernels/linear_gelu.py). With `split_proj_out=True` (`kernels.split_proj_out=true`):
@@ -69,19 +72,32 @@ def apply_triton_kernels(
             TESTED_DIFFUSERS,
             diffusers.__version__,
         )
-    if not isinstance(transformer, (FluxTransformer2DModel, WanTransformer3DModel)):
-        raise DiffexpError(
-            f"kernels=triton has no patch for {type(transformer).__name__}; "
-            "supported: FluxTransformer2DModel, WanTransformer3DModel (use kernels=torch for other models)"
-        )
     if isinstance(transformer, FluxTransformer2DModel):
         from kernels.patch_flux import patch_flux
 
         patched = patch_flux(transformer, gelu_epilogue, split_proj_out)
-    else:
+    elif isinstance(transformer, WanTransformer3DModel):
         from kernels.patch_wan import patch_wan
 
         patched = patch_wan(transformer, gelu_epilogue)
+    else:
+        # Other DiTs: only the GELU epilogue, in every diffusers FeedForward with the tanh GELU (Qwen-Image's and
+        # JoyAI's img_mlp / txt_mlp, LTX-2's ff / audio_ff). Their norms, modulations and rotary forms are not the
+        # ops of kernels/ (Qwen-Image rotates with complex numbers, Z-Image and FLUX.2 have SwiGLU MLPs).
+        patched = []
+        if gelu_epilogue:
+            from kernels._patching import PatchLog
+            from kernels.patch_gelu import patch_gelu_modules
+
+            epilogues = PatchLog()
+            patch_gelu_modules(transformer, epilogues)
+            patched = epilogues.lines()
+        if not patched:
+            raise DiffexpError(
+                f"kernels=triton has no patch for {type(transformer).__name__}: the fused ops cover "
+                "FluxTransformer2DModel and WanTransformer3DModel, and the GELU epilogue (kernels.gelu_epilogue=true) "
+                "any diffusers FeedForward with the tanh GELU, which this model has none of (use kernels=torch)"
+            )
     for line in patched:
         log.info("triton kernels: %s", line)
     return patched

@@ -25,6 +25,14 @@ IMAGE_TASKS = ("image_edit", "ti2v", "i2v", "shape")
 VIDEO_TASKS = ("t2v", "ti2v", "i2v")
 PROFILE_MODES = ("off", "torch", "nsys")
 KERNEL_IMPLS = ("torch", "triton")
+# The model families kernels.patch.apply_triton_kernels patches: FLUX.1 and Wan with the fused ops, Qwen-Image,
+# LTX-2 and JoyAI with the GELU epilogue alone (their MLPs are diffusers' FeedForward with the tanh GELU).
+EPILOGUE_ONLY = ("qwen_image", "ltx2", "joyai")
+TRITON_FAMILIES = ("flux", "wan", *EPILOGUE_ONLY)
+TRITON_UNPATCHED = {
+    "zimage": "SwiGLU MLPs, no tanh GELU; its own modulation and rotary forms",
+    "flux2": "SwiGLU MLPs, no tanh GELU; its own modulation and rotary forms",
+}
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -196,6 +204,17 @@ def _check_engine(cfg: Config) -> list[str]:
         out.append(
             f"kernels.gelu_epilogue=true with kernels.impl={cfg.kernels.impl!r}: the epilogue is part of the kernel "
             "swap; use kernels=triton (which turns it on)"
+        )
+    elif cfg.kernels.impl == "triton" and cfg.model.family not in TRITON_FAMILIES:
+        out.append(
+            f"kernels=triton with model.family={cfg.model.family!r}: kernels/ has no patch for it "
+            f"({TRITON_UNPATCHED.get(cfg.model.family, 'its blocks are not the ops of kernels/')}); families with "
+            f"one: {_allowed(TRITON_FAMILIES)}"
+        )
+    elif cfg.kernels.impl == "triton" and cfg.model.family in EPILOGUE_ONLY and not cfg.kernels.gelu_epilogue:
+        out.append(
+            f"kernels=triton kernels.gelu_epilogue=false with model.family={cfg.model.family!r}: the GELU epilogue is "
+            "all kernels/ patches in this family, so nothing would be swapped in"
         )
     elif cfg.kernels.split_proj_out and cfg.kernels.impl != "triton":
         out.append(

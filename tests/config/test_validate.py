@@ -43,6 +43,15 @@ def test_gelu_epilogue_is_part_of_the_triton_kernel_swap():
     validate(to_config(compose(["engine=diffusers", "kernels=triton", "kernels.gelu_epilogue=true"])))
 
 
+def test_kernels_triton_needs_a_family_with_a_patch_before_the_model_is_built():
+    [p] = problems("model=zimage_turbo", "model.weights=random", "engine=diffusers", "kernels=triton")
+    assert "kernels=triton with model.family='zimage'" in p and "SwiGLU" in p and "flux, wan, qwen_image" in p
+    [p] = problems("model=qwen_image", "model.weights=random", "engine=diffusers", "kernels=triton",
+                   "kernels.gelu_epilogue=false")  # fmt: skip
+    assert "the GELU epilogue is all kernels/ patches in this family" in p
+    validate(to_config(compose(["model=qwen_image", "model.weights=random", "engine=diffusers", "kernels=triton"])))
+
+
 @pytest.mark.parametrize("backend", ["sliding_tile_attn", "video_sparse_attn", "vmoba_attn"])
 def test_attention_backend_must_be_supported_by_the_engine(backend):
     [p] = problems(f"attention={backend}")

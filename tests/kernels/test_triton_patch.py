@@ -196,6 +196,53 @@ def test_refuses_a_forward_replaced_by_a_hook(randn, device):
         apply_triton_kernels(model)
 
 
+def _tiny_qwen_image():
+    from diffusers import QwenImageTransformer2DModel
+
+    return QwenImageTransformer2DModel(
+        patch_size=2, in_channels=16, out_channels=4, num_layers=2, attention_head_dim=16, num_attention_heads=2,
+        joint_attention_dim=12, axes_dims_rope=[4, 6, 6],
+    )  # fmt: skip
+
+
+def _qwen_inputs(randn, batch=1, text=5):
+    frame, height, width = 1, 4, 4  # latent patches
+    return dict(
+        hidden_states=randn(batch, frame * height * width, 16),
+        encoder_hidden_states=randn(batch, text, 12),
+        encoder_hidden_states_mask=torch.ones(batch, text, dtype=torch.long, device=randn(1).device),
+        timestep=randn(batch).abs().clamp(max=1),
+        img_shapes=[[(frame, height, width)]] * batch,
+        return_dict=False,
+    )
+
+
+def test_other_dits_take_the_gelu_epilogue_alone(randn, device):
+    """Qwen-Image's MLPs are diffusers' FeedForward with the tanh GELU: the epilogue takes each, nothing else."""
+    model = _randomize(_tiny_qwen_image(), randn, device)
+    inputs = _qwen_inputs(randn)
+    want, got, lines, patched = _patched_vs_unpatched(model, inputs, gelu_epilogue=True)
+    _assert_bf16_close(got, want, rel_norm=1e-5)
+    assert lines == [
+        "transformer_blocks.*.img_mlp.net.*: GELU(tanh).forward -> diffexp::linear_gelu_tanh (cuBLASLt GELU epilogue) (x2)",
+        "transformer_blocks.*.txt_mlp.net.*: GELU(tanh).forward -> diffexp::linear_gelu_tanh (cuBLASLt GELU epilogue) (x2)",
+    ]  # fmt: skip
+    assert _epilogue_calls(patched, inputs) == 4  # two blocks, an image and a text MLP each
+    with pytest.raises(DiffexpError, match="no patch for QwenImageTransformer2DModel"):
+        apply_triton_kernels(copy.deepcopy(model))  # without the epilogue there is nothing to swap in
+
+
+def test_a_dit_without_tanh_gelu_mlps_is_refused():
+    from diffusers import ZImageTransformer2DModel
+
+    model = ZImageTransformer2DModel(
+        all_patch_size=(2,), all_f_patch_size=(1,), in_channels=4, dim=32, n_layers=1, n_refiner_layers=1, n_heads=2,
+        n_kv_heads=2, cap_feat_dim=16, axes_dims=[4, 6, 6], axes_lens=[32, 32, 32],
+    )  # fmt: skip
+    with pytest.raises(DiffexpError, match="no patch for ZImageTransformer2DModel.*has none of"):
+        apply_triton_kernels(model, gelu_epilogue=True)
+
+
 def test_unsupported_model_is_an_error():
     with pytest.raises(DiffexpError, match="no patch for Linear"):
         apply_triton_kernels(torch.nn.Linear(4, 4))

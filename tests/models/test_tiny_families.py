@@ -168,3 +168,18 @@ def test_flux2_torch_profile_has_step_and_block_scopes(store):
     assert {"denoise_step_0", "denoise_step_1"} <= scopes and "denoise_step_2" not in scopes
     assert {"transformer_blocks.0", "transformer_blocks.0.attn", "transformer_blocks.0.mlp"} <= scopes
     assert {"single_transformer_blocks.0", "single_transformer_blocks.1.attn"} <= scopes
+
+
+def test_qwen_image_with_kernels_triton_takes_the_gelu_epilogue_and_passes_the_review(store, runs_of):
+    """The one patch kernels/ has for Qwen-Image: each MLP's up-projection + tanh GELU as one op (on CPU its
+    reference, the stock arithmetic), reviewed against run `a` of the same seed."""
+    from mlflow import MlflowClient
+
+    from diffexp.review import PASS, verdict_of
+
+    reference = runs_of("tiny_qwen_image")["a"]
+    outcome = run_model(store, "tiny_qwen_image", "triton", "kernels=triton", f"review.reference={reference.run_id}")
+    assert outcome.status == "FINISHED"
+    run = MlflowClient(tracking_uri=store[1]).get_run(outcome.run_id)
+    assert run.data.params["kernels.impl"] == "triton" and run.data.params["kernels.gelu_epilogue"] == "True"
+    assert verdict_of(run) == PASS

@@ -1,8 +1,9 @@
 """`python -m diffexp.ab --base "OVERRIDES" --candidate "OVERRIDES" [--rounds N] [COMMON OVERRIDES ...]`:
 a paired, interleaved A/B. Each round runs a fresh process of each side, the order alternating from round to round
-(AB BA AB …, `first_side`), so drift of the machine (clocks, temperature, neighbours) lands on both sides of a pair
-and an effect of going second (a warm page cache, a hotter GPU) cancels instead of biasing every ratio one way;
-the verdict is the median paired ratio's 95 % interval against ±min effect (diffexp.compare.noise).
+(AB BA AB …, each round's `first` in ab.json), so drift of the machine (clocks, temperature, neighbours) lands on
+both sides of a pair and an effect of going second (a warm page cache, a hotter GPU) cancels instead of biasing
+every ratio one way; the verdict is the median paired ratio's 95 % interval against ±min effect
+(diffexp.compare.noise).
 
     python -m diffexp.ab --base "kernels=torch" --candidate "kernels=triton" --rounds 6 model=flux1_dev \\
         model.weights=random engine=diffusers compile=on

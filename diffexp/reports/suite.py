@@ -43,8 +43,9 @@ RECIPE_KEYS = (
 
 
 def recipe_departures(run: RecordedRun) -> list[str]:
-    """Where a run of a recipe (`+recipe=NAME`, a sweep point or a single run) ran otherwise than its recipe says: each key, its value and the
-    recipe's, so a single-GPU or fewer-step measurement is never read as the recipe's figure."""
+    """Where a run of a recipe (`+recipe=NAME`, a sweep point or a single run) ran otherwise than its recipe says:
+    each key, its value and the recipe's, so a single-GPU or fewer-step measurement is never read as the recipe's
+    figure."""
     recipe = parse_point_overrides(run.tags.get(names.SWEEP_OVERRIDES)).get("+recipe")
     if not recipe and run.params.get("recipe") not in (None, "None"):
         recipe = run.params["recipe"]  # a single run of a recipe: its config says which

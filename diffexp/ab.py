@@ -31,6 +31,7 @@ from diffexp.config import Config, check_launch, compose, to_config
 from diffexp.engines import validate
 from diffexp.errors import DiffexpError
 from diffexp.logs import quiet_libraries
+from diffexp.measure.pairing import alternating
 from diffexp.replicates import child_config, run_child
 from diffexp.results import RunResult
 
@@ -58,16 +59,11 @@ def configs(common: list[str], base: list[str], cand: list[str], out: Path) -> d
     return cfgs
 
 
-def round_order(r: int) -> tuple[str, ...]:
-    """The sides of round `r` in the order they run: base first in even rounds, candidate first in odd ones."""
-    return SIDES if r % 2 == 0 else SIDES[::-1]
-
-
 def run_rounds(cfgs: dict[str, Config], rounds: int, out: Path) -> list[Round]:
     done = []
     for r in range(rounds):
         results = {}
-        for side in round_order(r):
+        for side in alternating(SIDES, r):
             child_dir = out / f"round{r}" / side
             log.info("round %d/%d: %s", r + 1, rounds, side)
             results[side] = run_child(child_config(cfgs[side], r, child_dir), child_dir)
@@ -87,7 +83,7 @@ def summary(rounds: list[Round], min_effect_pct: float, labels: dict[str, str]) 
         "base": labels["base"],
         "candidate": labels["candidate"],
         "rounds": [
-            {"round": r.index, "first": round_order(r.index)[0], "base": b, "candidate": c, "ratio": c / b}
+            {"round": r.index, "first": alternating(SIDES, r.index)[0], "base": b, "candidate": c, "ratio": c / b}
             for r, b, c in zip(rounds, base, cand)
         ],
         "base_median": median(base),

@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from diffexp.measure.pairing import alternating
+
 BARE = """
 import sys, torch
 from diffusers import FluxPipeline
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
             "diffexp": [sys.executable, "-m", "diffexp"],
         }
         for r in range(args.rounds):
-            for name in commands if r % 2 == 0 else reversed(commands):  # AB BA …: going second gains nothing
+            for name in alternating(list(commands), r):
                 times[name].append(_timed(commands[name], work))
     result = {k: {"median_s": statistics.median(v), "all_s": v} for k, v in times.items()}
     result["ratio"] = result["diffexp"]["median_s"] / result["bare"]["median_s"]

@@ -37,12 +37,15 @@ export DIFFEXP_ASSETS=$ASSETS
 [[ ${#DRY[@]} -eq 0 ]] && { nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit \
   --format=csv 2>&1 | tee -a "$OUT/machine.txt"; }
 
+# Every run: the recipe in-process on one GPU with random weights, untracked.
+COMMON=(engine=diffusers model.weights=random parallel=single tracking.enabled=false)
+
 recipe() {  # recipe NAME [OVERRIDES...]: one measured run of the recipe, its floor beside it
   local name=$1
   shift
   echo "== $(date -Is) recipe $name $*"
-  timeout "$TIMEOUT" python -m diffexp "+recipe=$name" engine=diffusers model.weights=random parallel=single \
-    measure.floor=true tracking.enabled=false "$@" "${DRY[@]}" hydra.run.dir="$OUT/suite/$name" \
+  timeout "$TIMEOUT" python -m diffexp "+recipe=$name" "${COMMON[@]}" measure.floor=true "$@" "${DRY[@]}" \
+    hydra.run.dir="$OUT/suite/$name" \
     > "$OUT/suite/$name.log" 2>&1 || echo "recipe $name failed or ran out of time (exit $?): $OUT/suite/$name.log"
   tail -n 25 "$OUT/suite/$name.log"
 }
@@ -51,8 +54,8 @@ profiled() {  # profiled NAME [OVERRIDES...]: 2 profiled steps, compile on, then
   local name=$1 dir=$OUT/suite/profile_$1
   shift
   echo "== $(date -Is) profile $name"
-  timeout "$TIMEOUT" python -m diffexp "+recipe=$name" engine=diffusers model.weights=random parallel=single \
-    profile=torch profile.num_steps=2 tracking.enabled=false "$@" "${DRY[@]}" hydra.run.dir="$dir" \
+  timeout "$TIMEOUT" python -m diffexp "+recipe=$name" "${COMMON[@]}" profile=torch profile.num_steps=2 "$@" \
+    "${DRY[@]}" hydra.run.dir="$dir" \
     > "$dir.log" 2>&1 || { echo "profile $name failed or ran out of time: $dir.log"; return 0; }
   [[ ${#DRY[@]} -gt 0 ]] && return 0
   local trace

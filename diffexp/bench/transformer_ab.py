@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 
 from diffexp.bench.flux_dit import flux_forward_inputs, flux_transformer, output_difference
+from diffexp.measure.pairing import alternating
 
 
 def paired_summary(
@@ -81,8 +82,7 @@ def interleaved(variants: dict[str, Callable], rounds: int, warmup: int = 3) -> 
         candidate_fn()
     times: dict[str, list[float]] = {base: [], candidate: [], f"{base}_host": [], f"{candidate}_host": []}
     for i in range(rounds):
-        order = list(variants.items()) if i % 2 == 0 else list(variants.items())[::-1]
-        for name, fn in order:
+        for name, fn in alternating(list(variants.items()), i):
             device_ms, host_ms = timed_ms(fn)
             times[name].append(device_ms)
             times[f"{name}_host"].append(host_ms)

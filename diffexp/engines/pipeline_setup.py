@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from diffexp.config.schema import Config, OffloadConfig
+from diffexp.config.schema import Config, KernelsConfig, OffloadConfig
 from diffexp.engines.diffusers.checks import ATTENTION_BACKENDS as DIFFUSERS_ATTENTION
 from diffexp.errors import DiffexpError
 
@@ -107,14 +107,16 @@ def apply_attention(pipe, backend: str | None) -> None:
     log.info("attention backend: %s (diffusers %s)", backend, name)
 
 
-def apply_kernels(pipe, impl: str, gelu_epilogue: bool = False, split_proj_out: bool = False) -> list[str]:
-    if impl == "torch":
+def apply_kernels(pipe, options: KernelsConfig) -> list[str]:
+    if options.impl == "torch":
         return []
     from kernels.patch import apply_triton_kernels
 
     patched: list[str] = []
     for denoiser in denoisers(pipe):
-        patched += apply_triton_kernels(getattr(pipe, denoiser), gelu_epilogue, split_proj_out)
+        patched += apply_triton_kernels(
+            getattr(pipe, denoiser), gelu_epilogue=options.gelu_epilogue, split_proj_out=options.split_proj_out
+        )
     log.info("triton kernels swapped in: %s", ", ".join(patched) or "none")
     return patched
 

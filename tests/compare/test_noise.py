@@ -18,6 +18,7 @@ from diffexp.compare.noise import (
     recorded_sample,
     verdict,
 )
+from diffexp.measure.pairing import alternating
 from diffexp.measure.stats import Delta
 
 # This shared 2-core machine (load average 5-9 from other jobs) drifts by tens of percent between two runs a few
@@ -26,10 +27,6 @@ from diffexp.measure.stats import Delta
 # On a GPU the default is the guide's 2 %.
 CPU_MIN_EFFECT_PCT = 40.0
 ROUNDS, REPEATS = 6, 5
-
-
-def round_sides(r: int) -> tuple[str, str]:
-    return ("base", "same") if r % 2 == 0 else ("same", "base")
 
 
 @pytest.mark.parametrize(
@@ -74,7 +71,7 @@ def runs(tmp_path_factory):
     uri = f"sqlite:///{root / 'mlflow.db'}"
     # The order alternates as diffexp.ab's does: CI saw the second run of every round 18 % faster in one process
     # (-18.4 % [-28.1, -3.8] with base always first), an effect of going second, not of the config.
-    plan = [(f"{side}{r}", 4) for r in range(ROUNDS) for side in round_sides(r)] + [("slow", 16)]
+    plan = [(f"{side}{r}", 4) for r in range(ROUNDS) for side in alternating(("base", "same"), r)] + [("slow", 16)]
     out = {}
     try:
         for name, steps in plan:

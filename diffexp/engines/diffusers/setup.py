@@ -40,9 +40,7 @@ def load(
         pipe = load_pipeline(cfg.model, device)
         placement = pipeline_setup.apply_offload(pipe, cfg.offload, device)
         pipeline_setup.apply_attention(pipe, cfg.attention.backend)
-        patched = pipeline_setup.apply_kernels(
-            pipe, cfg.kernels.impl, cfg.kernels.gelu_epilogue, cfg.kernels.split_proj_out
-        )
+        patched = pipeline_setup.apply_kernels(pipe, cfg.kernels)
         if parallelize is not None:
             parallelize(pipe)
         pipeline_setup.apply_compile(pipe, cfg)

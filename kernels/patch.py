@@ -81,23 +81,31 @@ def apply_triton_kernels(
 
         patched = patch_wan(transformer, gelu_epilogue)
     else:
-        # Other DiTs: only the GELU epilogue, in every diffusers FeedForward with the tanh GELU (Qwen-Image's and
-        # JoyAI's img_mlp / txt_mlp, LTX-2's ff / audio_ff). Their norms, modulations and rotary forms are not the
-        # ops of kernels/ (Qwen-Image rotates with complex numbers, Z-Image and FLUX.2 have SwiGLU MLPs).
-        patched = []
-        if gelu_epilogue:
-            from kernels._patching import PatchLog
-            from kernels.patch_gelu import patch_gelu_modules
-
-            epilogues = PatchLog()
-            patch_gelu_modules(transformer, epilogues)
-            patched = epilogues.lines()
-        if not patched:
-            raise DiffexpError(
-                f"kernels=triton has no patch for {type(transformer).__name__}: the fused ops cover "
-                "FluxTransformer2DModel and WanTransformer3DModel, and the GELU epilogue (kernels.gelu_epilogue=true) "
-                "any diffusers FeedForward with the tanh GELU, which this model has none of (use kernels=torch)"
-            )
+        patched = _patch_gelu_only(transformer, gelu_epilogue)
+    if split_proj_out and not isinstance(transformer, FluxTransformer2DModel):
+        name = type(transformer).__name__
+        log.info("kernels.split_proj_out: %s has no proj_out of a cat (FLUX's single blocks), nothing split", name)
     for line in patched:
         log.info("triton kernels: %s", line)
+    return patched
+
+
+def _patch_gelu_only(transformer: torch.nn.Module, gelu_epilogue: bool) -> list[str]:
+    """Other DiTs: only the GELU epilogue, in every diffusers FeedForward with the tanh GELU (Qwen-Image's and
+    JoyAI's img_mlp / txt_mlp, LTX-2's ff / audio_ff). Their norms, modulations and rotary forms are not the ops
+    of kernels/ (Qwen-Image rotates with complex numbers, Z-Image and FLUX.2 have SwiGLU MLPs)."""
+    patched = []
+    if gelu_epilogue:
+        from kernels._patching import PatchLog
+        from kernels.patch_gelu import patch_gelu_modules
+
+        epilogues = PatchLog()
+        patch_gelu_modules(transformer, epilogues)
+        patched = epilogues.lines()
+    if not patched:
+        raise DiffexpError(
+            f"kernels=triton has no patch for {type(transformer).__name__}: the fused ops cover "
+            "FluxTransformer2DModel and WanTransformer3DModel, and the GELU epilogue (kernels.gelu_epilogue=true) "
+            "any diffusers FeedForward with the tanh GELU, which this model has none of (use kernels=torch)"
+        )
     return patched

@@ -219,7 +219,7 @@ def _check_engine(cfg: Config) -> list[str]:
     elif cfg.kernels.split_proj_out and cfg.kernels.impl != "triton":
         out.append(
             f"kernels.split_proj_out=true with kernels.impl={cfg.kernels.impl!r}: the split is part of the kernel "
-            "swap; use kernels=triton kernels.split_proj_out=true"
+            "swap; use kernels=triton (which turns it on)"
         )
     if cfg.compile.warmup_runs < 0:
         out.append(f"compile.warmup_runs={cfg.compile.warmup_runs}: must be >= 0")

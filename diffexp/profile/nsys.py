@@ -8,6 +8,7 @@ GPU time (profiling inflates wall time, so the profiled run's own elapsed time w
 
 from __future__ import annotations
 
+import logging
 import shutil
 import sqlite3
 import subprocess
@@ -18,6 +19,8 @@ import pandas as pd
 
 from diffexp.errors import DiffexpError
 from diffexp.profile.categories import CategoryMap, load_categories
+
+log = logging.getLogger(__name__)
 
 CPU_CATEGORY = "CPU(non-GPU)"
 # Nsight's SQLite export: activity tables, and StringIds for the names they reference.
@@ -83,8 +86,7 @@ def category_breakdown(
 
 
 def write_breakdown(table: pd.DataFrame, out_dir: Path) -> list[Path]:
-    import plotly.graph_objects as go
-
+    """nsys_categories.{csv,md}, and the chart (.html) where plotly is importable (a GPU box may lack it)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv, markdown, html = (
         out_dir / "nsys_categories.csv",
@@ -95,6 +97,11 @@ def write_breakdown(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     lines = ["| category | elapsed (s) | share (%) |", "|---|---:|---:|"]
     lines += [f"| {r.category} | {r.elapsed_s:.4f} | {r.share_pct:.1f} |" for r in table.itertuples()]
     markdown.write_text("\n".join(lines) + "\n")
+    try:
+        import plotly.graph_objects as go
+    except ImportError as exc:
+        log.warning("no nsys category chart (%s): the tables are %s and %s", exc, csv, markdown)
+        return [csv, markdown]
     figure = go.Figure([go.Bar(name=r.category, x=["run"], y=[r.elapsed_s]) for r in table.itertuples()])
     figure.update_layout(barmode="stack", title="GPU time by category (nsys)", yaxis_title="seconds")
     figure.write_html(html, include_plotlyjs="cdn")

@@ -5,12 +5,11 @@ from __future__ import annotations
 import html
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
-import plotly.graph_objects as go
 
-from diffexp.profile import charts
 from diffexp.profile.analysis import TraceAnalysis, summary_metrics
 from diffexp.profile.compare import TraceComparison
 from diffexp.profile.display import markdown_table, with_short_names
@@ -53,9 +52,13 @@ def _write_analysis(analysis: TraceAnalysis, directory: Path, top: int) -> list[
     markdown = directory / "profile.md"
     markdown.write_text(text, encoding="utf-8")
     traces = [(Path(analysis.source).name, analysis)]
-    figures = [charts.category_bar(traces), charts.top_kernel_bar(analysis, top)]
-    if len(analysis.steps):
-        figures += [charts.step_timeline(traces), charts.step_category_bar(traces)]
+
+    def figures(charts) -> list:
+        drawn = [charts.category_bar(traces), charts.top_kernel_bar(analysis, top)]
+        if len(analysis.steps):
+            drawn += [charts.step_timeline(traces), charts.step_category_bar(traces)]
+        return drawn
+
     page = directory / "profile.html"
     _write_html(page, f"Profile: {Path(analysis.source).name}", figures, text)
     return [*written, summary, markdown, page]
@@ -72,9 +75,13 @@ def _write_comparison(comparison: TraceComparison, directory: Path, top: int) ->
     markdown = directory / "comparison.md"
     markdown.write_text(text, encoding="utf-8")
     traces = [("before", comparison.before), ("after", comparison.after)]
-    figures = [charts.category_bar(traces), charts.kernel_delta_bar(comparison, top)]
-    if len(comparison.before.steps) or len(comparison.after.steps):
-        figures += [charts.step_timeline(traces), charts.step_category_bar(traces)]
+
+    def figures(charts) -> list:
+        drawn = [charts.category_bar(traces), charts.kernel_delta_bar(comparison, top)]
+        if len(comparison.before.steps) or len(comparison.after.steps):
+            drawn += [charts.step_timeline(traces), charts.step_category_bar(traces)]
+        return drawn
+
     page = directory / "comparison.html"
     _write_html(page, "Profile comparison: before vs after", figures, text)
     written += [markdown, page]
@@ -143,12 +150,21 @@ def comparison_markdown(comparison: TraceComparison, top: int = DEFAULT_TOP) -> 
     return "\n".join(parts)
 
 
-def _write_html(path: Path, title: str, figures: list[go.Figure], markdown: str) -> None:
-    # plotly.js is inlined once so the page works offline and inside MLflow's artifact viewer.
-    blocks = [
-        figure.to_html(full_html=False, include_plotlyjs=(index == 0), default_width="100%")
-        for index, figure in enumerate(figures)
-    ]
+def _write_html(path: Path, title: str, figures: Callable[[object], list], markdown: str) -> None:
+    """The page: `figures(charts)` drawn with plotly, then the tables. Where plotly is not importable (a GPU box
+    may lack it) the page holds the tables alone and says how to draw the charts: the analysis is not lost for
+    them."""
+    try:
+        from diffexp.profile import charts
+    except ImportError as exc:
+        log.warning("%s has no charts (%s): rerun python -m diffexp.profile where plotly is installed", path, exc)
+        blocks = [f"<p>No charts: {html.escape(str(exc))}.</p>"]
+    else:
+        # plotly.js is inlined once so the page works offline and inside MLflow's artifact viewer.
+        blocks = [
+            figure.to_html(full_html=False, include_plotlyjs=(index == 0), default_width="100%")
+            for index, figure in enumerate(figures(charts))
+        ]
     page = (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head>"
         f"<body style='font-family: sans-serif'><h1>{html.escape(title)}</h1>"

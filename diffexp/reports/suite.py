@@ -21,8 +21,26 @@ from diffexp.tracking.store import client_for
 
 # The guide's standard benchmark suite, in its table's order.
 SUITE_MODELS = ("qwen_image", "qwen_image_edit", "flux1_dev", "flux2_dev", "zimage_turbo", "wan22_t2v", "wan22_ti2v")
-# The guide's columns, then SGLang's published figure for the model on an H200 where one exists.
-SUITE_COLUMNS = [*GUIDE_COLUMNS, published.COLUMN]
+INTERVAL_COLUMN = "Denoise 95 % interval"
+FLOOR_COLUMN = "Floor (ms), efficiency"
+# The guide's columns; the headline's interval over the repeats and the compute floor of its step
+# (measure.floor=true), where the run has them; then SGLang's published figure for the model on an H200.
+SUITE_COLUMNS = [*GUIDE_COLUMNS, INTERVAL_COLUMN, FLOOR_COLUMN, published.COLUMN]
+
+
+def _interval(run: RecordedRun) -> str:
+    """The denoise loop's 95 % interval over the run's repeats; a single shot says its noise is unknown."""
+    n, low, high = (run.metrics.get(f"denoise_s.{k}") for k in ("n", "ci95_low", "ci95_high"))
+    if n is None or n < 2 or low is None or high is None:
+        return "single shot: noise unknown" if run.result.denoise_s is not None else MISSING
+    return f"[{low:.3f}, {high:.3f}] (n={int(n)})"
+
+
+def _floor(run: RecordedRun) -> str:
+    floor_ms, efficiency = run.metrics.get("floor.ms"), run.metrics.get("floor.efficiency")
+    if floor_ms is None or efficiency is None:
+        return MISSING
+    return f"{floor_ms:.1f}, {100 * efficiency:.1f} %"
 
 
 def suite_runs(uri: Optional[str] = None) -> list[RecordedRun]:
@@ -87,7 +105,7 @@ def suite_table(runs: Sequence[RecordedRun], every_model: bool = False) -> str:
         row = guide_row(run)
         key = (run.params.get("model.name", MISSING), row["GPU"])
         if key not in latest:
-            latest[key] = row
+            latest[key] = {**rounded(row), INTERVAL_COLUMN: _interval(run), FLOOR_COLUMN: _floor(run)}
             notes += [f"{row['Model']} ({row['GPU']}): {note}" for note in what_ran_notes(run)]
             departures = recipe_departures(run)
             if departures:
@@ -104,13 +122,13 @@ def suite_table(runs: Sequence[RecordedRun], every_model: bool = False) -> str:
             steps = params.get("model.sampling.num_inference_steps", "None")
             found = [
                 {
-                    **{c: MISSING for c in GUIDE_COLUMNS},
+                    **{c: MISSING for c in SUITE_COLUMNS},
                     "Model": params.get("model.label", model),
                     "Task": params.get("model.task_label", MISSING),
                     "Steps": steps if steps != "None" else MISSING,
                     "Resolution": resolution(params),
                 }
             ]
-        rows += [{**rounded(row), published.COLUMN: published.cell(model, marks)} for row in found]
+        rows += [{**row, published.COLUMN: published.cell(model, marks)} for row in found]
     notes = published.footnotes(marks) + notes
     return markdown_table(SUITE_COLUMNS, rows) + "".join(f"\n> {n}\n" for n in notes)

@@ -128,9 +128,10 @@ class SweepSummary:
 
 
 def rounded(row: dict[str, str]) -> dict[str, str]:
-    """A table row as displayed: times to 3 decimals, memory to 2, the fastest point's denoise in bold."""
+    """A table row as displayed: times to 3 decimals (a step's ms to 1), memory to 2, the fastest point's denoise
+    in bold."""
     out = dict(row)
-    for column, digits in (("Denoise (s) ★", 3), ("E2E (s)", 3), (PEAK_MEM_COLUMN, 2)):
+    for column, digits in (("Denoise (s) ★", 3), ("Step (ms)", 1), ("E2E (s)", 3), (PEAK_MEM_COLUMN, 2)):
         if out.get(column, MISSING) != MISSING:
             out[column] = f"{float(out[column]):.{digits}f}"
     if out.get("Fastest") == FASTEST and out.get("Denoise (s) ★", MISSING) != MISSING:
@@ -204,10 +205,13 @@ def summarize(points: Sequence[RecordedRun], swept_keys: Sequence[str]) -> Sweep
 
 
 def what_ran_notes(run: RecordedRun) -> list[str]:
-    """What the engine really ran, where it is not what the run asked for (SGLang rewrites its arguments)."""
+    """What the engine really ran, where it is not what the run asked for (SGLang rewrites its arguments; a pipeline
+    rounds a size off its grid)."""
     notes = []
     if names.RESOLVED_MISMATCH in run.tags:
         notes.append(f"⚠ DID NOT RUN WHAT WAS ASKED: {run.tags[names.RESOLVED_MISMATCH]}")
+    if names.OUTPUT_SHAPE_MISMATCH in run.tags:
+        notes.append(f"⚠ OUTPUT SHAPE NOT AS ASKED: {run.tags[names.OUTPUT_SHAPE_MISMATCH]}")
     if names.RESOLVED_AUTO_TUNED in run.tags:
         notes.append(f"auto-tuned baseline (the engine chose the placement: {run.tags[names.RESOLVED_AUTO_TUNED]})")
     return notes

@@ -20,13 +20,18 @@ def run_name(cfg: Config) -> str:
     if cfg.compile.enabled:
         parts.append("compile")
     if cfg.kernels.impl != "torch":
-        extras = [name for name in ("gelu_epilogue", "split_proj_out") if getattr(cfg.kernels, name)]
+        extras = [name for name in _kernel_options_that_apply(cfg) if getattr(cfg.kernels, name)]
         parts.append("+".join([f"kernels={cfg.kernels.impl}", *extras]))
     if cfg.engine.name != "sglang" and cfg.model.weights != "tiny":
         parts.append(cfg.engine.name)
     if cfg.profile.mode != "off":
         parts.append(f"profile={cfg.profile.mode}")
     return " · ".join(parts)
+
+
+def _kernel_options_that_apply(cfg: Config) -> tuple[str, ...]:
+    # split_proj_out acts on FLUX's single blocks only: elsewhere it is on in the config and changes nothing.
+    return ("gelu_epilogue", "split_proj_out") if cfg.model.family == "flux" else ("gelu_epilogue",)
 
 
 def run_tags(cfg: Config) -> dict[str, str]:

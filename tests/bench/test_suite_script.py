@@ -21,7 +21,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "diffexp" / "bench" / "suite_h200
 def test_every_suite_run_composes_and_validates(tmp_path):
     env = {**os.environ, "SUITE_DRY_RUN": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     proc = subprocess.run(
-        ["bash", str(SCRIPT), str(tmp_path), "images", "edit", "flux2", "videos", "profiles"],
+        ["bash", str(SCRIPT), str(tmp_path), "images", "qwen", "edit", "flux2", "ti2v", "t2v"],
         env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -40,5 +40,7 @@ def test_every_suite_run_composes_and_validates(tmp_path):
     }
     assert steps["flux1_dev"]["num_inference_steps"] == 50  # as the recipe says
     assert steps["wan22_t2v"]["num_inference_steps"] == 4 and steps["qwen_image_edit"]["num_inference_steps"] == 20
-    profiled = yaml.safe_load((suite / "profile_flux1_dev" / ".hydra" / "config.yaml").read_text())
-    assert profiled["profile"] == {**profiled["profile"], "mode": "torch", "num_steps": 2}
+    for name in SUITE_MODELS:  # each recipe's profiled run follows it: 2 of 4 steps traced, compile on
+        profiled = yaml.safe_load((suite / f"profile_{name}" / ".hydra" / "config.yaml").read_text())
+        assert profiled["profile"] == {**profiled["profile"], "mode": "torch", "num_steps": 2}
+        assert profiled["model"]["sampling"]["num_inference_steps"] == 4 and profiled["compile"]["enabled"] is True

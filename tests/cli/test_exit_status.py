@@ -21,10 +21,22 @@ def _run(args, cwd, *python_flags):
     )
 
 
-def test_validation_error_is_reported_before_diffusers_or_transformers_load(tmp_path):
-    proc = _run(["model.sampling.width=-1"], tmp_path, "-X", "importtime")
+IN_PROCESS_CFG4 = ["engine=diffusers", "model=wan22_t2v", "parallel=gpus2", "parallel.num_gpus=8",
+                   "parallel.cfg_parallel_size=4", "parallel.ulysses_degree=2"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["model.sampling.width=-1"], "model.sampling.width=-1: must be a positive integer"),  # the config's check
+        # The engine's own check (engines/diffusers/checks.py): its layout has two CFG groups, SGLang's has more.
+        (IN_PROCESS_CFG4, "parallel.cfg_parallel_size=4: the in-process engine splits the two CFG branches"),
+    ],
+)
+def test_validation_error_is_reported_before_diffusers_or_transformers_load(tmp_path, args, says):
+    proc = _run(args, tmp_path, "-X", "importtime")
     assert proc.returncode == 2, proc.stderr[-2000:]
-    assert "model.sampling.width=-1: must be a positive integer" in proc.stdout + proc.stderr
+    assert says in proc.stdout + proc.stderr
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "diffexp.config.validate" in imported
     assert not {"diffusers", "transformers", "torch"} & imported

@@ -1,7 +1,9 @@
-"""profile=nsys in the in-process engine: the generation runs in a child process (nsys's prefix replaced
-here, since nsys is not installed on CI machines) and its figures come back as the run's."""
+"""profile=nsys in the in-process engine: the generation runs in a child process (nsys's prefix replaced, or a
+fake nsys on PATH, since nsys is not installed on CI machines) and its figures come back as the run's."""
 
 from __future__ import annotations
+
+import os
 
 from diffexp.engines.nsys_child import CHILD_LOG, run_under_nsys
 
@@ -31,9 +33,10 @@ def test_nsys_run_is_refused_before_launch_without_nsys(make_config, tmp_path):
         execute(make_config("profile=nsys"), tmp_path / "run")
 
 
-def test_a_timeout_ends_the_generation_under_nsys_too(make_config, tmp_path):
-    """The wrapper stands in for nsys: it starts a process of its own and waits. At engine.timeout_s the
-    whole group goes, not only the wrapper (which would leave the generation running on the GPU)."""
+def test_a_timeout_ends_the_generation_under_nsys_too(make_config, tmp_path, monkeypatch):
+    """A fake `nsys` on PATH takes the real command line (diffexp.engines.nsys's prefix), starts a process of its own
+    and waits on it. At engine.timeout_s the whole group goes, SIGTERM then SIGKILL, not only nsys (which would
+    leave the generation running on the GPU)."""
     import time
     from pathlib import Path
 
@@ -43,12 +46,18 @@ def test_a_timeout_ends_the_generation_under_nsys_too(make_config, tmp_path):
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    pid_file = tmp_path / "pid"
-    wrapper = ["sh", "-c", f"sleep 300 & echo $! > {pid_file}; wait", "nsys-stand-in"]
+    bin_dir, argv_file, pid_file = tmp_path / "bin", tmp_path / "nsys_argv", tmp_path / "grandchild_pid"
+    bin_dir.mkdir()
+    fake_nsys = bin_dir / "nsys"
+    fake_nsys.write_text(f'#!/bin/sh\necho "$@" > {argv_file}\nsleep 300 &\necho $! > {pid_file}\nwait\n')
+    fake_nsys.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     started = time.monotonic()
     with pytest.raises(EngineTimeout, match="the nsys-profiled generation ran past engine.timeout_s=3"):
-        run_under_nsys(make_config("profile=nsys", "engine.timeout_s=3"), run_dir, wrapper=wrapper)
+        run_under_nsys(make_config("profile=nsys", "engine.timeout_s=3"), run_dir)
     assert time.monotonic() - started < 60
+    argv = argv_file.read_text()
+    assert argv.startswith("profile -t cuda") and "-m diffexp.engines.nsys_child" in argv
     pid = int(pid_file.read_text())
     stat = Path(f"/proc/{pid}/stat")
     assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"

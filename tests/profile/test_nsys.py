@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 
 import pytest
 
@@ -70,6 +71,16 @@ def test_breakdown_by_category_with_cpu_time_from_unprofiled_elapsed(tmp_path):
     paths = write_breakdown(category_breakdown(activities), tmp_path / "out")
     assert all(p.is_file() for p in paths)
     assert "gemm" in (tmp_path / "out" / "nsys_categories.md").read_text()
+
+
+def test_breakdown_without_plotly_keeps_the_tables(tmp_path, monkeypatch):
+    db = tmp_path / "run.sqlite"
+    make_export(db, kernels=[("nvjet_sm90_tst_192x192", 0, 20_000_000)])
+    monkeypatch.setitem(sys.modules, "plotly", None)  # a GPU box has no plotly: importing it fails
+    monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
+    paths = write_breakdown(category_breakdown(read_activities(db)), tmp_path / "out")
+    assert [p.name for p in paths] == ["nsys_categories.csv", "nsys_categories.md"]
+    assert "gemm" in paths[1].read_text() and not (tmp_path / "out" / "nsys_categories.html").exists()
 
 
 def test_missing_or_empty_export_is_a_clear_error(tmp_path):

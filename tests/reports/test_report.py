@@ -15,13 +15,13 @@ from diffexp.tracking.writer import RunRecorder
 
 GUIDE_HEADER = (
     "| Model | Task | Steps | Resolution | Denoise (s) ★ | Step (ms) | E2E (s) | Peak Mem (GiB) | SGLang Ver | GPU |"
-    " SGLang H200 (published) |"
+    " Denoise 95 % interval | Floor (ms), efficiency | SGLang H200 (published) |"
 )
 
 
 def _run(
     uri, model, label, task, denoise, gpu="NVIDIA H100 80GB HBM3", gpus="1", valid="true", status_ok=True, tags=None,
-    recipe=None, **sampling,
+    recipe=None, extra=None, **sampling,
 ):  # fmt: skip
     params = {
         "model.name": model,
@@ -55,6 +55,8 @@ def _run(
         steps = int(sampling.get("num_inference_steps") or 1)
         result = RunResult(denoise_s=denoise, e2e_s=denoise + 1.5, peak_mem_gib=30.25, valid=valid == "true")
         result.denoise_step_ms = [1000 * denoise / steps] * steps
+        for name, value in (extra or {}).items():  # e.g. a repeated run's spread, a measured floor
+            setattr(result, name, value)
         rec.log_result(result)
         if not status_ok:
             rec.status = "FAILED"
@@ -70,7 +72,12 @@ def store(tmp_path_factory):
     _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 18.5, **flux)
     _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 1.0, valid="false", **flux)  # e.g. fell back to diffusers: not reported
     _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 2.0, status_ok=False, **flux)
-    _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 16.0, gpu="NVIDIA H200", **flux)  # another GPU: its own row
+    # Another GPU: its own row. Measured 5 times, with its compute floor (measure.floor=true).
+    repeated = {
+        "spread": {"denoise_s": {"n": 5, "ci95_low": 15.9512, "ci95_high": 16.0738}},
+        "extra_metrics": {"floor.ms": 270.25, "floor.efficiency": 0.8445},
+    }
+    _run(uri, "flux1_dev", "FLUX.1-dev", "T2I", 16.0, gpu="NVIDIA H200", extra=repeated, **flux)
     _run(
         uri,
         "wan22_t2v",
@@ -81,6 +88,7 @@ def store(tmp_path_factory):
         resolution="720p",
         num_frames=81,
         num_inference_steps=40,
+        tags={"output.shape": "1280x704x81", "output.shape_mismatch": "requested 1280x720x81, got 1280x704x81"},
     )
     _run(uri, "tiny_flux", "tiny-FLUX", "T2I", 0.1, gpu="none", width=64, height=64, num_inference_steps=4)
     return uri
@@ -101,20 +109,22 @@ def test_latest_valid_run_per_model_and_gpu(store):
         "Wan2.2-TI2V-5B 720P",
     ]
     # Beside each row, SGLang's published H200 figure for the model where one exists, its conditions under the table.
-    assert "| Qwen-Image-2512 | T2I | 50 | 1024×1024 | - | - | - | - | - | - | 6.77 s [1] |" in rows  # not run yet
+    # not run yet
+    assert "| Qwen-Image-2512 | T2I | 50 | 1024×1024 | - | - | - | - | - | - | - | - | 6.77 s [1] |" in rows
     assert (
         "| FLUX.1-dev | T2I | 50 | 1024×1024 | 18.500 | 370.0 | 20.000 | 30.25 | 0.5.23 | NVIDIA H100 80GB HBM3 |"
-        " 7.69 s [2] |" in rows
+        " single shot: noise unknown | - | 7.69 s [2] |" in rows
     )
+    # The headline with its interval over the repeats, the floor of its step and the step's share of it.
     assert (
-        "| FLUX.1-dev | T2I | 50 | 1024×1024 | 16.000 | 320.0 | 17.500 | 30.25 | 0.5.23 | NVIDIA H200 | 7.69 s [2] |"
-        in rows
+        "| FLUX.1-dev | T2I | 50 | 1024×1024 | 16.000 | 320.0 | 17.500 | 30.25 | 0.5.23 | NVIDIA H200 |"
+        " [15.951, 16.074] (n=5) | 270.2, 84.5 % | 7.69 s [2] |" in rows
     )
     assert (
         "| Wan2.2-T2V-A14B 720P | T2V | 40 | 720P 81fr | 300.000 | 7500.0 | 301.500 | 30.25 | 0.5.23 | 8× NVIDIA H100 80GB HBM3 |"
-        " - |" in rows
+        " single shot: noise unknown | - | - |" in rows
     )
-    assert "| Z-Image-Turbo | T2I Turbo | 9 | 1024×1024 | - | - | - | - | - | - | 1.35 s [3] |" in rows
+    assert "| Z-Image-Turbo | T2I Turbo | 9 | 1024×1024 | - | - | - | - | - | - | - | - | 1.35 s [3] |" in rows
     assert not any("tiny-FLUX" in r for r in rows)
     notes = [line for line in table if line.startswith("> [")]
     assert notes[1] == (
@@ -122,6 +132,11 @@ def test_latest_valid_run_per_model_and_gpu(store):
         "client-side (SGLang team, cross-framework benchmark reports (LMSYS blog, 2025-11-07 / 2026-01-16))"
     )
     assert [n[:4] for n in notes] == ["> [1", "> [2", "> [3"]
+    # What ran, where the pipeline changed the request: under the table, beside its row's figures.
+    assert (
+        "> Wan2.2-T2V-A14B 720P (8× NVIDIA H100 80GB HBM3): ⚠ OUTPUT SHAPE NOT AS ASKED: requested 1280x720x81, got 1280x704x81"
+        in table
+    )
 
 
 def test_suite_command(store, capsys):

@@ -101,6 +101,15 @@ def test_run_name_reads_like_the_choices(make_config):
     assert run_name(cfg) == "wan22_t2v · cfg_ulysses4 · layerwise0.1 · fa · compile"
 
 
+def test_run_name_lists_the_kernel_options_that_act_on_the_model(make_config):
+    # kernels=triton turns both options on; the split of proj_out acts on FLUX only, so a Wan run is not named by it.
+    flux = make_config("model=flux1_dev", "engine=diffusers", "kernels=triton")
+    wan = make_config("model=wan22_ti2v", "engine=diffusers", "kernels=triton")
+    assert flux.kernels.split_proj_out and wan.kernels.split_proj_out
+    assert "kernels=triton+gelu_epilogue+split_proj_out" in run_name(flux).split(" · ")
+    assert "kernels=triton+gelu_epilogue" in run_name(wan).split(" · ")
+
+
 def test_failure_during_run_leaves_failed_run_with_traceback_and_log(make_config, mlflow_client, tmp_path):
     # A real failure: the tiny FLUX components cannot run as a Wan pipeline.
     cfg = make_config("model.pipeline=WanPipeline")

@@ -11,7 +11,8 @@ import pytest
 from mlflow import MlflowClient
 
 from diffexp.errors import DiffexpError
-from diffexp.tracking.store import check_usable, resolve_uri
+from diffexp.tracking.store import check_usable, client_for, resolve_uri
+from diffexp.tracking.writer import RunRecorder
 
 FIRST_USE = """
 import sys
@@ -42,6 +43,32 @@ def test_the_environment_variable_names_the_store_when_no_uri_is_given(tmp_path,
     assert resolve_uri("sqlite:///elsewhere.db") == "sqlite:///elsewhere.db"  # an explicit URI wins
     monkeypatch.delenv("MLFLOW_TRACKING_URI")
     assert resolve_uri(None) == f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
+
+
+def _run_names(client: MlflowClient, experiment: str = "precedence") -> list[str]:
+    found = client.get_experiment_by_name(experiment)
+    return sorted(r.info.run_name for r in client.search_runs([found.experiment_id])) if found else []
+
+
+def test_writers_and_readers_take_the_store_by_one_precedence(tmp_path, monkeypatch):
+    """The URI given, then $MLFLOW_TRACKING_URI, then ./mlruns/mlflow.db: the run writer (a sweep's points use it)
+    and the reading client (review, compare, reports) land on the same real store for each of the three."""
+    monkeypatch.chdir(tmp_path)
+    env_uri = f"sqlite:///{tmp_path / 'env' / 'mlflow.db'}"
+    given_uri = f"sqlite:///{tmp_path / 'given' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", env_uri)
+    for uri, name in ((None, "from-env"), (given_uri, "given")):
+        with RunRecorder(uri, "precedence", name, {}, {}):
+            pass
+    assert client_for(None).tracking_uri == env_uri
+    assert _run_names(client_for(None)) == ["from-env"]
+    assert _run_names(client_for(given_uri)) == ["given"]  # the URI given wins over the variable
+    assert _run_names(MlflowClient(env_uri)) == ["from-env"]  # read back by MLflow alone
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    with RunRecorder(None, "precedence", "default", {}, {}):
+        pass
+    assert _run_names(client_for(None)) == ["default"]
+    assert _run_names(MlflowClient(f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")) == ["default"]
 
 
 def test_an_unreachable_server_is_refused_in_seconds_naming_the_field():

@@ -23,8 +23,8 @@ def problems(cfg: Config) -> list[str]:
     if (cfg.parallel.cfg_parallel_size or 1) > 2:
         out.append(
             f"parallel.cfg_parallel_size={cfg.parallel.cfg_parallel_size}: the in-process engine splits the two "
-            "CFG branches (conditional, unconditional) over 2 GPU groups; allowed: 1 or 2 (larger sizes are "
-            "SGLang's own layout: engine=sglang)"
+            "CFG branches (conditional, unconditional) over 2 GPU groups; allowed: 1 or 2 (SGLang runs larger "
+            "sizes, for models with more guidance branches: engine=sglang)"
         )
     if cfg.profile.mode == "nsys" and cfg.parallel.num_gpus > 1:
         out.append(

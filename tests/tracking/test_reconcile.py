@@ -68,3 +68,27 @@ def test_sigkill_mid_run_then_gc_ends_it_failed(tmp_path):
     after = client.get_run(run.info.run_id)
     assert after.info.status == "FAILED"
     assert after.data.tags[names.ERROR].startswith(f"reconciled: process {writer}")
+
+
+def test_a_killed_process_not_yet_reaped_counts_as_dead():
+    """A run's writer killed with its parent is a zombie until someone reaps it (PID 1 in a container may never):
+    its run must still be found left RUNNING (CI on 2026-12-02 saw gc find nothing)."""
+    import time
+
+    import psutil
+
+    from diffexp.tracking.reconcile import _same_process_alive
+
+    child = subprocess.Popen(["sleep", "300"])
+    try:
+        started = f"{psutil.Process(child.pid).create_time():.3f}"
+        assert _same_process_alive(str(child.pid), started)
+        os.kill(child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while psutil.Process(child.pid).status() != psutil.STATUS_ZOMBIE and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE  # killed, not reaped: still in the table
+        assert not _same_process_alive(str(child.pid), started)
+    finally:
+        child.kill()
+        child.wait()

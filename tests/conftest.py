@@ -21,6 +21,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
+def as_on_a_gpu_box(module: str) -> list[str]:
+    """The argv prefix that runs `python -m module` as on the GPU box, where MLflow and plotly are not installed:
+    importing either fails."""
+    code = (
+        "import runpy, sys; sys.modules['mlflow'] = sys.modules['plotly'] = None; "
+        f"runpy.run_module({module!r}, run_name='__main__')"
+    )
+    return [sys.executable, "-c", code]
+
+
 @pytest.fixture(autouse=True)
 def _no_inherited_tracking_uri(monkeypatch):
     """Every store rule honours $MLFLOW_TRACKING_URI, and `mlflow.set_tracking_uri` sets it process-wide: no test

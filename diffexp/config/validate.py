@@ -29,6 +29,8 @@ KERNEL_IMPLS = ("torch", "triton")
 # LTX-2 and JoyAI with the GELU epilogue alone (their MLPs are diffusers' FeedForward with the tanh GELU).
 EPILOGUE_ONLY = ("qwen_image", "ltx2", "joyai")
 TRITON_FAMILIES = ("flux", "wan", *EPILOGUE_ONLY)
+# kernels.split_proj_out acts on FLUX's single blocks only: no other family has a proj_out of a cat.
+SPLIT_PROJ_OUT_FAMILIES = ("flux",)
 TRITON_UNPATCHED = {
     "zimage": "SwiGLU MLPs, no tanh GELU; its own modulation and rotary forms",
     "flux2": "SwiGLU MLPs, no tanh GELU; its own modulation and rotary forms",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from diffexp import names
 from diffexp.config.schema import Config
+from diffexp.config.validate import SPLIT_PROJ_OUT_FAMILIES
 from diffexp.environment import environment_tags
 
 
@@ -30,8 +31,8 @@ def run_name(cfg: Config) -> str:
 
 
 def _kernel_options_that_apply(cfg: Config) -> tuple[str, ...]:
-    # split_proj_out acts on FLUX's single blocks only: elsewhere it is on in the config and changes nothing.
-    return ("gelu_epilogue", "split_proj_out") if cfg.model.family == "flux" else ("gelu_epilogue",)
+    # Outside its families split_proj_out is on in the config and changes nothing.
+    return ("gelu_epilogue", "split_proj_out") if cfg.model.family in SPLIT_PROJ_OUT_FAMILIES else ("gelu_epilogue",)
 
 
 def run_tags(cfg: Config) -> dict[str, str]:

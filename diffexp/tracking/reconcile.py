@@ -28,18 +28,15 @@ def _same_process_alive(pid: str, started: str | None) -> bool:
 
     try:
         proc = psutil.Process(int(pid))
-    except (psutil.NoSuchProcess, ValueError):
-        return False
-    except psutil.AccessDenied:
-        return True
-    try:
         # Killed but never reaped (its parent died too, and PID 1 in a container may not reap): dead all the same.
         if proc.status() == psutil.STATUS_ZOMBIE:
             return False
         # A pid is reused by later processes: only the one that started the run at that time counts.
         return started is None or abs(proc.create_time() - float(started)) < 1.0
-    except psutil.NoSuchProcess:
+    except (psutil.NoSuchProcess, ValueError):
         return False
+    except psutil.AccessDenied:
+        return True
 
 
 def find_orphans(client: MlflowClient, host: str | None = None) -> list[Orphan]:

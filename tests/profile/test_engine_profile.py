@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import pandas as pd
 import pytest
@@ -16,7 +15,7 @@ from diffexp.config import compose, to_config
 from diffexp.engines.profiling import profile_outputs
 from diffexp.profile.of_run import analyze_run_profile
 from diffexp.results import RunResult
-from tests.conftest import REPO, SHARED
+from tests.conftest import REPO, SHARED, as_on_a_gpu_box
 from tests.profile.test_nsys import make_export
 
 FIXTURE = SHARED / "fixtures" / "traces" / "flux1dev_dit_eager_h100.trace.json.gz"
@@ -59,13 +58,9 @@ def test_missing_profile_output_keeps_the_run(tmp_path):
 # A GPU box has no plotly (nor MLflow): on the H200 on 2026-12-02 every profiled run failed after writing its trace,
 # because the trace reader's report imported plotly for its charts.
 def without_plotly(module: str, *args: str, cwd) -> subprocess.CompletedProcess:
-    code = (
-        "import runpy, sys; sys.modules['mlflow'] = sys.modules['plotly'] = None; "
-        f"runpy.run_module({module!r}, run_name='__main__')"
-    )
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-c", code, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [*as_on_a_gpu_box(module), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done

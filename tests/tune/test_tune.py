@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from diffexp.compare.noise import verdict
+from tests.conftest import as_on_a_gpu_box
 
 REPO = Path(__file__).resolve().parents[2]
 COMMON = ["model=tiny_flux", "model.sampling.num_inference_steps=2"]
@@ -49,17 +50,9 @@ prune_margin: 4.0
 
 # A GPU box has no MLflow and no plotly: an untracked tuning must run with importing them failing (2026-12-02: the
 # review gate and the report reached MLflow through package imports, and the chart needs plotly).
-WITHOUT_MLFLOW = (
-    "import runpy, sys; sys.modules['mlflow'] = sys.modules['plotly'] = None; "
-    "runpy.run_module('diffexp.tune', run_name='__main__')"
-)
-
-
 def tune(tmp: Path, *args: str, timeout: float = 400, without_mlflow: bool = False) -> subprocess.CompletedProcess:
-    command = ["-c", WITHOUT_MLFLOW] if without_mlflow else ["-m", "diffexp.tune"]
-    return subprocess.run(
-        [sys.executable, *command, *args], cwd=tmp, env=ENV, capture_output=True, text=True, timeout=timeout
-    )
+    command = as_on_a_gpu_box("diffexp.tune") if without_mlflow else [sys.executable, "-m", "diffexp.tune"]
+    return subprocess.run([*command, *args], cwd=tmp, env=ENV, capture_output=True, text=True, timeout=timeout)
 
 
 def children(client, parent_id: str) -> dict[str, object]:

@@ -125,7 +125,9 @@ def test_four_times_the_steps_is_slower(runs):
     client, base = recorded(uri, ids["base0"])
     _, slow = recorded(uri, ids["slow"])
     v, lines = compare_runs(client, base, slow)  # the guide's 2 %: 4x the steps is far beyond any noise
-    assert v.verdict == SLOWER and v.delta.ci95_low_pct > 100, v.text()
+    # Far beyond it, not exactly how far: on the shared 2-core box one slow repeat took the interval's low end to
+    # +98.8 % of a +289 % effect (2026-12-02), so the bound asked for is half the work added, not all of it.
+    assert v.verdict == SLOWER and v.delta.ci95_low_pct > 50, v.text()
     assert (v.delta.n_base, v.delta.n_cand) == (REPEATS, REPEATS)
     assert lines[1] == "machine: baseline GPU not sampled; candidate GPU not sampled"
 

@@ -108,7 +108,8 @@ class CompileConfig:
     # Untimed full generations before the measured one (in-process engine).
     warmup_runs: int = 1
     # Denoise steps in each warmup generation; None = as many as the measured run. Compiled graphs
-    # depend on shapes, not on the step count, so a short warmup compiles the same graphs.
+    # depend on shapes, not on the step count, so a short warmup compiles the same graphs, provided it calls
+    # every expert the measured run calls (Wan2.2's two DiTs): raised to the fewest steps that do.
     warmup_steps: Optional[int] = None
     mode: Optional[str] = None  # torch.compile mode, e.g. "max-autotune-no-cudagraphs"
     fullgraph: bool = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -21,14 +22,19 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 
 
-def as_on_a_gpu_box(module: str) -> list[str]:
-    """The argv prefix that runs `python -m module` as on the GPU box, where MLflow and plotly are not installed:
-    importing either fails."""
-    code = (
-        "import runpy, sys; sys.modules['mlflow'] = sys.modules['plotly'] = None; "
-        f"runpy.run_module({module!r}, run_name='__main__')"
-    )
-    return [sys.executable, "-c", code]
+def as_on_a_gpu_box(env: Mapping[str, str], tmp: Path) -> dict[str, str]:
+    """`env` for a subprocess run as on the GPU box, where MLflow and plotly are not installed: importing either
+    fails there and in every process it starts (the tuner's trials, an engine's ranks), from stand-in packages
+    under `tmp` that come first on PYTHONPATH. (2026-12-03: a block inside the tuning process alone let every H200
+    trial fail on `import mlflow` while the CPU test passed.)"""
+    shadow = tmp / "as_on_a_gpu_box"
+    for name in ("mlflow", "plotly"):
+        (shadow / name).mkdir(parents=True, exist_ok=True)
+        (shadow / name / "__init__.py").write_text(
+            f"raise ModuleNotFoundError({f'No module named {name!r} (as on the GPU box)'!r}, name={name!r})\n"
+        )
+    path = os.pathsep.join(p for p in (str(shadow), env.get("PYTHONPATH", "")) if p)
+    return {**env, "PYTHONPATH": path}
 
 
 @pytest.fixture(autouse=True)

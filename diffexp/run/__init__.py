@@ -110,7 +110,9 @@ def execute(
 
 def _execute(cfg: Config, run_dir: Path, parent_run_id: Optional[str], agent: Optional[TrackingAgent]):
     quiet_libraries()  # imports diffusers and transformers: seconds, while an agent opens the store
-    if (cfg.review.reference or "").strip():  # a reference is named: found now, not after the run (imports MLflow)
+    # A logged run's reference is found now, not after the run (this imports MLflow). An untracked run has nothing
+    # to look it up in (a GPU box may lack MLflow): its reference is judged from files (the tuner's gate).
+    if cfg.tracking.enabled and (cfg.review.reference or "").strip():
         from diffexp.review.reference import check_reference
 
         check_reference(cfg, parent_run_id)

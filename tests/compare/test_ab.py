@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from diffexp.ab import main
-from tests.conftest import cli_env
+from tests.conftest import as_on_a_gpu_box, cli_env
 
 pytestmark = pytest.mark.slow  # four fresh processes, each importing torch and diffusers
 
@@ -63,20 +63,19 @@ def test_ab_two_rounds_interleaved_and_recorded(tmp_path, mlflow_uri, mlflow_cli
 
 # Untracked use on a GPU box has no MLflow: importing it fails there, and must fail here too (2026-12-02 on the H200,
 # `import diffexp.ab` reached MLflow through diffexp.compare's package import and the A/B never started).
-WITHOUT_MLFLOW = "import sys; sys.modules['mlflow'] = None; from diffexp.ab import main; sys.exit(main())"
 
 
 def test_untracked_ab_runs_without_mlflow(tmp_path):
     out = tmp_path / "ab"
     proc = subprocess.run(
         [
-            sys.executable, "-c", WITHOUT_MLFLOW,
+            sys.executable, "-m", "diffexp.ab",
             "--base", "model.sampling.num_inference_steps=2",
             "--candidate", "model.sampling.num_inference_steps=3",
             "--rounds", "1", "--out", str(out),
             "engine.device=cpu", "tracking.enabled=false", "measure.repeats=2",
         ],
-        capture_output=True, text=True, env=cli_env(), cwd=tmp_path, timeout=600,
+        capture_output=True, text=True, env=as_on_a_gpu_box(cli_env(), tmp_path), cwd=tmp_path, timeout=600,
     )  # fmt: skip
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
     result = json.loads((out / "ab.json").read_text())

@@ -11,19 +11,16 @@ import pytest
 
 from diffexp.floor.__main__ import main
 from diffexp.floor.shapes import ATTENTION, GEMM
-from tests.conftest import artifact_paths, cli_env
-
-# Untracked use (a GPU box) must not need mlflow: make importing it fail.
-WITHOUT_MLFLOW = "import sys; sys.modules['mlflow'] = None; from diffexp.floor.__main__ import main; sys.exit(main())"
+from tests.conftest import artifact_paths, as_on_a_gpu_box, cli_env
 
 
 def test_tiny_flux_end_to_end_on_cpu_without_mlflow(tmp_path):
     out = tmp_path / "floor"
     proc = subprocess.run(
-        [sys.executable, "-c", WITHOUT_MLFLOW, "model=tiny_flux", "--out", str(out), "--step-ms", "12.5"],
+        [sys.executable, "-m", "diffexp.floor", "model=tiny_flux", "--out", str(out), "--step-ms", "12.5"],
         capture_output=True,
         text=True,
-        env=cli_env(),
+        env=as_on_a_gpu_box(cli_env(), tmp_path),  # untracked use (a GPU box) must not need MLflow
         cwd=tmp_path,
         timeout=300,
     )

@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -58,9 +60,9 @@ def test_missing_profile_output_keeps_the_run(tmp_path):
 # A GPU box has no plotly (nor MLflow): on the H200 on 2026-12-02 every profiled run failed after writing its trace,
 # because the trace reader's report imported plotly for its charts.
 def without_plotly(module: str, *args: str, cwd) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    env = as_on_a_gpu_box({**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}, Path(cwd))
     done = subprocess.run(
-        [*as_on_a_gpu_box(module), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done

@@ -51,8 +51,9 @@ prune_margin: 4.0
 # A GPU box has no MLflow and no plotly: an untracked tuning must run with importing them failing (2026-12-02: the
 # review gate and the report reached MLflow through package imports, and the chart needs plotly).
 def tune(tmp: Path, *args: str, timeout: float = 400, without_mlflow: bool = False) -> subprocess.CompletedProcess:
-    command = as_on_a_gpu_box("diffexp.tune") if without_mlflow else [sys.executable, "-m", "diffexp.tune"]
-    return subprocess.run([*command, *args], cwd=tmp, env=ENV, capture_output=True, text=True, timeout=timeout)
+    env = as_on_a_gpu_box(ENV, tmp) if without_mlflow else ENV
+    command = [sys.executable, "-m", "diffexp.tune", *args]
+    return subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def children(client, parent_id: str) -> dict[str, object]:

@@ -28,6 +28,9 @@ HOST = "host"
 # What the saved outputs really are (WxH or WxHxF), and what differs from the request, if anything.
 OUTPUT_SHAPE = "output.shape"
 OUTPUT_SHAPE_MISMATCH = "output.shape_mismatch"
+# On figures kept before a run's profile read and floor (metrics.json): why they may lack those; absent once the
+# run finished.
+INCOMPLETE = "incomplete"
 # The prompt is longer than an MLflow param holds: prompt.txt (an artifact) has it whole.
 PROMPT_TRUNCATED = "prompt.truncated_in_params"
 INGESTED = "ingested"

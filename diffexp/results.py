@@ -74,6 +74,8 @@ class RunResult:
             "peak_mem_gib": self.peak_mem_gib,
         }
         out = {k: float(v) for k, v in named.items() if v is not None}
+        if self.denoise_step_ms:  # the steps one measured generation ran: what the per-step figure is over
+            out["denoise_steps"] = float(len(self.denoise_step_ms))
         for device, gib in self.peak_mem_gib_per_device.items():
             out[f"peak_mem_gib.{_metric_key(device)}"] = float(gib)
         for stage, seconds in self.stages_s.items():

@@ -65,6 +65,19 @@ def gpu_label(run: RecordedRun) -> str:
     return first if count == "1" else f"{count}× {first}"
 
 
+def steps_as_run(run: RecordedRun) -> str:
+    """The denoise steps one measured generation ran (its per-step series), with the asked count beside it where
+    they differ; the asked count where no series was recorded. A recipe that leaves the count to the pipeline's
+    default (FLUX.2-dev) asks for none."""
+    asked = run.params.get("model.sampling.num_inference_steps", "None")
+    ran = len(run.result.denoise_step_ms) or int(run.metrics.get("denoise_steps", 0))
+    if not ran:
+        return asked if asked != "None" else MISSING
+    if asked in ("None", str(ran)):
+        return str(ran)
+    return f"{ran} (asked {asked})"
+
+
 def guide_row(run: RecordedRun) -> dict[str, str]:
     """One run as a row of the guide's table (numbers unrounded; markdown rounds them)."""
     p, r = run.params, run.result
@@ -73,7 +86,6 @@ def guide_row(run: RecordedRun) -> dict[str, str]:
         label = p.get("model.name", MISSING)
     if run.tags.get("weights.random") == "true" and p.get("model.weights") == "random":
         label += " (random weights)"
-    steps = p.get("model.sampling.num_inference_steps", "None")
     engine = run.tags.get("engine", p.get("engine.name", ""))
     version = (
         run.tags.get("version.sglang", MISSING)
@@ -84,7 +96,7 @@ def guide_row(run: RecordedRun) -> dict[str, str]:
     return {
         "Model": label,
         "Task": task if task != "None" else p.get("model.task", MISSING),
-        "Steps": steps if steps != "None" else MISSING,
+        "Steps": steps_as_run(run),
         "Resolution": resolution(p),
         "Denoise (s) ★": _num(r.denoise_s),
         "Step (ms)": _num(run.metrics.get("denoise_step_ms", r.denoise_step_median_ms)),  # the logged headline
@@ -212,6 +224,8 @@ def what_ran_notes(run: RecordedRun) -> list[str]:
         notes.append(f"⚠ DID NOT RUN WHAT WAS ASKED: {run.tags[names.RESOLVED_MISMATCH]}")
     if names.OUTPUT_SHAPE_MISMATCH in run.tags:
         notes.append(f"⚠ OUTPUT SHAPE NOT AS ASKED: {run.tags[names.OUTPUT_SHAPE_MISMATCH]}")
+    if names.INCOMPLETE in run.tags:
+        notes.append(f"⚠ INCOMPLETE (its figures kept, what followed them not done): {run.tags[names.INCOMPLETE]}")
     if names.RESOLVED_AUTO_TUNED in run.tags:
         notes.append(f"auto-tuned baseline (the engine chose the placement: {run.tags[names.RESOLVED_AUTO_TUNED]})")
     return notes

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Optional
 
 from omegaconf import OmegaConf
 
-from diffexp import rundir
+from diffexp import names, rundir
 from diffexp.config import Config, check_launch
 from diffexp.engines import get_engine, validate
 from diffexp.errors import DiffexpError, RunInterrupted
@@ -170,15 +170,34 @@ def _measure(cfg: Config, engine, run_dir: Path) -> RunResult:
     """The engine's run (or its replicates), then its profile read (the engine only leaves the trace or report),
     then the floor it is judged against (measure.floor=true; after the profile, whose categories give the gaps)."""
     result = run_engine(cfg, engine, run_dir)
-    if result.profiled or cfg.profile.mode != "off":
-        from diffexp.profile.of_run import analyze_run_profile
+    read_profile, floor = result.profiled or cfg.profile.mode != "off", cfg.measure.floor
+    if not (read_profile or floor):
+        return result
+    # The figures are complete here; what follows only reads or adds to them, and takes minutes on a large model (a
+    # 28 B Wan's floor). A run cut during it keeps what it measured, in metrics.json (python -m diffexp.upload).
+    _keep_measured(cfg, result, run_dir, "the run is reading its profile or measuring its floor")
+    stage = "profile read"
+    try:
+        if read_profile:
+            from diffexp.profile.of_run import analyze_run_profile
 
-        analyze_run_profile(cfg, result, run_dir)
-    if cfg.measure.floor:
-        from diffexp.floor.of_run import add_floor  # builds the pipeline again: only when asked
+            analyze_run_profile(cfg, result, run_dir)
+        stage = "floor"
+        if floor:
+            from diffexp.floor.of_run import add_floor  # builds the pipeline again: only when asked
 
-        add_floor(cfg, result, run_dir)
+            add_floor(cfg, result, run_dir)
+    except BaseException as exc:
+        _keep_measured(cfg, result, run_dir, f"the run ended during its {stage}: {type(exc).__name__}: {exc}")
+        raise
     return result
+
+
+def _keep_measured(cfg: Config, result: RunResult, run_dir: Path, incomplete: str) -> None:
+    """The measured figures as metrics.json, tagged `incomplete` (a finished run's record replaces them)."""
+    kept = RunResult.from_dict(result.to_dict())
+    kept.tags = {**run_tags(cfg), **result.tags, names.INCOMPLETE: incomplete}
+    kept.write_json(run_dir / rundir.METRICS_JSON)
 
 
 def _execute_untracked(cfg: Config, engine, run_dir: Path) -> Outcome:

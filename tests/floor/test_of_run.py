@@ -88,3 +88,33 @@ def test_a_preset_resolution_is_labelled_by_its_size():
     cfg = to_config(compose(["model=wan22_ti2v", "engine=diffusers"]))
     assert shape_label(cfg) == "1280×720×81f (720p)"
     assert shape_label(to_config(compose(["model=tiny_flux"]))) == "64×64"
+
+
+def test_a_run_killed_during_its_floor_keeps_what_it_measured(make_config, mlflow_uri, tmp_path, monkeypatch):
+    """2026-12-03 on the H200: Wan2.2-T2V-A14B's 4 measured steps were done when `timeout` sent SIGTERM during its
+    floor (minutes, for 28 B of DiT), and no metrics.json was written. The figures are now kept, flagged, and
+    uploaded with the flag shown under the suite table."""
+    import os
+    import signal
+    import time
+
+    import diffexp.floor.of_run
+    from diffexp.errors import RunInterrupted
+    from diffexp.reports.suite import suite_runs, suite_table
+
+    def killed_while_timing(*_args, **_kwargs):  # a real SIGTERM to this process, through the run's own handler
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+
+    monkeypatch.setattr(diffexp.floor.of_run, "add_floor", killed_while_timing)
+    run_dir = tmp_path / "run"
+    with pytest.raises(RunInterrupted):
+        execute(make_config(*FLOOR_RUN, "tracking.enabled=false"), run_dir)
+    kept = RunResult.read_json(run_dir / "metrics.json")
+    assert kept.denoise_s > 0 and len(kept.denoise_step_ms) == 2 and "floor.ms" not in kept.metrics()
+    assert kept.tags[names.INCOMPLETE] == "the run ended during its floor: RunInterrupted: received signal 15"
+    assert kept.tags["model"] == "tiny_flux"  # the run's own tags: it can be uploaded from elsewhere
+
+    upload_run_dir(run_dir, TrackingConfig(uri=mlflow_uri))
+    table = suite_table(suite_runs(mlflow_uri), every_model=True)
+    assert "⚠ INCOMPLETE (its figures kept, what followed them not done): the run ended during its floor" in table

@@ -183,3 +183,16 @@ def test_a_recipe_point_run_otherwise_than_its_recipe_is_flagged_under_the_table
         "> Wan2.2-T2V-A14B 720P (NVIDIA H200): NOT THE RECIPE AS WRITTEN: parallel.num_gpus=1 where recipe wan22_t2v "
         "has 8; model.sampling.num_inference_steps=10 where recipe wan22_t2v has 40",
     ]  # and none for FLUX.1-dev, run as its recipe says
+
+
+def test_the_steps_column_is_what_a_measured_generation_ran(tmp_path):
+    """FLUX.2-dev's recipe leaves the step count to the pipeline (50): the column shows the 50 steps its per-step
+    series holds, not '-'; a run whose series differs from what it asked says both."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    _run(uri, "flux2_dev", "FLUX.2-dev", "T2I", 22.0, gpu="NVIDIA H200", width=1024, height=1024,
+         extra={"denoise_step_ms": [440.0] * 50})  # fmt: skip
+    _run(uri, "zimage_turbo", "Z-Image-Turbo", "T2I Turbo", 0.9, gpu="NVIDIA H200", width=1024, height=1024,
+         num_inference_steps=8, extra={"denoise_step_ms": [100.0] * 9})  # fmt: skip
+    table = suite_table(suite_runs(uri))
+    assert "| FLUX.2-dev | T2I | 50 | 1024×1024 | 22.000 | 440.0 |" in table
+    assert "| Z-Image-Turbo | T2I Turbo | 9 (asked 8) | 1024×1024 | 0.900 | 100.0 |" in table

@@ -84,8 +84,8 @@ for PART in "$@"; do
     qwen)
       measured qwen_image measure.repeats=3
       ;;
-    edit)
-      measured qwen_image_edit model.sampling.num_inference_steps=20
+    edit)  # its cold compile ran past 6 minutes on 2026-12-03: short warmups, 3 repeats
+      measured qwen_image_edit model.sampling.num_inference_steps=20 compile.warmup_steps=4 measure.repeats=3
       ;;
     flux2)
       measured flux2_dev

@@ -117,11 +117,12 @@ def measure_sustained(
         with torch.cuda.graph(graph):
             step()
         begin, heated = time.perf_counter(), 0
-        while time.perf_counter() - begin < heat_s or (heated < MIN_HEAT_REPLAYS and not _long(begin, heated, heat_s)):
+        heat = 0.0  # at least heat_s of load, and MIN_HEAT_REPLAYS replays unless each one is that long alone
+        while heat < heat_s or (heated < MIN_HEAT_REPLAYS and heat < heat_s * heated):
             graph.replay()
             torch.cuda.synchronize()
             heated += 1
-        heat = time.perf_counter() - begin
+            heat = time.perf_counter() - begin
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         samples = []
         with tempfile.TemporaryDirectory() as tmp:
@@ -141,8 +142,3 @@ def measure_sustained(
     ms = statistics.median(samples)
     log.info("sustained floor %.4g ms (%d replays after %.1f s of load; %s)", ms, len(samples), heat, gpu)
     return SustainedTiming(ms, heat, len(samples), gpu, samples)
-
-
-def _long(begin: float, heated: int, heat_s: float) -> bool:
-    """Whether the replays so far, each longer than heat_s, already loaded the GPU for long enough."""
-    return heated > 0 and (time.perf_counter() - begin) / heated >= heat_s

@@ -175,7 +175,8 @@ def _measure(cfg: Config, engine, run_dir: Path) -> RunResult:
         return result
     # The figures are complete here; what follows only reads or adds to them, and takes minutes on a large model (a
     # 28 B Wan's floor). A run cut during it keeps what it measured, in metrics.json (python -m diffexp.upload).
-    _keep_measured(cfg, result, run_dir, "the run is reading its profile or measuring its floor")
+    tags = {**run_tags(cfg), **result.tags}  # the machine's description, read once (git, the GPUs)
+    _keep_measured(result, tags, run_dir, "the run is reading its profile or measuring its floor")
     stage = "profile read"
     try:
         if read_profile:
@@ -188,15 +189,15 @@ def _measure(cfg: Config, engine, run_dir: Path) -> RunResult:
 
             add_floor(cfg, result, run_dir)
     except BaseException as exc:
-        _keep_measured(cfg, result, run_dir, f"the run ended during its {stage}: {type(exc).__name__}: {exc}")
+        _keep_measured(result, tags, run_dir, f"the run ended during its {stage}: {type(exc).__name__}: {exc}")
         raise
     return result
 
 
-def _keep_measured(cfg: Config, result: RunResult, run_dir: Path, incomplete: str) -> None:
+def _keep_measured(result: RunResult, tags: dict[str, str], run_dir: Path, incomplete: str) -> None:
     """The measured figures as metrics.json, tagged `incomplete` (a finished run's record replaces them)."""
     kept = RunResult.from_dict(result.to_dict())
-    kept.tags = {**run_tags(cfg), **result.tags, names.INCOMPLETE: incomplete}
+    kept.tags = {**tags, names.INCOMPLETE: incomplete}
     kept.write_json(run_dir / rundir.METRICS_JSON)
 
 

@@ -63,8 +63,6 @@ def test_ab_two_rounds_interleaved_and_recorded(tmp_path, mlflow_uri, mlflow_cli
 
 # Untracked use on a GPU box has no MLflow: importing it fails there, and must fail here too (2026-12-02 on the H200,
 # `import diffexp.ab` reached MLflow through diffexp.compare's package import and the A/B never started).
-
-
 def test_untracked_ab_runs_without_mlflow(tmp_path):
     out = tmp_path / "ab"
     proc = subprocess.run(

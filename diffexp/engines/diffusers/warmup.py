@@ -10,6 +10,7 @@ from statistics import median
 from typing import Any, Optional
 
 from diffexp.config.schema import Config
+from diffexp.engines import pipeline_setup
 from diffexp.engines.diffusers.setup import Loaded
 from diffexp.measure import stats
 from diffexp.measure.clocks import StageClock
@@ -43,13 +44,15 @@ def planned_runs(cfg: Config) -> int:
 def _experts_reached(pipe: Any, steps: int) -> set[str]:
     """Which of a two-expert pipeline's DiTs (Wan2.2's `transformer` above the boundary timestep, `transformer_2`
     below it) a generation of `steps` steps calls, from the pipeline's own scheduler and boundary ratio."""
+    experts = pipeline_setup.denoisers(pipe)
     ratio = getattr(getattr(pipe, "config", None), "boundary_ratio", None)
-    if ratio is None or getattr(pipe, "transformer_2", None) is None:
-        return {"transformer"}
+    if ratio is None or len(experts) < 2:
+        return set(experts[:1])
+    high, low = experts
     scheduler = copy.deepcopy(pipe.scheduler)  # set_timesteps changes the scheduler's state
     scheduler.set_timesteps(steps)
     boundary = ratio * scheduler.config.num_train_timesteps
-    return {"transformer" if t >= boundary else "transformer_2" for t in scheduler.timesteps.tolist()}
+    return {high if t >= boundary else low for t in scheduler.timesteps.tolist()}
 
 
 def warmup_steps(cfg: Config, pipe: Any, run_steps: int) -> int:
@@ -58,17 +61,18 @@ def warmup_steps(cfg: Config, pipe: Any, run_steps: int) -> int:
     asked = cfg.compile.warmup_steps
     if not asked or asked >= run_steps:
         return run_steps
-    needed = _experts_reached(pipe, run_steps)
-    steps = next(n for n in range(asked, run_steps + 1) if _experts_reached(pipe, n) >= needed)
-    if steps != asked:
-        log.warning(
-            "compile.warmup_steps=%d reaches only %s of the experts a %d-step run calls (%s): warming up with %d steps",
-            asked,
-            ", ".join(sorted(_experts_reached(pipe, asked))),
-            run_steps,
-            ", ".join(sorted(needed)),
-            steps,
-        )
+    needed, reached = _experts_reached(pipe, run_steps), _experts_reached(pipe, asked)
+    if reached >= needed:
+        return asked
+    steps = next(n for n in range(asked + 1, run_steps + 1) if _experts_reached(pipe, n) >= needed)
+    log.warning(
+        "compile.warmup_steps=%d reaches only %s of the experts a %d-step run calls (%s): warming up with %d steps",
+        asked,
+        ", ".join(sorted(reached)),
+        run_steps,
+        ", ".join(sorted(needed)),
+        steps,
+    )
     return steps
 
 

@@ -6,10 +6,11 @@
 #
 #   bash diffexp/bench/suite_h200.sh OUT_DIR images    # FLUX.1-dev and Z-Image-Turbo as their recipes say (~5 min)
 #   bash diffexp/bench/suite_h200.sh OUT_DIR qwen      # Qwen-Image-2512, 3 repeats (~6 min: its first compile is ~3.5)
-#   bash diffexp/bench/suite_h200.sh OUT_DIR edit      # Qwen-Image-Edit-2511 (20 of its 50 steps)
+#   SUITE_STAGES=run bash diffexp/bench/suite_h200.sh OUT_DIR edit     # Qwen-Image-Edit-2511 (20 of 50 steps, cold compile 6 min)
 #   bash diffexp/bench/suite_h200.sh OUT_DIR flux2     # FLUX.2-dev
 #   bash diffexp/bench/suite_h200.sh OUT_DIR ti2v      # Wan2.2-TI2V-5B (10 of 50 steps, ~4.5 min)
-#   bash diffexp/bench/suite_h200.sh OUT_DIR t2v       # Wan2.2-T2V-A14B on one GPU (4 of 40 steps)
+#   SUITE_STAGES=run bash diffexp/bench/suite_h200.sh OUT_DIR t2v      # Wan2.2-T2V-A14B on one GPU (4 of 40 steps)
+#   SUITE_STAGES=profile bash diffexp/bench/suite_h200.sh OUT_DIR t2v  # ... its profiled run, in a call of its own
 #
 # Each recipe run is followed by its profiled run (profile=torch, 2 of 4 steps, compile on; the Inductor cache
 # the recipe filled makes its compile short), read by python -m diffexp.profile into OUT_DIR/suite/profile_<name>/report.
@@ -19,7 +20,8 @@
 # flagged "NOT THE RECIPE AS WRITTEN" under the suite table (its config records the recipe); the per-step median
 # is the comparable figure. Each run has its own time limit (SUITE_RUN_TIMEOUT_S, default 400 s), so one slow model
 # does not take the rest of a call with it. SUITE_DRY_RUN=1 composes and validates every command without running
-# it (engine.dry_run=true; tests/bench/test_suite_script.py does so on CPU).
+# it (engine.dry_run=true; tests/bench/test_suite_script.py does so on CPU). SUITE_STAGES picks what each part runs:
+# "run profile" (the default), "run" or "profile", for a part whose two runs need a call each (t2v, a cold edit).
 set -euo pipefail
 OUT=${1:?usage: $0 OUT_DIR images|qwen|edit|flux2|ti2v|t2v ...}
 shift
@@ -27,6 +29,10 @@ mkdir -p "$OUT/suite"
 OUT=$(cd "$OUT" && pwd)
 export PYTHONUNBUFFERED=1 TORCHINDUCTOR_CACHE_DIR=${TORCHINDUCTOR_CACHE_DIR:-/tmp/diffexp-inductor}
 TIMEOUT=${SUITE_RUN_TIMEOUT_S:-400}
+STAGES=${SUITE_STAGES:-run profile}
+for STAGE in $STAGES; do
+  [[ "$STAGE" == run || "$STAGE" == profile ]] || { echo "SUITE_STAGES=$STAGES: each stage is run or profile" >&2; exit 2; }
+done
 DRY=()
 [[ "${SUITE_DRY_RUN:-0}" == 1 ]] && DRY=(engine.dry_run=true)
 
@@ -69,10 +75,11 @@ profiled() {  # profiled NAME [OVERRIDES...]: 2 profiled steps, compile on, then
 }
 
 measured() {  # measured NAME [OVERRIDES...]: the recipe's run, then its profiled run (4 steps, 2 of them traced)
-  recipe "$@"
+  [[ " $STAGES " == *" run "* ]] && recipe "$@"
   local name=$1
   shift
-  profiled "$name" "$@" model.sampling.num_inference_steps=4
+  [[ " $STAGES " == *" profile "* ]] && profiled "$name" "$@" model.sampling.num_inference_steps=4
+  return 0
 }
 
 for PART in "$@"; do
@@ -84,7 +91,8 @@ for PART in "$@"; do
     qwen)
       measured qwen_image measure.repeats=3
       ;;
-    edit)  # its cold compile ran past 6 minutes on 2026-12-03: short warmups, 3 repeats
+    edit)  # its cold compile ran past 6 minutes on 2026-12-03: short warmups, 3 repeats, most of a call
+      TIMEOUT=${SUITE_RUN_TIMEOUT_S:-540}
       measured qwen_image_edit model.sampling.num_inference_steps=20 compile.warmup_steps=4 measure.repeats=3
       ;;
     flux2)
@@ -93,8 +101,9 @@ for PART in "$@"; do
     ti2v)
       measured wan22_ti2v model.sampling.num_inference_steps=10 compile.warmup_steps=2 measure.repeats=2
       ;;
-    t2v)  # 2026-12-03: set-up 94 s (the recipe's layerwise offload), warmup, 4 steps of 23 s, then its floor
-      TIMEOUT=${SUITE_RUN_TIMEOUT_S:-470}
+    t2v)  # 2026-12-04: set-up 114 s (the recipe's layerwise offload), warmup 79 s, 4 steps of 23 s, outputs 18 s,
+      # then its floor (~3 min, one 23 s step replayed under load): a whole call, profile in another (SUITE_STAGES)
+      TIMEOUT=${SUITE_RUN_TIMEOUT_S:-570}
       measured wan22_t2v model.sampling.num_inference_steps=4 compile.warmup_steps=1 measure.repeats=1
       ;;
     *)

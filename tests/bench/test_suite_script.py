@@ -44,3 +44,20 @@ def test_every_suite_run_composes_and_validates(tmp_path):
         profiled = yaml.safe_load((suite / f"profile_{name}" / ".hydra" / "config.yaml").read_text())
         assert profiled["profile"] == {**profiled["profile"], "mode": "torch", "num_steps": 2}
         assert profiled["model"]["sampling"]["num_inference_steps"] == 4 and profiled["compile"]["enabled"] is True
+
+
+@pytest.mark.slow
+def test_suite_stages_run_one_of_a_parts_two_runs_and_refuse_any_other(tmp_path):
+    """A part whose measured and profiled runs each need a call (t2v, a cold edit) runs one of them at a time."""
+    env = {**os.environ, "SUITE_DRY_RUN": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.run(
+        ["bash", str(SCRIPT), str(tmp_path), "t2v"], env={**env, "SUITE_STAGES": "profile"},
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert sorted(p.name for p in (tmp_path / "suite").iterdir() if p.is_dir()) == ["profile_wan22_t2v"]
+    wrong = subprocess.run(
+        ["bash", str(SCRIPT), str(tmp_path / "other"), "t2v"], env={**env, "SUITE_STAGES": "run floor"},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert wrong.returncode == 2 and "SUITE_STAGES=run floor: each stage is run or profile" in wrong.stderr

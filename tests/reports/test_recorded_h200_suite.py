@@ -1,4 +1,5 @@
-"""The suite issue's H200 figures of 2026-12-02 and 2026-12-03 (docs/results/h200-2026-12-02c.md, h200-2026-12-03.md),
+"""The suite issue's H200 figures of 2026-12-02, 2026-12-03 and 2026-12-04 (docs/results/h200-2026-12-02c.md,
+h200-2026-12-03.md, h200-2026-12-04.md),
 re-derived from their raw data: each suite table is what `python -m diffexp.report suite` prints once the recorded
 run directories up to that day are uploaded, and each model's category table is what `python -m diffexp.profile`
 reads from its recorded trace."""
@@ -24,6 +25,11 @@ RECORDED_2 = RESULTS / "h200-2026-12-03"
 DOC_2 = RESULTS / "h200-2026-12-03.md"
 SUITE_RUNS_2 = ("flux2_dev",)
 PROFILED_2 = ("flux2_dev", "qwen_image_edit")
+# The last two rows, and Wan2.2-T2V-A14B's floor measured on its own.
+RECORDED_3 = RESULTS / "h200-2026-12-04"
+DOC_3 = RESULTS / "h200-2026-12-04.md"
+SUITE_RUNS_3 = ("wan22_t2v", "qwen_image_edit")
+PROFILED_3 = ("wan22_t2v",)
 CATEGORIES = ("gemm", "attn", "norm", "activation", "triton_kernel", "elementwise", "memcpy")
 
 
@@ -101,3 +107,41 @@ def test_the_t2v_runs_measured_steps_follow_from_its_repeats_json():
         f"| text encode / VAE decode | {generation['text_encode_s']:.3f} s / {generation['vae_decode_s']:.3f} s |"
         in doc
     )
+
+
+def test_the_third_days_table_has_all_seven_rows(tmp_path):
+    printed = uploaded_table(tmp_path, (RECORDED, SUITE_RUNS), (RECORDED_2, SUITE_RUNS_2), (RECORDED_3, SUITE_RUNS_3))
+    doc = DOC_3.read_text()
+    table = [line for line in printed.splitlines() if line.startswith(("| ", "> "))]
+    for line in table:
+        assert line in doc, line
+    rows = [line for line in table[1:] if line.startswith("| ")]
+    assert len(rows) == 7 and not [row for row in rows if "| - | - | - |" in row]  # every model measured
+    # One GPU and 4 of 40 steps, said loudly; a single shot says its noise is unknown; the cut floor is flagged.
+    assert "| T2V | 4 | 720P 81fr | 92.773 | 23197.5 | 97.972 | 21.88 |" in printed
+    assert "| single shot: noise unknown | - |" in printed
+    assert "parallel.num_gpus=1 where recipe wan22_t2v has 8; model.sampling.num_inference_steps=4" in printed
+    assert "⚠ INCOMPLETE (its figures kept, what followed them not done): the run ended during its floor" in printed
+    assert "| Img Edit | 20 | 1024×1024 | 11.969 | 598.3 | 12.387 | 57.96 |" in printed
+    assert "| [11.967, 11.972] (n=3) | 514.6, 86.0 % |" in printed
+
+
+def test_the_t2v_floor_measured_alone_is_the_docs():
+    """The floor the run could not finish, measured in its own process at the run's shapes and step time."""
+    import json
+
+    floor = json.loads((RECORDED_3 / "floor_wan22_t2v" / "floor.json").read_text())
+    metrics = json.loads((RECORDED_3 / "suite" / "wan22_t2v" / "metrics.json").read_text())
+    assert floor["step_ms"] == pytest.approx(metrics["denoise_step_median_ms"], abs=1e-3)
+    assert floor["shape"] == "1280×720×81f (720p)" and floor["transformer_calls"] == 2
+    doc = DOC_3.read_text()
+    assert f"| floor (each shape timed alone) | {floor['floor_ms']:.1f} ms |" in doc
+    assert f"| efficiency of the {floor['step_ms']:.1f} ms step | {100 * floor['efficiency']:.1f} % |" in doc
+    assert f"| sustained floor (the step's work as one replay, under load) | {floor['sustained']['ms']:.1f} ms |" in doc
+    by = {name: f"{c['ms']:.1f}" for name, c in floor["categories"].items()}
+    assert f"| attention / GEMM / memory-bound | {by['attention']} / {by['gemm']} / {by['memory-bound']} ms |" in doc
+
+
+@pytest.mark.parametrize("model", PROFILED_3)
+def test_the_third_days_category_table_follows_from_its_trace(model):
+    assert category_row(model, RECORDED_3) in DOC_3.read_text()

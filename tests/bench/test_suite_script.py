@@ -17,9 +17,14 @@ from diffexp.reports.suite import SUITE_MODELS
 SCRIPT = Path(__file__).resolve().parents[2] / "diffexp" / "bench" / "suite_h200.sh"
 
 
+def dry_run_env() -> dict[str, str]:
+    """The script composes and validates each run (engine.dry_run=true) with this interpreter's diffexp."""
+    return {**os.environ, "SUITE_DRY_RUN": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+
+
 @pytest.mark.slow
 def test_every_suite_run_composes_and_validates(tmp_path):
-    env = {**os.environ, "SUITE_DRY_RUN": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = dry_run_env()
     proc = subprocess.run(
         ["bash", str(SCRIPT), str(tmp_path), "images", "qwen", "edit", "flux2", "ti2v", "t2v"],
         env=env, capture_output=True, text=True, timeout=600,
@@ -49,7 +54,7 @@ def test_every_suite_run_composes_and_validates(tmp_path):
 @pytest.mark.slow
 def test_suite_stages_run_one_of_a_parts_two_runs_and_refuse_any_other(tmp_path):
     """A part whose measured and profiled runs each need a call (t2v, a cold edit) runs one of them at a time."""
-    env = {**os.environ, "SUITE_DRY_RUN": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env = dry_run_env()
     proc = subprocess.run(
         ["bash", str(SCRIPT), str(tmp_path), "t2v"], env={**env, "SUITE_STAGES": "profile"},
         capture_output=True, text=True, timeout=300,

@@ -56,38 +56,46 @@ def uploaded_table(tmp_path: Path, *records: tuple[Path, tuple[str, ...]]) -> st
     return suite_table(suite_runs(uri))
 
 
-def test_the_suite_table_is_what_the_report_prints_from_the_uploaded_runs(tmp_path):
-    printed = uploaded_table(tmp_path, (RECORDED, SUITE_RUNS))
-    doc = DOC.read_text()
+def table_lines_in_doc(printed: str, doc: str) -> list[str]:
+    """The printed table's rows and notes, each asserted to be in the doc as printed."""
     table = [line for line in printed.splitlines() if line.startswith(("| ", "> "))]
-    assert len(table) == 1 + 7 + 3 + 2  # header, 7 models, 3 published footnotes, 2 notes on what ran
     for line in table:
         assert line in doc, line
+    return table
+
+
+def test_the_suite_table_is_what_the_report_prints_from_the_uploaded_runs(tmp_path):
+    printed = uploaded_table(tmp_path, (RECORDED, SUITE_RUNS))
+    table = table_lines_in_doc(printed, DOC.read_text())
+    assert len(table) == 1 + 7 + 3 + 2  # header, 7 models, 3 published footnotes, 2 notes on what ran
     # What the issue asks of the rows: the headline's interval, its floor, and the departures said loudly.
     assert "| 6.650 | 131.9 | 6.820 | 33.85 | n/a (diffusers 0.42.1) | NVIDIA H200 | [6.638, 6.695] (n=5) |" in printed
     assert "NOT THE RECIPE AS WRITTEN: model.sampling.num_inference_steps=10 where recipe wan22_ti2v has 50" in printed
     assert "⚠ OUTPUT SHAPE NOT AS ASKED: requested 1280x720x81" in printed
 
 
-@pytest.mark.parametrize("model", PROFILED)
-def test_each_models_category_table_follows_from_its_trace(model):
-    assert category_row(model) in DOC.read_text()
+@pytest.mark.parametrize(
+    ("recorded", "doc", "model"),
+    [
+        pytest.param(recorded, doc, model, id=f"{recorded.name}-{model}")
+        for recorded, doc, models in (
+            (RECORDED, DOC, PROFILED),
+            (RECORDED_2, DOC_2, PROFILED_2),
+            (RECORDED_3, DOC_3, PROFILED_3),
+        )
+        for model in models
+    ],
+)
+def test_each_models_category_table_follows_from_its_trace(recorded, doc, model):
+    assert category_row(model, recorded) in doc.read_text()
 
 
 def test_the_next_days_table_adds_its_rows_to_the_first_days(tmp_path):
     printed = uploaded_table(tmp_path, (RECORDED, SUITE_RUNS), (RECORDED_2, SUITE_RUNS_2))
-    doc = DOC_2.read_text()
-    table = [line for line in printed.splitlines() if line.startswith(("| ", "> "))]
-    for line in table:
-        assert line in doc, line
+    table_lines_in_doc(printed, DOC_2.read_text())
     # FLUX.2-dev as its recipe says (50 steps, the pipeline's default), with its interval and floor.
     assert "| FLUX.2-dev (random weights) | T2I | 50 | 1024×1024 | 21.970 | 437.1 | 22.182 | 107.34 |" in printed
     assert "| [21.954, 22.054] (n=5) | 397.8, 91.0 % |" in printed
-
-
-@pytest.mark.parametrize("model", PROFILED_2)
-def test_the_next_days_category_tables_follow_from_their_traces(model):
-    assert category_row(model, RECORDED_2) in DOC_2.read_text()
 
 
 def test_the_t2v_runs_measured_steps_follow_from_its_repeats_json():
@@ -111,10 +119,7 @@ def test_the_t2v_runs_measured_steps_follow_from_its_repeats_json():
 
 def test_the_third_days_table_has_all_seven_rows(tmp_path):
     printed = uploaded_table(tmp_path, (RECORDED, SUITE_RUNS), (RECORDED_2, SUITE_RUNS_2), (RECORDED_3, SUITE_RUNS_3))
-    doc = DOC_3.read_text()
-    table = [line for line in printed.splitlines() if line.startswith(("| ", "> "))]
-    for line in table:
-        assert line in doc, line
+    table = table_lines_in_doc(printed, DOC_3.read_text())
     rows = [line for line in table[1:] if line.startswith("| ")]
     assert len(rows) == 7 and not [row for row in rows if "| - | - | - |" in row]  # every model measured
     # One GPU and 4 of 40 steps, said loudly; a single shot says its noise is unknown; the cut floor is flagged.
@@ -140,8 +145,3 @@ def test_the_t2v_floor_measured_alone_is_the_docs():
     assert f"| sustained floor (the step's work as one replay, under load) | {floor['sustained']['ms']:.1f} ms |" in doc
     by = {name: f"{c['ms']:.1f}" for name, c in floor["categories"].items()}
     assert f"| attention / GEMM / memory-bound | {by['attention']} / {by['gemm']} / {by['memory-bound']} ms |" in doc
-
-
-@pytest.mark.parametrize("model", PROFILED_3)
-def test_the_third_days_category_table_follows_from_its_trace(model):
-    assert category_row(model, RECORDED_3) in DOC_3.read_text()

@@ -18,10 +18,11 @@
 #
 # A run with fewer steps than its recipe, or one GPU for an 8-GPU recipe, keeps the recipe's per-step shape and is
 # flagged "NOT THE RECIPE AS WRITTEN" under the suite table (its config records the recipe); the per-step median
-# is the comparable figure. Each run has its own time limit (SUITE_RUN_TIMEOUT_S, default 400 s), so one slow model
-# does not take the rest of a call with it. SUITE_DRY_RUN=1 composes and validates every command without running
-# it (engine.dry_run=true; tests/bench/test_suite_script.py does so on CPU). SUITE_STAGES picks what each part runs:
-# "run profile" (the default), "run" or "profile", for a part whose two runs need a call each (t2v, a cold edit).
+# is the comparable figure. Each run has its own time limit (SUITE_RUN_TIMEOUT_S, default 400 s; the edit and t2v
+# parts' longer ones hold for their own runs only), so one slow model does not take the rest of a call with it.
+# SUITE_DRY_RUN=1 composes and validates every command without running it (engine.dry_run=true;
+# tests/bench/test_suite_script.py does so on CPU). SUITE_STAGES picks what each part runs: "run profile" (the
+# default), "run" or "profile", for a part whose two runs need a call each (t2v, a cold edit).
 set -euo pipefail
 OUT=${1:?usage: $0 OUT_DIR images|qwen|edit|flux2|ti2v|t2v ...}
 shift
@@ -92,8 +93,8 @@ for PART in "$@"; do
       measured qwen_image measure.repeats=3
       ;;
     edit)  # its cold compile ran past 6 minutes on 2026-12-03: short warmups, 3 repeats, most of a call
-      TIMEOUT=${SUITE_RUN_TIMEOUT_S:-540}
-      measured qwen_image_edit model.sampling.num_inference_steps=20 compile.warmup_steps=4 measure.repeats=3
+      TIMEOUT=${SUITE_RUN_TIMEOUT_S:-540} measured qwen_image_edit model.sampling.num_inference_steps=20 \
+        compile.warmup_steps=4 measure.repeats=3
       ;;
     flux2)
       measured flux2_dev
@@ -103,8 +104,8 @@ for PART in "$@"; do
       ;;
     t2v)  # 2026-12-04: set-up 114 s (the recipe's layerwise offload), warmup 79 s, 4 steps of 23 s, outputs 18 s,
       # then its floor (~3 min, one 23 s step replayed under load): a whole call, profile in another (SUITE_STAGES)
-      TIMEOUT=${SUITE_RUN_TIMEOUT_S:-570}
-      measured wan22_t2v model.sampling.num_inference_steps=4 compile.warmup_steps=1 measure.repeats=1
+      TIMEOUT=${SUITE_RUN_TIMEOUT_S:-570} measured wan22_t2v model.sampling.num_inference_steps=4 \
+        compile.warmup_steps=1 measure.repeats=1
       ;;
     *)
       echo "unknown part $PART: images, qwen, edit, flux2, ti2v or t2v" >&2

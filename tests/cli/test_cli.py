@@ -37,11 +37,12 @@ def test_composition_error_exits_nonzero(tmp_path):
 def test_interrupt_marks_run_killed(tmp_path, sig):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = start_cli(["diffexp", "model.sampling.num_inference_steps=100000", f"tracking.uri={uri}"], tmp_path)
-    client = MlflowClient(tracking_uri=uri)
     # Interrupt once the measured generation is under way: the run exists by then (it is created before the model
-    # loads), and the store is not read before (this client does not take the lock under which the run's tracking
-    # agent creates it).
+    # loads). The client is made only after that: making one opens the store, and a raw MlflowClient does not take
+    # the lock under which the run's tracking agent creates and migrates it (opened mid-migration it fails with
+    # `no such column`).
     wait_for_run_log(tmp_path, "measured generation", timeout_s=120)
+    client = MlflowClient(tracking_uri=uri)
     time.sleep(2)
     proc.send_signal(sig)
     try:

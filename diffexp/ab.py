@@ -10,7 +10,7 @@ every ratio one way; the verdict is the median paired ratio's 95 % interval agai
 
 Recorded as one MLflow parent run (the paired figures and the verdict) with a child run per process, or, with
 tracking.enabled=false, as <out>/ab.json. Exit status: 0, 1 when the candidate is slower beyond the noise,
-2 for a usage or config error.
+2 for a usage or config error, 3 when it crashed (a traceback).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from statistics import median
 
-from diffexp import rundir
+from diffexp import cli, rundir
 from diffexp.compare.noise import MIN_EFFECT_PCT, SLOWER, verdict
 from diffexp.config import Config, check_launch, compose, to_config
 from diffexp.engines import validate
@@ -186,4 +186,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.guarded(main))

@@ -4,7 +4,8 @@ parent's run id, run name or sweep name); `python -m diffexp.report suite [--all
 a tuning's trials table and latency–memory chart rebuilt from MLflow or its folder (RUN: the tuning's parent run id,
 or its folder with tune.json); with --against, the tuner judged against an exhaustive grid over the same space and
 budget (GRID: the grid's parent run id or folder): grid_comparison.md and .json beside the table. Exit status 1 when
-the goal (within 5 % of the grid's best in at most a third of its trials) is not met, 0 when met or undecidable."""
+the goal (within 5 % of the grid's best in at most a third of its trials) is not met, 0 when met or undecidable,
+2 for unusable input, 3 when it crashed (a traceback)."""
 
 from __future__ import annotations
 

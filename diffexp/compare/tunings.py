@@ -12,7 +12,7 @@ from typing import Optional
 
 from diffexp import names
 from diffexp.compare.noise import recorded_sample
-from diffexp.reports.tune import is_tune_folder, read_summary, rows_from_store, tune_parent
+from diffexp.reports.tune import names_a_folder, read_summary, rows_from_store, tune_parent
 
 
 @dataclass
@@ -126,7 +126,7 @@ def from_store(client, parent_run_id: str) -> Tuning:
 
 def load(ref: str, uri: Optional[str] = None) -> Tuning:
     """REF: a tuning's folder (holding tune.json) or its parent run id in the store at `uri`."""
-    if is_tune_folder(ref):
+    if names_a_folder(ref):
         return from_folder(Path(ref))
     from diffexp.tracking.store import client_for
 

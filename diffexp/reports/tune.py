@@ -187,8 +187,10 @@ def write_report(
     return files
 
 
-def is_tune_folder(ref: str) -> bool:
-    return (Path(ref) / SUMMARY).is_file()
+def names_a_folder(ref: str) -> bool:
+    """REF names a tuning's folder rather than a parent run id: it exists or is a path (a run id has no `/`). A
+    folder without tune.json is then refused by read_summary, without opening a store to look for it as a run."""
+    return Path(ref).exists() or "/" in ref
 
 
 def read_summary(folder: Path) -> dict:
@@ -265,17 +267,17 @@ def rebuild_from_folder(folder: Path, out: Path) -> tuple[list[Path], str]:
 
 def default_out(ref: str) -> Path:
     """Where `report tune REF` writes: reports/<parent run id> or reports/<the tuning folder's name>."""
-    return Path("reports") / (Path(ref).resolve().name if is_tune_folder(ref) else ref)
+    return Path("reports") / (Path(ref).resolve().name if names_a_folder(ref) else ref)
 
 
 def rebuild_tune(ref: str, out: Optional[Path] = None, uri: Optional[str] = None) -> tuple[list[Path], str]:
     """The tuning's table and chart rebuilt from MLflow (REF: its parent run id) or from its folder (tune.json)
     into `out` (default: default_out); and the winner's lines as the tuning recorded them."""
+    out = out or default_out(ref)
+    if names_a_folder(ref):  # an untracked tuning, read where MLflow may not be installed (a GPU box)
+        return rebuild_from_folder(Path(ref), out)
     from diffexp.tracking.store import client_for
 
-    out = out or default_out(ref)
-    if is_tune_folder(ref):
-        return rebuild_from_folder(Path(ref), out)
     client = client_for(uri)
     parent = tune_parent(client, ref)
     rows = rows_from_store(client, ref)

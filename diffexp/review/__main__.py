@@ -1,7 +1,8 @@
 """`python -m diffexp.review RUN [RUN ...] [--reference REF] [--tracking-uri URI]`: review logged runs.
 
 Writes the verdict tag, figures and pictures onto each RUN, as a run with review.reference set does.
-Exit status: 0 all passed, 1 any failed, 2 any unchecked (no reference, or the review could not be done).
+Exit status: 0 all passed, 1 any failed, 2 any unchecked (no reference, or the review could not be done), 3 it
+crashed (a traceback).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import os
 import sys
 
+from diffexp import cli
 from diffexp.errors import DiffexpError
 
 log = logging.getLogger("diffexp.review")
@@ -70,4 +72,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.guarded(main))

@@ -61,8 +61,7 @@ for PART in "$@"; do
     wan_ti2v)
       # The recipe's input image: its content does not change the work (the VAE encodes it to a fixed latent shape).
       ASSETS=$OUT/assets
-      mkdir -p "$ASSETS"
-      python -c "from PIL import Image; Image.new('RGB', (1280, 720), (90, 90, 120)).save('$ASSETS/astronaut.jpg')"
+      python -m diffexp.bench.assets "$ASSETS" > /dev/null
       DIFFEXP_ASSETS=$ASSETS python -m diffexp +recipe=wan22_ti2v engine=diffusers model.weights=random kernels=triton \
         kernels.gelu_epilogue=true model.sampling.num_inference_steps=10 compile.warmup_steps=2 measure.repeats=2 \
         measure.floor=true tracking.enabled=false hydra.run.dir="$OUT/wan22_ti2v_triton_gelu" 2>&1 \

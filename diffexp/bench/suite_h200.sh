@@ -39,11 +39,7 @@ DRY=()
 
 # The input pictures of the edit and TI2V recipes: their content does not change the work (fixed sizes).
 ASSETS=$OUT/assets
-mkdir -p "$ASSETS"
-python -c "
-from PIL import Image
-Image.new('RGB', (1024, 1024), (180, 140, 90)).save('$ASSETS/cat.png')
-Image.new('RGB', (1280, 720), (90, 90, 120)).save('$ASSETS/astronaut.jpg')"
+python -m diffexp.bench.assets "$ASSETS" > /dev/null
 export DIFFEXP_ASSETS=$ASSETS
 [[ ${#DRY[@]} -eq 0 ]] && { nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,power.limit \
   --format=csv 2>&1 | tee -a "$OUT/machine.txt"; }

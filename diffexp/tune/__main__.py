@@ -7,7 +7,8 @@ VRAM (or host-memory) budget, with the correctness review as the gate (docs/tune
     python -m diffexp.tune --log outputs/tune/<time>      # log an untracked tuning into MLflow
 
 Exit status: 0 a winner, 1 no configuration fits the budget and passes the review, 2 an unusable config,
-130 interrupted (the finished trials are kept; the parent run ends KILLED, tagged tune.interrupted=true).
+3 it crashed (a traceback: never read as "no configuration fits"), 130 interrupted (the finished trials are kept;
+the parent run ends KILLED, tagged tune.interrupted=true).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from diffexp import rundir
+from diffexp import cli, rundir
 from diffexp.errors import DiffexpError, RunInterrupted
 
 log = logging.getLogger("diffexp.tune")
@@ -126,7 +127,7 @@ def tune(argv: list[str]) -> int:
         return outcome, record.write_files(search, outcome, interrupted)
 
     if not base.tracking.enabled:
-        search = Search(tcfg, run_overrides, out, box)
+        search = Search(tcfg, run_overrides, out, box, checkpoint=record.write_checkpoint)
         if earlier is not None:
             search.restore(earlier)
         try:
@@ -151,7 +152,9 @@ def tune(argv: list[str]) -> int:
         {**run_tags(base), "diffexp.role": record.ROLE},
     ) as parent:
         tracked = record.Tracked(parent, experiment)
-        search = Search(tcfg, run_overrides, out, box, parent.run_id, on_stage=tracked.on_stage)
+        search = Search(
+            tcfg, run_overrides, out, box, parent.run_id, on_stage=tracked.on_stage, checkpoint=record.write_checkpoint
+        )
         try:
             search.run(anchors)
         except (KeyboardInterrupt, RunInterrupted):
@@ -190,4 +193,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli.guarded(main))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -73,9 +74,24 @@ def summary(search: Search, outcome: Optional[Outcome], interrupted: bool) -> di
     }
 
 
+def _write_summary(search: Search, data: dict) -> None:
+    """tune.json replaced whole (written beside it, then renamed): a kill while writing leaves the previous one."""
+    partial = search.out / f"{SUMMARY}.partial"
+    partial.write_text(json.dumps(data, indent=2))
+    os.replace(partial, search.out / SUMMARY)
+
+
+def write_checkpoint(search: Search) -> None:
+    """tune.json as the tuning stands after a finished trial: marked interrupted, which it is if the process dies
+    before the end (the end rewrites it), and resumable (tune.resume=true) from here."""
+    data = summary(search, None, interrupted=True)
+    data["stopped"] = f"not finished: written after trial {len(search.trials) - 1} while the tuning ran"
+    _write_summary(search, data)
+
+
 def write_files(search: Search, outcome: Optional[Outcome], interrupted: bool) -> list[Path]:
     data = summary(search, outcome, interrupted)
-    (search.out / SUMMARY).write_text(json.dumps(data, indent=2))
+    _write_summary(search, data)
     budget, label = budget_line(search)
     rows = [t.row() for t in search.trials]
     return [search.out / SUMMARY, *write_report(rows, data["winner"], budget, label, search.out)]

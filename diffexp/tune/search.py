@@ -135,9 +135,13 @@ class Search:
         box: Machine,
         parent_run_id: Optional[str] = None,
         on_stage: Optional[Callable[[Trial, str, bool, str], None]] = None,
+        checkpoint: Optional[Callable[[Search], None]] = None,
     ):
         self.tcfg, self.run_overrides, self.out, self.box = tcfg, run_overrides, out, box
         self.parent_run_id, self.on_stage = parent_run_id, on_stage
+        # Called after every finished trial (tune.json written as it stands), so that a tuning killed at any
+        # moment (SIGKILL, a job's time limit) keeps every finished trial and can be resumed.
+        self.checkpoint = checkpoint
         self.budget = gate.Budget(tcfg.vram_gib if box.cuda else None, tcfg.host_gib)
         self.space = space.active(tcfg, box.num_gpus, box.cuda)
         self.trials: list[Trial] = []
@@ -271,6 +275,8 @@ class Search:
         trial.done = final
         if self.on_stage is not None:
             self.on_stage(trial, stage, final, state or trial.state)
+        if final and self.checkpoint is not None:
+            self.checkpoint(self)
         return trial
 
     # --- what it covered, how long it took ------------------------------------------------------------------
@@ -296,8 +302,6 @@ class Search:
         for t in data["trials"]:
             unfinished = unfinished or not t.get("done")
             if unfinished:  # the numbers go on from here: the folders are the next trials'
-                for folder in (self.out / "trials").glob(f"{t['number']:03d}_*"):
-                    shutil.rmtree(folder)
                 log.info("trial %d (%s) did not finish: it runs again", t["number"], t["name"])
                 continue
             folder = self.out / "trials" / Path(t["dir"]).name if t.get("dir") else None
@@ -310,6 +314,12 @@ class Search:
             if trial.correctness == "reference":
                 self.reference = trial
             self.trials.append(trial)
+        # The folders of trials that did not finish: listed unfinished (interrupted), or started after the last
+        # checkpoint of a session that was killed. Their numbers are the next trials'.
+        for folder in sorted((self.out / "trials").glob("[0-9][0-9][0-9]_*")):
+            if int(folder.name[:3]) >= len(self.trials):
+                log.info("removing %s: its trial did not finish", folder.name)
+                shutil.rmtree(folder)
         self.earlier_wall_s, self.sessions = data.get("wall_s") or 0.0, data.get("sessions", 1) + 1
         log.info(
             "resumed: %d finished trials, %.0f s in %d earlier session(s)",

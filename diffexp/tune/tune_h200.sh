@@ -10,6 +10,19 @@
 #   bash diffexp/tune/tune_h200.sh OUT_DIR 24 grid       # one session of the grid over SPACE  → OUT_DIR/24_grid
 #   bash diffexp/tune/tune_h200.sh OUT_DIR 24 tuner      # the tuner over SPACE, 1/3 of its grid → OUT_DIR/24_tuner
 #   bash diffexp/tune/tune_h200.sh OUT_DIR 24 compare    # the goal's verdict (CPU only)      → OUT_DIR/24_compare
+#   bash diffexp/tune/tune_h200.sh OUT_DIR 24 video      # Wan2.2-TI2V-5B over tune=video     → OUT_DIR/24_video
+#
+# Arguments after the step are overrides for every trial's tuning (e.g. tune.max_minutes=5).
+#
+# The video tuning: Wan2.2-TI2V-5B at its recipe's shape (720p, 81 frames, CFG), random weights, 4 steps a
+# generation (2 warmup steps): resident and compiled it peaked at 31.7 GiB on 2026-12-02, so 24 GiB makes it
+# choose what to offload. 8 trials (the reference, the guide's low-VRAM anchor and SGLang's auto placement
+# among them), resumable like the grid: run it again until it prints a winner without "stopped: tune.max_minutes".
+#
+# TUNE_REHEARSE=1 runs any step on CPU with the tiny FLUX (the video step: the tiny Wan2.2-TI2V), no GPU and no
+# downloads, in seconds a trial: a checkout's script, resuming and verdict checked before a GPU call is spent on
+# them (tests/tune/test_tune_script.py does so with a 3-point space; on CPU the offload params, CUDA-only, drop
+# out of a space).
 #
 # The grid against the tuner. SPACE (default image_core) is what both search. On one GPU its grid has 18 points
 # (offload resident / text encoder CPU / DiT CPU, layerwise and low_vram each with prefetch 0, 0.2, 0.4; × compile
@@ -30,31 +43,40 @@
 # Every trial runs with the CUDA allocator capped at the budget (engine.vram_cap_gib) once the pipeline is placed;
 # an OOM is an infeasible trial. The compile cache under each folder's compile_cache/ is shared by its trials.
 set -euo pipefail
-OUT=${1:?usage: $0 OUT_DIR 24|16 [grid|tuner|compare]}
+OUT=${1:?usage: $0 OUT_DIR 24|16 [tune|grid|tuner|compare|video] [TUNE OVERRIDES...]}
 BUDGET=${2:-24}
 STEP=${3:-tune}
+shift $(($# < 3 ? $# : 3))
 SPACE=${SPACE:-image_core}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 export PYTHONUNBUFFERED=1
 
-# 1024^2, 8 steps; warmups of 4 steps (compiled graphs depend on shapes, not step counts); 3 repeats a full trial,
-# 1 a probe. The grid and its tuner must share every one of these (the comparison refuses two settings).
-RUN=(model=flux1_dev model.weights=random engine=diffusers
-  model.sampling.width=1024 model.sampling.height=1024 model.sampling.num_inference_steps=8
-  compile.warmup_steps=4 measure.max_warmup_runs=3 tracking.enabled=false)
+# FLUX.1-dev size at 1024^2, 8 steps; warmups of 4 steps (compiled graphs depend on shapes, not step counts); 3
+# repeats a full trial, 1 a probe. The grid and its tuner must share every one of these (the comparison refuses
+# two settings).
+IMAGE=(model=flux1_dev model.weights=random engine=diffusers
+  model.sampling.width=1024 model.sampling.height=1024 model.sampling.num_inference_steps=8 compile.warmup_steps=4)
+VIDEO=(model=wan22_ti2v model.weights=random engine=diffusers model.sampling.num_inference_steps=4
+  compile.warmup_steps=2)
+if [[ "${TUNE_REHEARSE:-0}" == 1 ]]; then
+  IMAGE=(model=tiny_flux)
+  VIDEO=(model=tiny_wan22_ti2v)
+fi
+COMMON=(measure.max_warmup_runs=3 tracking.enabled=false)
 TUNE=("tune.vram_gib=${BUDGET}" tune.max_minutes=7 tune.repeats=3 tune.probe_repeats=1 tune.trial_timeout_s=150)
 
 machine() {
   {
     echo "== $(date -Is) $(hostname) budget ${BUDGET} GiB, step ${STEP}"
-    nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.max.sm,power.limit --format=csv
+    nvidia-smi --query-gpu=name,driver_version,memory.total,memory.used,clocks.max.sm,power.limit --format=csv \
+      || echo "no nvidia-smi: no GPU visible"
     python -c "import optuna, torch; print('optuna', optuna.__version__, 'torch', torch.__version__)"
   } 2>&1 | tee -a "$OUT/machine_${BUDGET}.txt"
 }
 
 grid_size() {  # the grid's points on this machine (its GPUs, CUDA): what `tune.search=grid` will run
-  python - "$SPACE" <<'EOF'
+  python - "$SPACE" <<'PY'
 import sys
 
 from diffexp.tune import space
@@ -63,7 +85,7 @@ from diffexp.tune.search import machine
 
 box = machine()
 print(int(space.size(space.active(load_tune_config(sys.argv[1], []), box.num_gpus, box.cuda))))
-EOF
+PY
 }
 
 resumed() {  # tune.resume=true when the folder holds an earlier session
@@ -78,7 +100,7 @@ case "$STEP" in
   tune)
     machine
     LOG="$OUT/tune_${BUDGET}.log"
-    tune tune=image "${TUNE[@]}" tune.max_trials=12 "tune.out=$OUT/$BUDGET" "${RUN[@]}"
+    tune tune=image "${TUNE[@]}" tune.max_trials=12 "tune.out=$OUT/$BUDGET" "${IMAGE[@]}" "${COMMON[@]}" "$@"
     echo "== done $(date -Is); results under $OUT/$BUDGET"
     ;;
   grid)
@@ -87,7 +109,8 @@ case "$STEP" in
     DIR="$OUT/${BUDGET}_grid"
     LOG="$OUT/grid_${BUDGET}.log"
     echo "== grid over $SPACE: $N points; this call continues $DIR" | tee -a "$LOG"
-    tune "tune=$SPACE" tune.search=grid "tune.max_trials=$N" "${TUNE[@]}" "tune.out=$DIR" $(resumed "$DIR") "${RUN[@]}"
+    tune "tune=$SPACE" tune.search=grid "tune.max_trials=$N" "${TUNE[@]}" "tune.out=$DIR" $(resumed "$DIR") \
+      "${IMAGE[@]}" "${COMMON[@]}" "$@"
     echo "== done $(date -Is); run this step again until it prints 'grid: $N of $N points (exhaustive)'"
     ;;
   tuner)
@@ -96,15 +119,26 @@ case "$STEP" in
     DIR="$OUT/${BUDGET}_tuner"
     LOG="$OUT/tuner_${BUDGET}.log"
     echo "== tuner over $SPACE: $((N / 3)) trials, a third of its $N-point grid" | tee -a "$LOG"
-    tune "tune=$SPACE" "tune.max_trials=$((N / 3))" "${TUNE[@]}" "tune.out=$DIR" $(resumed "$DIR") "${RUN[@]}"
+    tune "tune=$SPACE" "tune.max_trials=$((N / 3))" "${TUNE[@]}" "tune.out=$DIR" $(resumed "$DIR") \
+      "${IMAGE[@]}" "${COMMON[@]}" "$@"
     echo "== done $(date -Is); results under $DIR"
     ;;
   compare)
     python -m diffexp.report tune "$OUT/${BUDGET}_tuner" --against "$OUT/${BUDGET}_grid" \
       --out "$OUT/${BUDGET}_compare" 2>&1 | tee "$OUT/compare_${BUDGET}.log" || [[ ${PIPESTATUS[0]} == 1 ]]  # 1: not met
     ;;
+  video)
+    machine
+    DIR="$OUT/${BUDGET}_video"
+    LOG="$OUT/video_${BUDGET}.log"
+    ASSETS=$OUT/assets
+    python -m diffexp.bench.assets "$ASSETS" > /dev/null
+    DIFFEXP_ASSETS=$ASSETS tune tune=video tune.max_trials=8 "${TUNE[@]}" "tune.out=$DIR" $(resumed "$DIR") \
+      "${VIDEO[@]}" "${COMMON[@]}" "$@"
+    echo "== done $(date -Is); results under $DIR"
+    ;;
   *)
-    echo "unknown step $STEP: tune, grid, tuner or compare" >&2
+    echo "unknown step $STEP: tune, grid, tuner, compare or video" >&2
     exit 2
     ;;
 esac

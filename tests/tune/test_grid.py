@@ -14,8 +14,12 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 from statistics import median
 
@@ -25,6 +29,7 @@ import yaml
 from diffexp.compare.grid_goal import CANNOT_SAY, MET, NOT_MET, goal_verdict
 from diffexp.compare.noise import slower_by_at_most
 from diffexp.measure import stats
+from tests.conftest import as_on_a_gpu_box
 from tests.tune.test_tune import COMMON, ENV, tune
 
 SPACE = """
@@ -290,3 +295,33 @@ def test_a_grid_over_a_continuous_range_is_refused(tmp_path):
 def test_the_h200_script_parses():
     script = Path(__file__).resolve().parents[2] / "diffexp" / "tune" / "tune_h200.sh"
     assert subprocess.run(["bash", "-n", str(script)], env=ENV).returncode == 0
+
+
+def test_a_killed_grid_keeps_its_finished_trials_and_resumes_from_them(tmp_path):
+    """SIGKILL (a job's time limit, the OOM killer) gives no chance to write anything: tune.json must already hold
+    every finished trial, and the resumed grid must run the killed trial again in a clean folder."""
+    (tmp_path / "space.yaml").write_text(SPACE)
+    args = [f"tune={tmp_path / 'space.yaml'}", "tune.search=grid", f"tune.out={tmp_path / 'grid'}", *COMMON]
+    args.append("tracking.enabled=false")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "diffexp.tune", *args, "tune.max_trials=10"],
+        cwd=tmp_path, env=as_on_a_gpu_box(ENV, tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    second = tmp_path / "grid" / "trials" / "001_full" / "config.yaml"
+    deadline = time.monotonic() + 300
+    while not second.is_file():  # the first trial is done (checkpointed), the second under way
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()[-3000:]
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    killed = json.loads((tmp_path / "grid" / "tune.json").read_text())
+    assert [(t["number"], t["done"]) for t in killed["trials"]] == [(0, True)]
+    assert killed["interrupted"] is True and killed["stopped"].startswith("not finished: written after trial 0")
+    resumed = tune(tmp_path, *args, "tune.max_trials=10", "tune.resume=true", without_mlflow=True)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "removing 001_full: its trial did not finish" in resumed.stderr
+    done = json.loads((tmp_path / "grid" / "tune.json").read_text())
+    assert [t["number"] for t in done["trials"]] == [0, 1, 2] and done["coverage"]["exhaustive"]
+    assert done["interrupted"] is False and done["sessions"] == 2
+    assert done["trials"][0]["sample"] == killed["trials"][0]["sample"]  # the killed session's figures, kept

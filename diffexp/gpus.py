@@ -3,11 +3,35 @@ CUDA_VISIBLE_DEVICES names them) maps to torch's index, and what nvidia-smi says
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
+from collections.abc import Mapping
 from typing import Optional
 
 from diffexp.errors import DiffexpError
+
+log = logging.getLogger(__name__)
+
+# NVLink multicast (NVLS) off in every process that may talk NCCL, NVSHMEM or torch's symmetric memory: on shared
+# hosts a program that uses it can put every GPU of the host out of service.
+NO_NVLINK_MULTICAST = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+
+
+def no_nvlink_multicast(env: dict[str, str], inherited: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """`env` with NO_NVLINK_MULTICAST set over whatever it (or the `inherited` environment under it) held, and a
+    warning for each value overridden."""
+    for key, value in NO_NVLINK_MULTICAST.items():
+        was = env.get(key, inherited.get(key))
+        if was is not None and was != value:
+            log.warning("%s=%s overridden with %s: NVLink multicast stays off on shared hosts", key, was, value)
+        env[key] = value
+    return env
+
+
+def multicast_settings(env: Mapping[str, str] = os.environ) -> str:
+    """The NVLink multicast variables as a process has them (for its log)."""
+    return " ".join(f"{key}={env.get(key)}" for key in NO_NVLINK_MULTICAST)
 
 
 def visible_gpu_count() -> int:

@@ -46,12 +46,13 @@ def single(store):
 
 
 @pytest.mark.parametrize("layout", ["ulysses2", "cfg2"])
-def test_two_rank_layout_matches_single_process_and_logs_every_rank(store, single, layout):
+def test_two_rank_layout_matches_single_process_and_logs_every_rank(store, single, layout, monkeypatch):
     from mlflow import MlflowClient
 
     from diffexp import names
     from diffexp.review import PASS
 
+    monkeypatch.setenv("NCCL_NVLS_ENABLE", "1")  # turned on where the run starts: every rank has it off
     outcome = run_tiny_wan(store, layout, f"parallel={layout}", f"review.reference={single.run_id}")
     assert outcome.status == "FINISHED"
     diff = np.abs(frames_of(outcome).astype(int) - frames_of(single).astype(int)).max()
@@ -72,6 +73,9 @@ def test_two_rank_layout_matches_single_process_and_logs_every_rank(store, singl
         artifact_paths(client, run.info.run_id)
     )
     assert tags[names.CORRECTNESS] == PASS  # the correctness review agrees with the direct comparison
+    off = "NVLink multicast off: NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1"
+    for rank in (0, 1):
+        assert off in (store[0] / layout / "ranks" / f"rank{rank}.log").read_text()
 
 
 def test_a_dying_rank_fails_the_run_with_all_logs_and_leaves_no_process(store, monkeypatch):

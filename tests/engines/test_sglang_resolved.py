@@ -5,6 +5,7 @@ the stage-profiling sync variable, and the memory figures' names."""
 from __future__ import annotations
 
 import json
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from diffexp.engines import validate
 from diffexp.engines.sglang import SGLangEngine, engine, flags, harvest, perf_dump, resolved
 from diffexp.engines.sglang.env import SYNC_STAGE_PROFILING
 from diffexp.engines.sglang.perf_dump import PerfDump
+from diffexp.gpus import NO_NVLINK_MULTICAST
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "sglang"
 REPLAY = FIXTURES / "replay_sglang.py"
@@ -108,6 +110,25 @@ def test_sync_stage_profiling_reaches_the_process_and_is_tagged(make_config, tmp
     result = SGLangEngine().run(off, Path(off.output_dir))
     assert SYNC_STAGE_PROFILING not in json.loads(seen.read_text())
     assert result.tags["sglang.sync_stage_profiling"] == "false"
+
+
+def test_nvlink_multicast_stays_off_in_the_sglang_process(make_config, tmp_path, monkeypatch, caplog):
+    """Set on in the inherited environment and in engine.env, it is off in the process SGLang runs in, loudly."""
+    seen = tmp_path / "env.json"
+    monkeypatch.setenv("NVSHMEM_DISABLE_NVLS", "0")
+    cfg = make_config(
+        "model=flux1_dev", "offload=default", "parallel=ulysses2", "parallel.num_gpus=2",
+        f"engine.executable={shlex.quote(sys.executable)} {shlex.quote(str(REPLAY))}",
+        f"+engine.env.DIFFEXP_REPLAY={FIXTURES / 'cpu_flux_ulysses2'}", f"+engine.env.DIFFEXP_REPLAY_ENVFILE={seen}",
+        "+engine.env.NCCL_NVLS_ENABLE=1", "engine.gpus='0,1'",
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="diffexp.gpus"):
+        SGLangEngine().run(cfg, Path(cfg.output_dir))
+    env = json.loads(seen.read_text())
+    assert {k: env.get(k) for k in NO_NVLINK_MULTICAST} == NO_NVLINK_MULTICAST
+    assert "NCCL_NVLS_ENABLE=1 overridden with 0" in caplog.text
+    assert "NVSHMEM_DISABLE_NVLS=0 overridden with 1" in caplog.text
+    assert "NCCL_NVLS_ENABLE=0" in (Path(cfg.output_dir) / "command.sh").read_text()
 
 
 # The memory checkpoints as SGLang 0.5.23 names them on a GPU (gpu_worker.py: before_forward, after_forward,

@@ -25,6 +25,7 @@ from diffexp.config.schema import Config
 from diffexp.engines.distributed import context_parallel
 from diffexp.engines.distributed.layout import layout_of
 from diffexp.errors import DiffexpError
+from diffexp.gpus import no_nvlink_multicast
 from diffexp.results import RunResult
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ def _rank_env(cfg: Config, world_size: int) -> dict[str, str]:
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world_size)))
     if cfg.engine.gpus:
         env["CUDA_VISIBLE_DEVICES"] = cfg.engine.gpus
-    return env
+    return no_nvlink_multicast(env)
 
 
 def _wait(ranks: list[subprocess.Popen], timeout_s: float) -> list[tuple[int, str]]:

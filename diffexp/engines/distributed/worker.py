@@ -28,6 +28,7 @@ from diffexp.engines.distributed import cfg_parallel, context_parallel
 from diffexp.engines.distributed.launch import LaunchFiles
 from diffexp.engines.distributed.layout import Layout, build_mesh, layout_of
 from diffexp.errors import DiffexpError
+from diffexp.gpus import multicast_settings
 from diffexp.logs import quiet_libraries
 from diffexp.results import RunResult
 
@@ -78,6 +79,7 @@ def run_rank(cfg: Config, files: LaunchFiles, rank: int, world_size: int) -> Non
     try:
         mesh = build_mesh(layout, device.type)
         log.info("joined %s group of %d (%s) on %s", backend, world_size, layout.describe(), device)
+        log.info("NVLink multicast off: %s", multicast_settings())
         if rank != 0:  # one trace, rank 0's, is the profile of a parallel run
             cfg = dataclasses.replace(cfg, profile=dataclasses.replace(cfg.profile, mode="off"))
         result = generate(

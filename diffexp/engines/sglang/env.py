@@ -9,7 +9,7 @@ from typing import Optional
 
 from diffexp.config.schema import Config
 from diffexp.engines.sglang.flags import RunPaths
-from diffexp.gpus import nvidia_smi
+from diffexp.gpus import no_nvlink_multicast, nvidia_smi
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ def choose_gpus(cfg: Config, gpus: Optional[list[GpuState]] = None) -> tuple[Opt
 
 
 def run_env(cfg: Config, paths: RunPaths, cuda_visible: Optional[str]) -> dict[str, str]:
-    """The variables this run sets on top of the inherited environment (engine.env wins)."""
+    """The variables this run sets on top of the inherited environment (engine.env wins, but for NVLink multicast,
+    which stays off)."""
     env = {
         "FLASHINFER_DISABLE_VERSION_CHECK": "1",
         # SGLang reads the diffusion-specific variable first, then the generic one.
@@ -79,7 +80,7 @@ def run_env(cfg: Config, paths: RunPaths, cuda_visible: Optional[str]) -> dict[s
     if cuda_visible is not None:
         env["CUDA_VISIBLE_DEVICES"] = cuda_visible
     env.update({str(k): str(v) for k, v in cfg.engine.env.items()})
-    return env
+    return no_nvlink_multicast(env)
 
 
 def has_hf_token() -> bool:

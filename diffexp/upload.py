@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import sys
 from pathlib import Path
 
-from diffexp import rundir
-from diffexp.config.schema import TrackingConfig
+from diffexp import cli, rundir
+from diffexp.config.schema import Config, TrackingConfig
 from diffexp.config.store import load_config_yaml
 from diffexp.errors import DiffexpError
 from diffexp.results import RunResult
@@ -18,14 +19,27 @@ from diffexp.tracking.naming import run_name, run_tags
 log = logging.getLogger(__name__)
 
 
-def upload_run_dir(run_dir: Path, tracking: TrackingConfig, extra_tags: dict[str, str] | None = None) -> str:
+SWEEP_CONFIG = "multirun.yaml"  # what Hydra writes in a multirun's folder
+
+
+def upload_run_dir(
+    run_dir: Path,
+    tracking: TrackingConfig,
+    extra_tags: dict[str, str] | None = None,
+    parent_run_id: str | None = None,
+    cfg: Config | None = None,
+) -> str:
+    """The run folder logged as a run (a child of `parent_run_id` when given), with `cfg` (default: its
+    config.yaml; a sweep's uploader passes it with the point's tags and name set); its id."""
     from diffexp.tracking.params import flatten
     from diffexp.tracking.writer import RunRecorder
 
     config_yaml, metrics_json = run_dir / rundir.CONFIG_YAML, run_dir / rundir.METRICS_JSON
+    if (run_dir / SWEEP_CONFIG).is_file():
+        raise DiffexpError(f"{run_dir}: a sweep's folder: log it with python -m diffexp.sweeps.upload {run_dir}")
     if not (config_yaml.is_file() and metrics_json.is_file()):
         raise DiffexpError(f"{run_dir}: not a run directory (needs config.yaml and metrics.json)")
-    cfg = load_config_yaml(config_yaml)
+    cfg = cfg or load_config_yaml(config_yaml)
     result = RunResult.read_json(metrics_json)
     # Outputs were recorded with the paths of the machine that ran them: find them here.
     result.outputs = [
@@ -41,9 +55,10 @@ def upload_run_dir(run_dir: Path, tracking: TrackingConfig, extra_tags: dict[str
     recorder = RunRecorder(
         tracking.uri,
         experiment=tracking.experiment or cfg.model.name,
-        run_name=run_name(cfg),
+        run_name=cfg.tracking.run_name or run_name(cfg),
         params=flatten(dataclasses.asdict(cfg)),
         tags={**tags, **(extra_tags or {}), "uploaded_from": str(run_dir)},
+        parent_run_id=parent_run_id,
         log_file=run_dir / rundir.RUN_LOG if (run_dir / rundir.RUN_LOG).is_file() else None,
     )
     with recorder:
@@ -53,7 +68,7 @@ def upload_run_dir(run_dir: Path, tracking: TrackingConfig, extra_tags: dict[str
     return recorder.run_id
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("run_dirs", nargs="+", type=Path)
     parser.add_argument("--tracking-uri", default=None, help="default: the local store ./mlruns/mlflow.db")
@@ -64,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     tags = dict(t.split("=", 1) for t in args.tag)
     for run_dir in args.run_dirs:
         print(f"{run_dir} -> run {upload_run_dir(run_dir, tracking, tags)}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.run(main))

@@ -57,46 +57,15 @@ class SweepParentCallback(Callback):
         if OmegaConf.select(config, "engine.dry_run") or not OmegaConf.select(config, "tracking.enabled", default=True):
             return  # nothing runs, or nothing is tracked: no parent run
         from diffexp.environment import environment_tags
-        from diffexp.tracking.writer import RunRecorder
 
-        name = OmegaConf.select(config, "sweep") or ADHOC_NAME
-        sweep_dir = Path(str(config.hydra.sweep.dir)).resolve()
-        overrides = sweep_overrides(config)
-        keys = swept_keys(overrides)
-        tracking = OmegaConf.to_object(config.tracking)
-        experiment = tracking.experiment or f"sweep-{name}"
-        self.recorder = RunRecorder(
-            tracking.uri,
-            experiment=experiment,
-            run_name=f"{name} · {sweep_dir.name}",
-            params={f"sweep.{k.lstrip('+~')}": o.partition("=")[2] for k, o in _by_key(overrides, keys).items()},
-            tags={
-                **environment_tags(),
-                **dict(tracking.tags),
-                names.SWEEP: name,
-                names.SWEEP_ROLE: "parent",
-                names.SWEEP_DIR: str(sweep_dir),
-                names.SWEEP_OVERRIDES: json.dumps(overrides),
-                names.SWEEP_KEYS: json.dumps(keys),
-            },
-        )
-        self.info = SweepInfo(
-            name=name,
-            run_id=self.recorder.run_id,
-            tracking_uri=self.recorder.uri,
-            experiment=experiment,
-            sweep_dir=str(sweep_dir),
-            swept_keys=keys,
-            baseline=_baseline(config),
-        )
-        self.info.write()
+        self.recorder, self.info = open_parent(config, environment_tags())
         _open.append(self)
         log.info(
             "sweep %s: parent run %s in %s (swept: %s)",
-            name,
+            self.info.name,
             self.info.run_id,
             self.recorder.uri,
-            ", ".join(keys) or "nothing",
+            ", ".join(self.info.swept_keys) or "nothing",
         )
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
@@ -134,43 +103,8 @@ class SweepParentCallback(Callback):
             return self._report(recorder)
 
     def _report(self, recorder, interrupted: bool = False) -> int:
-        from diffexp.reports.sweep_report import SUMMARY_DIR, write_sweep_report
-        from diffexp.tracking.records import get_run
-
         assert self.info is not None
-        parent = get_run(recorder.client, recorder.run_id, with_steps=False)
-        report = write_sweep_report(recorder.client, parent, Path(self.info.sweep_dir) / SUMMARY_DIR)
-        recorder.log_artifact(Path(self.info.sweep_dir) / SUMMARY_DIR, SUMMARY_DIR)
-        s = report.summary
-        compare_url = compare_view_url(recorder.uri, parent.experiment_id, [p.run_id for p in report.points])
-        recorder.set_tags(
-            {
-                "sweep.compare_url": compare_url,
-                "sweep.points": len(report.points),
-                "sweep.passed": s.passed,
-                "sweep.failed": s.failed,
-                **({"sweep.interrupted": "true"} if interrupted else {}),
-                **({"sweep.fastest": s.fastest.run_id} if s.fastest else {}),
-            }
-        )
-        recorder.log_metrics(
-            {
-                "points_passed": s.passed,
-                "points_failed": s.failed,
-                **({"best_denoise_s": s.fastest.result.denoise_s} if s.fastest else {}),
-            }
-        )
-        log.info(
-            "sweep %s%s: %d passed, %d failed; summary in %s",
-            self.info.name,
-            " (interrupted)" if interrupted else "",
-            s.passed,
-            s.failed,
-            Path(self.info.sweep_dir) / SUMMARY_DIR,
-        )
-        print(s.to_markdown())
-        print(f"compare the points in the MLflow UI: {compare_url}")
-        return s.failed
+        return report_parent(recorder, self.info, interrupted)
 
     def _catch_signals(self) -> None:
         """SIGTERM between points ends the sweep like Ctrl-C (a run in progress installs its own handler
@@ -187,6 +121,91 @@ class SweepParentCallback(Callback):
         for signum, handler in self._previous_handlers.items():
             signal.signal(signum, handler)
         self._previous_handlers = {}
+
+
+def open_parent(
+    config: DictConfig, tags: dict[str, str], sweep_dir: Optional[Path] = None, handoff: bool = True
+) -> tuple[Any, SweepInfo]:
+    """The sweep's parent run, created from its composed multirun config (what Hydra saves as multirun.yaml) with
+    `tags` beside its own (the machine's environment), and the SweepInfo its jobs read (written to the sweep dir
+    with `handoff`). `sweep_dir`: where the sweep's folder is now (default: where Hydra made it)."""
+    from diffexp.tracking.writer import RunRecorder
+
+    name = OmegaConf.select(config, "sweep") or ADHOC_NAME
+    sweep_dir = (sweep_dir or Path(str(config.hydra.sweep.dir))).resolve()
+    overrides = sweep_overrides(config)
+    keys = swept_keys(overrides)
+    # Read by key: a live sweep's config is typed, a multirun.yaml read back is not.
+    experiment = OmegaConf.select(config, "tracking.experiment") or f"sweep-{name}"
+    recorder = RunRecorder(
+        OmegaConf.select(config, "tracking.uri"),
+        experiment=experiment,
+        run_name=f"{name} · {sweep_dir.name}",
+        params={f"sweep.{k.lstrip('+~')}": o.partition("=")[2] for k, o in _by_key(overrides, keys).items()},
+        tags={
+            **tags,
+            **{str(k): str(v) for k, v in (OmegaConf.select(config, "tracking.tags") or {}).items()},
+            names.SWEEP: name,
+            names.SWEEP_ROLE: "parent",
+            names.SWEEP_DIR: str(sweep_dir),
+            names.SWEEP_OVERRIDES: json.dumps(overrides),
+            names.SWEEP_KEYS: json.dumps(keys),
+        },
+    )
+    info = SweepInfo(
+        name=name,
+        run_id=recorder.run_id,
+        tracking_uri=recorder.uri,
+        experiment=experiment,
+        sweep_dir=str(sweep_dir),
+        swept_keys=keys,
+        baseline=_baseline(config),
+    )
+    if handoff:
+        info.write()
+    return recorder, info
+
+
+def report_parent(recorder, info: SweepInfo, interrupted: bool = False, summary_dir: Optional[Path] = None) -> int:
+    """The sweep's summary and charts logged on its parent, with the counts; returns the failed count. The files
+    are written to `summary_dir` (default: the sweep dir's summary/) before they are logged."""
+    from diffexp.reports.sweep_report import SUMMARY_DIR, write_sweep_report
+    from diffexp.tracking.records import get_run
+
+    summary_dir = summary_dir or Path(info.sweep_dir) / SUMMARY_DIR
+    parent = get_run(recorder.client, recorder.run_id, with_steps=False)
+    report = write_sweep_report(recorder.client, parent, summary_dir)
+    recorder.log_artifact(summary_dir, SUMMARY_DIR)
+    s = report.summary
+    compare_url = compare_view_url(recorder.uri, parent.experiment_id, [p.run_id for p in report.points])
+    recorder.set_tags(
+        {
+            "sweep.compare_url": compare_url,
+            "sweep.points": len(report.points),
+            "sweep.passed": s.passed,
+            "sweep.failed": s.failed,
+            **({"sweep.interrupted": "true"} if interrupted else {}),
+            **({"sweep.fastest": s.fastest.run_id} if s.fastest else {}),
+        }
+    )
+    recorder.log_metrics(
+        {
+            "points_passed": s.passed,
+            "points_failed": s.failed,
+            **({"best_denoise_s": s.fastest.result.denoise_s} if s.fastest else {}),
+        }
+    )
+    log.info(
+        "sweep %s%s: %d passed, %d failed; summary in %s",
+        info.name,
+        " (interrupted)" if interrupted else "",
+        s.passed,
+        s.failed,
+        summary_dir,
+    )
+    print(s.to_markdown())
+    print(f"compare the points in the MLflow UI: {compare_url}")
+    return s.failed
 
 
 def _raise_interrupted(signum, frame):

@@ -17,7 +17,7 @@ from typing import Optional
 
 from diffexp.compare.rules import GUIDE_TOLERANCE_PCT
 from diffexp.measure import stats
-from diffexp.results import repeat_series, replicate_series
+from diffexp.tracking.records import recorded_sample  # noqa: F401  (its callers read it here too)
 
 FASTER, SLOWER, WITHIN_NOISE, AMBIGUOUS, NOISE_UNKNOWN = (
     "faster",
@@ -86,17 +86,6 @@ def verdict(
     """Bootstrap interval of the ratio of medians (independent samples) or of the median paired ratio."""
     delta = (stats.paired_delta if paired else stats.relative_delta)(base, cand, seed=seed)
     return NoiseVerdict(metric, delta, judge(delta, min_effect_pct), min_effect_pct)
-
-
-def recorded_sample(client, run_id: str, metric: str = NOISE_METRIC) -> list[float]:
-    """A recorded run's sample of `metric`: its replicates' figures when it has several (they carry the
-    between-process noise), else its repeats, else the one figure."""
-    for series in (replicate_series(metric), repeat_series(metric)):
-        values = [m.value for m in sorted(client.get_metric_history(run_id, series), key=lambda m: m.step)]
-        if len(values) > 1:
-            return values
-    history = client.get_metric_history(run_id, metric)
-    return [history[-1].value] if history else []
 
 
 def machine_note(tags: dict[str, str]) -> str:

@@ -11,8 +11,8 @@ from statistics import median
 from typing import Optional
 
 from diffexp import names
-from diffexp.compare.noise import recorded_sample
 from diffexp.reports.tune import names_a_folder, read_summary, rows_from_store, tune_parent
+from diffexp.tracking.records import recorded_sample
 
 
 @dataclass

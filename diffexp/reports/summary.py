@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
 from diffexp import names
 from diffexp.reports.pareto import pareto_front
+from diffexp.reports.scaling import COLUMNS as SCALING_COLUMNS
+from diffexp.reports.scaling import rounded_cells, scaling_cells
 from diffexp.tracking.records import RecordedRun, parse_point_overrides
 
 # Memory in GiB (2**30 bytes) everywhere in diffexp, the unit in the header: the guide's "GB" column is GiB here.
@@ -142,7 +144,7 @@ class SweepSummary:
 def rounded(row: dict[str, str]) -> dict[str, str]:
     """A table row as displayed: times to 3 decimals (a step's ms to 1), memory to 2, the fastest point's denoise
     in bold."""
-    out = dict(row)
+    out = rounded_cells(row)
     for column, digits in (("Denoise (s) ★", 3), ("Step (ms)", 1), ("E2E (s)", 3), (PEAK_MEM_COLUMN, 2)):
         if out.get(column, MISSING) != MISSING:
             out[column] = f"{float(out[column]):.{digits}f}"
@@ -171,8 +173,12 @@ def _beyond_noise(fastest: RecordedRun, runner_up: RecordedRun) -> bool:
     return high is None or low is None or high < low
 
 
-def summarize(points: Sequence[RecordedRun], swept_keys: Sequence[str]) -> SweepSummary:
-    """The sweep's table; the fastest point is the lowest denoise among finished, not-incorrect points."""
+def summarize(
+    points: Sequence[RecordedRun], swept_keys: Sequence[str], samples: Optional[Mapping[str, Sequence[float]]] = None
+) -> SweepSummary:
+    """The sweep's table; the fastest point is the lowest denoise among finished, not-incorrect points. With
+    points on different GPU counts and a baseline, each point's speed-up and scaling efficiency against it, from
+    `samples` (run id -> its denoise_s sample; default: the one figure each)."""
     finished = [p for p in points if p.status == "FINISHED" and p.result.denoise_s is not None]
     # Faster but incorrect output is not an improvement: a failed review never wins.
     eligible = [p for p in finished if p.correctness != "fail"]
@@ -183,10 +189,12 @@ def summarize(points: Sequence[RecordedRun], swept_keys: Sequence[str]) -> Sweep
     pareto = [measured[i] for i in front_idx]
 
     key_columns = [_key_label(k) for k in swept_keys]
+    scaled, scaling_notes = scaling_cells(points, samples or {})
     columns = [
         "Point",
         *key_columns,
         *GUIDE_COLUMNS,
+        *(SCALING_COLUMNS if scaled else []),
         "Correctness",
         "Status",
         "Fastest",
@@ -200,6 +208,7 @@ def summarize(points: Sequence[RecordedRun], swept_keys: Sequence[str]) -> Sweep
         row = {"Point": str(run.point) if run.point is not None else MISSING}
         row.update({_key_label(k): chosen.get(k, MISSING) for k in swept_keys})
         row.update(guide_row(run))
+        row.update(scaled.get(run.run_id, {}))
         row.update(
             {
                 "Correctness": run.correctness,
@@ -213,6 +222,7 @@ def summarize(points: Sequence[RecordedRun], swept_keys: Sequence[str]) -> Sweep
         rows.append(row)
     passed = sum(1 for p in points if p.status == "FINISHED")
     notes = [f"point {r.point if r.point is not None else r.name}: {n}" for r in points for n in what_ran_notes(r)]
+    notes += scaling_notes
     return SweepSummary(columns, rows, passed, len(points) - passed, fastest, pareto, notes)
 
 

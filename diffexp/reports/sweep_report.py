@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Optional
 
 from diffexp import names
 from diffexp.reports.charts import write_charts
+from diffexp.reports.scaling import baseline_of
 from diffexp.reports.summary import SweepSummary, summarize
-from diffexp.tracking.records import RecordedRun, children, find_parent
+from diffexp.tracking.records import RecordedRun, children, find_parent, recorded_sample
 from diffexp.tracking.store import client_for
 
 if TYPE_CHECKING:
@@ -33,7 +34,9 @@ class SweepReport:
 def write_sweep_report(client: MlflowClient, parent: RecordedRun, directory: Path) -> SweepReport:
     points = children(client, parent)
     keys = json.loads(parent.tags.get(names.SWEEP_KEYS, "[]"))
-    summary = summarize(points, keys)
+    # The repeats of each point, for the scaling columns' intervals (only where there is a baseline to scale to).
+    samples = {p.run_id: recorded_sample(client, p.run_id) for p in points} if baseline_of(points) else {}
+    summary = summarize(points, keys, samples)
     files = list(summary.write(directory).values())
     files += write_charts(points, summary, directory / "charts", title=parent.name)
     return SweepReport(parent, points, summary, files)

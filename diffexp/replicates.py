@@ -24,6 +24,7 @@ from diffexp.config.schema import Config
 from diffexp.errors import DiffexpError, RunInterrupted
 from diffexp.measure.aggregate import fold_replicates
 from diffexp.results import RunResult
+from diffexp.supervise import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -97,23 +98,12 @@ def run_engine(cfg: Config, engine, run_dir: Path) -> RunResult:
     return engine.run(cfg, run_dir)
 
 
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    parent = os.environ.get(PARENT_PID_ENV)
-    if parent and os.getppid() != int(parent):  # the parent died before prctl took effect
-        os._exit(1)
-
-
 def main(argv: list[str]) -> int:
     from diffexp.config.store import load_config_yaml
     from diffexp.engines import get_engine
     from diffexp.logs import quiet_libraries
 
-    _die_with_parent()
+    die_with_parent(os.environ.get(PARENT_PID_ENV))
     config_yaml = Path(argv[0])
     run_dir = config_yaml.parent
     logging.basicConfig(

@@ -25,6 +25,19 @@ GRACE_S = 10.0
 POLL_S = 0.2
 
 
+def die_with_parent(parent_pid: Optional[str]) -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux's PDEATHSIG): a parent killed outright
+    (SIGKILL, a job's time limit) cannot stop its children itself. `parent_pid` is the pid the parent passed down,
+    which catches a parent that died before the call took effect."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if parent_pid and os.getppid() != int(parent_pid):
+        os._exit(1)
+
+
 class EngineTimeout(DiffexpError):
     """The engine process ran past engine.timeout_s and was killed with its whole group."""
 

@@ -12,7 +12,7 @@ from typing import Optional
 
 from diffexp import names
 from diffexp.reports.tune import names_a_folder, read_summary, rows_from_store, tune_parent
-from diffexp.tracking.records import recorded_sample
+from diffexp.tracking.samples import recorded_sample
 
 
 @dataclass

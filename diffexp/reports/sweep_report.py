@@ -14,7 +14,8 @@ from diffexp import names
 from diffexp.reports.charts import write_charts
 from diffexp.reports.scaling import baseline_of
 from diffexp.reports.summary import SweepSummary, summarize
-from diffexp.tracking.records import RecordedRun, children, find_parent, recorded_sample
+from diffexp.tracking.records import RecordedRun, children, find_parent
+from diffexp.tracking.samples import recorded_sample
 from diffexp.tracking.store import client_for
 
 if TYPE_CHECKING:

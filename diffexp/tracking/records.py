@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from diffexp import names
 from diffexp.errors import DiffexpError
 from diffexp.names import STEP_SERIES
-from diffexp.results import RunResult, repeat_series, replicate_series
+from diffexp.results import RunResult
 from diffexp.tracking.queries import LoggedRun, search_runs
 from diffexp.tracking.queries import get_run as logged_run
 
@@ -130,14 +130,3 @@ def parse_point_overrides(tag: Optional[str]) -> dict[str, str]:
         key, _, value = item.partition("=")
         out[key] = value
     return out
-
-
-def recorded_sample(client, run_id: str, metric: str = "denoise_s") -> list[float]:
-    """A recorded run's sample of `metric`: its replicates' figures when it has several (they carry the
-    between-process noise), else its repeats, else the one figure."""
-    for series in (replicate_series(metric), repeat_series(metric)):
-        values = [m.value for m in sorted(client.get_metric_history(run_id, series), key=lambda m: m.step)]
-        if len(values) > 1:
-            return values
-    history = client.get_metric_history(run_id, metric)
-    return [history[-1].value] if history else []

@@ -23,6 +23,9 @@ from diffexp.results import RunResult
 log = logging.getLogger(__name__)
 
 TRIAL_CONFIG, TRIAL_OUTCOME, CONSOLE_LOG = rundir.CONFIG_YAML, "trial.json", "console.log"
+# The tuning's pid, for its trial process to die with it (a tuning killed outright must not leave a trial running
+# into the folder its resumed session gives the next trial).
+PARENT_PID_ENV = "DIFFEXP_TUNE_PID"
 
 
 @dataclass
@@ -82,7 +85,7 @@ def launch(cfg: Config, trial_dir: Path, env: dict[str, str], parent_run_id: Opt
     try:
         code, tail = run_streaming(
             command,
-            {**os.environ, "PYTHONUNBUFFERED": "1", **env},
+            {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid()), **env},
             trial_dir / CONSOLE_LOG,
             timeout_s,
             echo=None,
@@ -123,7 +126,9 @@ def main(argv: list[str]) -> int:
     from diffexp.config.store import load_config_yaml
     from diffexp.logs import quiet_libraries
     from diffexp.run import execute
+    from diffexp.supervise import die_with_parent
 
+    die_with_parent(os.environ.get(PARENT_PID_ENV))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_libraries()
     config_yaml = Path(argv[0])

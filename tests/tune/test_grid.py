@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from statistics import median
 
+import psutil
 import pytest
 import yaml
 
@@ -297,6 +298,13 @@ def test_the_h200_script_parses():
     assert subprocess.run(["bash", "-n", str(script)], env=ENV).returncode == 0
 
 
+def command_of(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:  # it has just exited
+        return ""
+
+
 def test_a_killed_grid_keeps_its_finished_trials_and_resumes_from_them(tmp_path):
     """SIGKILL (a job's time limit, the OOM killer) gives no chance to write anything: tune.json must already hold
     every finished trial, and the resumed grid must run the killed trial again in a clean folder."""
@@ -313,8 +321,17 @@ def test_a_killed_grid_keeps_its_finished_trials_and_resumes_from_them(tmp_path)
     while not second.is_file():  # the first trial is done (checkpointed), the second under way
         assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()[-3000:]
         time.sleep(0.2)
+    trial = []
+    while not trial:  # the second trial's process (its config is written just before it starts)
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read().decode()[-3000:]
+        trial = [c for c in psutil.Process(proc.pid).children() if "diffexp.tune.trial" in command_of(c)]
+        time.sleep(0.1)
+    assert os.getpgid(trial[0].pid) != os.getpgid(proc.pid)  # in a process group of its own: killpg misses it
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
+    # The trial dies with the tuning (PDEATHSIG): it must not write on into the folder the resumed session reuses.
+    _, alive = psutil.wait_procs(trial, timeout=30)
+    assert not alive, f"trial process {alive} outlived the killed tuning"
     killed = json.loads((tmp_path / "grid" / "tune.json").read_text())
     assert [(t["number"], t["done"]) for t in killed["trials"]] == [(0, True)]
     assert killed["interrupted"] is True and killed["stopped"].startswith("not finished: written after trial 0")

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -31,6 +30,7 @@ from diffexp.errors import DiffexpError
 from diffexp.gpus import multicast_settings
 from diffexp.logs import quiet_libraries
 from diffexp.results import RunResult
+from diffexp.supervise import die_with_parent
 
 log = logging.getLogger("diffexp.rank")
 
@@ -39,7 +39,7 @@ FAIL_RANK_ENV = "DIFFEXP_TEST_FAIL_RANK"
 
 def main(argv: list[str]) -> int:
     run_dir, rank, world_size = Path(argv[0]), int(argv[1]), int(argv[2])
-    _die_with_launcher()
+    die_with_parent(os.environ.get("DIFFEXP_LAUNCHER_PID"))  # a launcher killed outright takes its ranks
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format=f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s"
     )
@@ -139,18 +139,6 @@ def _fail_at_second_call(transformer: torch.nn.Module, rank: int) -> None:
             os._exit(3)
 
     transformer.register_forward_pre_hook(fail)
-
-
-def _die_with_launcher() -> None:
-    """A launcher killed outright (SIGKILL) cannot stop its ranks: have the kernel kill each rank with it."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    launcher = os.environ.get("DIFFEXP_LAUNCHER_PID")
-    if launcher and os.getppid() != int(launcher):  # it died before prctl took effect
-        os._exit(1)
 
 
 if __name__ == "__main__":

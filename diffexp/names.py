@@ -35,6 +35,8 @@ INCOMPLETE = "incomplete"
 PROMPT_TRUNCATED = "prompt.truncated_in_params"
 INGESTED = "ingested"
 UPLOADED_FROM = "uploaded_from"
+# A hash of what an upload logged (the folder's config and figures): the same folder is not logged twice.
+UPLOAD_KEY = "upload.key"
 
 # Sweeps.
 SWEEP = "sweep"

@@ -1,15 +1,17 @@
 """`python -m diffexp.upload RUN_DIR…`: log runs made with tracking.enabled=false (e.g. on a GPU box
-without MLflow) into an MLflow store, as if they had been tracked live."""
+without MLflow) into an MLflow store, as if they had been tracked live. A folder the store already holds (the same
+config.yaml and metrics.json, tag upload.key) is not logged twice: its run is named instead (--again logs it anyway)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import logging
 import sys
 from pathlib import Path
 
-from diffexp import cli, rundir
+from diffexp import cli, names, rundir
 from diffexp.config.schema import Config, TrackingConfig
 from diffexp.config.store import load_config_yaml
 from diffexp.errors import DiffexpError
@@ -22,15 +24,36 @@ log = logging.getLogger(__name__)
 SWEEP_CONFIG = "multirun.yaml"  # what Hydra writes in a multirun's folder
 
 
+def upload_key(*files: Path) -> str:
+    """What identifies an upload: a hash of the files that hold its figures and config (absent ones count)."""
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + (path.read_bytes() if path.is_file() else b"<absent>") + b"\0")
+    return digest.hexdigest()[:20]
+
+
+def uploaded_as(uri: str | None, key: str) -> str | None:
+    """The run already logged in this store with this upload key (the newest), or None."""
+    from diffexp.tracking.queries import search_runs
+    from diffexp.tracking.store import client_for
+
+    found = search_runs(
+        client_for(uri), f"tags.`{names.UPLOAD_KEY}` = '{key}'", order_by=["attributes.start_time DESC"]
+    )
+    return found[0].run_id if found else None
+
+
 def upload_run_dir(
     run_dir: Path,
     tracking: TrackingConfig,
     extra_tags: dict[str, str] | None = None,
     parent_run_id: str | None = None,
     cfg: Config | None = None,
+    again: bool = False,
 ) -> str:
     """The run folder logged as a run (a child of `parent_run_id` when given), with `cfg` (default: its
-    config.yaml; a sweep's uploader passes it with the point's tags and name set); its id."""
+    config.yaml; a sweep's uploader passes it with the point's tags and name set); its id. A loose run folder the
+    store already holds (the same config and figures) is not logged again unless `again`: its run id is returned."""
     from diffexp.tracking.params import flatten
     from diffexp.tracking.writer import RunRecorder
 
@@ -39,6 +62,12 @@ def upload_run_dir(
         raise DiffexpError(f"{run_dir}: a sweep's folder: log it with python -m diffexp.sweeps.upload {run_dir}")
     if not (config_yaml.is_file() and metrics_json.is_file()):
         raise DiffexpError(f"{run_dir}: not a run directory (needs config.yaml and metrics.json)")
+    key = upload_key(config_yaml, metrics_json)
+    if parent_run_id is None and not again:
+        existing = uploaded_as(tracking.uri, key)
+        if existing is not None:
+            log.warning("%s: already in the store as run %s (upload again with --again)", run_dir, existing)
+            return existing
     cfg = cfg or load_config_yaml(config_yaml)
     result = RunResult.read_json(metrics_json)
     # Outputs were recorded with the paths of the machine that ran them: find them here.
@@ -57,7 +86,7 @@ def upload_run_dir(
         experiment=tracking.experiment or cfg.model.name,
         run_name=cfg.tracking.run_name or run_name(cfg),
         params=flatten(dataclasses.asdict(cfg)),
-        tags={**tags, **(extra_tags or {}), "uploaded_from": str(run_dir)},
+        tags={**tags, **(extra_tags or {}), names.UPLOADED_FROM: str(run_dir), names.UPLOAD_KEY: key},
         parent_run_id=parent_run_id,
         log_file=run_dir / rundir.RUN_LOG if (run_dir / rundir.RUN_LOG).is_file() else None,
     )
@@ -74,11 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", default=None, help="default: the local store ./mlruns/mlflow.db")
     parser.add_argument("--experiment", default=None)
     parser.add_argument("--tag", action="append", default=[], help="KEY=VALUE, repeatable")
+    parser.add_argument("--again", action="store_true", help="log a folder the store already holds once more")
     args = parser.parse_args(argv)
     tracking = TrackingConfig(uri=args.tracking_uri, experiment=args.experiment)
     tags = dict(t.split("=", 1) for t in args.tag)
     for run_dir in args.run_dirs:
-        print(f"{run_dir} -> run {upload_run_dir(run_dir, tracking, tags)}")
+        print(f"{run_dir} -> run {upload_run_dir(run_dir, tracking, tags, again=args.again)}")
     return 0
 
 

@@ -91,3 +91,14 @@ def test_a_sweep_folder_is_refused_as_a_run_and_a_run_folder_as_a_sweep(sweeps, 
     as_sweep = python(tmp_path, "diffexp.sweeps.upload", str(tmp / "box" / "0"))
     assert as_sweep.returncode == 2 and "not a sweep's folder (no multirun.yaml" in as_sweep.stderr
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_a_sweep_the_store_holds_is_not_logged_twice(sweeps):
+    tmp, _, uploaded_client, first = sweeps
+    parent, _ = sweep_of(uploaded_client)
+    uri = uploaded_client.tracking_uri
+    second = python(tmp, "diffexp.sweeps.upload", str(tmp / "box"), "--tracking-uri", uri)
+    assert second.returncode == 0 and f"sweep parent run {parent.info.run_id}" in second.stdout
+    assert "already in the store as sweep parent" in second.stderr
+    assert sweep_of(uploaded_client)[0].info.run_id == parent.info.run_id  # still one parent
+

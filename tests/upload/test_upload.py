@@ -54,3 +54,18 @@ def test_recorded_h100_pairs_upload_as_comparable_runs(compiled, stock_s, triton
     assert "norm_modulate_joint" in triton.data.tags["kernels.patched"]
     assert stock.data.metrics["denoise_s"] == pytest.approx(stock_s, abs=1e-4)
     assert triton.data.metrics["denoise_s"] == pytest.approx(triton_s, abs=1e-4)
+
+
+def test_a_folder_the_store_holds_is_not_logged_twice(make_config, mlflow_client, mlflow_uri, tmp_path):
+    cfg = make_config("tracking.enabled=false", "model.sampling.num_inference_steps=2")
+    execute(cfg, tmp_path / "run")
+    tracking = TrackingConfig(uri=mlflow_uri)
+    first = upload_run_dir(tmp_path / "run", tracking)
+    assert upload_run_dir(tmp_path / "run", tracking) == first  # named, not logged again
+    [experiment] = [e.experiment_id for e in mlflow_client.search_experiments() if e.name == "tiny_flux"]
+    assert len(mlflow_client.search_runs([experiment])) == 1
+    again = upload_run_dir(tmp_path / "run", tracking, again=True)
+    assert again != first and len(mlflow_client.search_runs([experiment])) == 2
+    # Other figures (the folder re-run) are another upload.
+    execute(cfg, tmp_path / "run")
+    assert upload_run_dir(tmp_path / "run", tracking) not in (first, again)

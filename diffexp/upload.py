@@ -33,13 +33,13 @@ def upload_key(*files: Path) -> str:
 
 
 def uploaded_as(uri: str | None, key: str) -> str | None:
-    """The run already logged in this store with this upload key (the newest), or None."""
+    """The run this store already holds, FINISHED, with this upload key (the newest), or None: an upload that
+    ended otherwise (a crash while logging) is logged again."""
     from diffexp.tracking.queries import search_runs
     from diffexp.tracking.store import client_for
 
-    found = search_runs(
-        client_for(uri), f"tags.`{names.UPLOAD_KEY}` = '{key}'", order_by=["attributes.start_time DESC"]
-    )
+    query = f"tags.`{names.UPLOAD_KEY}` = '{key}' and attributes.status = 'FINISHED'"
+    found = search_runs(client_for(uri), query, order_by=["attributes.start_time DESC"])
     return found[0].run_id if found else None
 
 

@@ -1,14 +1,15 @@
-"""`python -m diffexp.sweeps.upload SWEEP_DIR… [--tracking-uri URI]`: log a sweep that ran untracked
+"""`python -m diffexp.sweeps.upload SWEEP_DIR… [--tracking-uri URI] [--again]`: log a sweep that ran untracked
 (tracking.enabled=false, e.g. on a GPU box without MLflow) into an MLflow store as the live sweep would have
 logged it: one parent run made from the sweep's multirun.yaml (its name, overrides and swept keys), one child per
 point folder, tagged and named as a live point is, each reviewed against the sweep's reference as a live point is,
 then the summary and charts on the parent. A point folder without metrics.json (the point failed, or was cut)
-becomes a FAILED child with its log. A sweep the store already holds is not logged twice (--again logs it anyway). Exit status 0, 1 when a point failed (as the sweep's own), 2 for a folder
-that is not a sweep's."""
+becomes a FAILED child with its log. A sweep the store already holds is not logged twice (--again logs it anyway).
+Exit status 0, 1 when a point failed (as the sweep's own), 2 for a folder that is not a sweep's."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 import tempfile
@@ -53,7 +54,7 @@ def _failed_point(folder: Path, info: SweepInfo, point: int, overrides: list[str
         info.tracking_uri,
         experiment=info.experiment,
         run_name=cfg.tracking.run_name if cfg else f"point {point}",
-        params=flatten(OmegaConf.to_container(OmegaConf.structured(cfg))) if cfg else {},
+        params=flatten(dataclasses.asdict(cfg)) if cfg else {},
         tags={**(cfg.tracking.tags if cfg else {}), names.SWEEP: info.name, names.UPLOADED_FROM: str(folder)},
         parent_run_id=info.run_id,
         log_file=folder / rundir.RUN_LOG if (folder / rundir.RUN_LOG).is_file() else None,

@@ -22,9 +22,9 @@ from diffexp import cli, names, rundir
 from diffexp.config.schema import TrackingConfig
 from diffexp.config.store import load_config_yaml
 from diffexp.errors import DiffexpError
-from diffexp.sweeps.callback import open_parent, report_parent
 from diffexp.sweeps.handoff import SweepInfo, point_overrides
 from diffexp.sweeps.job import attach
+from diffexp.sweeps.parent import open_parent, report_parent
 from diffexp.tracking.records import get_run
 from diffexp.tracking.store import client_for
 from diffexp.upload import SWEEP_CONFIG, upload_key, upload_run_dir, uploaded_as

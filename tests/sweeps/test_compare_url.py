@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from diffexp.sweeps.callback import compare_view_url
+from diffexp.sweeps.parent import compare_view_url
 
 
 def test_http_store_links_to_that_server():

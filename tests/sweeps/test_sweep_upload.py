@@ -101,4 +101,3 @@ def test_a_sweep_the_store_holds_is_not_logged_twice(sweeps):
     assert second.returncode == 0 and f"sweep parent run {parent.info.run_id}" in second.stdout
     assert "already in the store as sweep parent" in second.stderr
     assert sweep_of(uploaded_client)[0].info.run_id == parent.info.run_id  # still one parent
-

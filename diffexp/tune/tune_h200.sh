@@ -12,7 +12,8 @@
 #   bash diffexp/tune/tune_h200.sh OUT_DIR 24 compare    # the goal's verdict (CPU only)      → OUT_DIR/24_compare
 #   bash diffexp/tune/tune_h200.sh OUT_DIR 24 video      # Wan2.2-TI2V-5B over tune=video     → OUT_DIR/24_video
 #
-# Arguments after the step are overrides for every trial's tuning (e.g. tune.max_minutes=5).
+# Arguments after the step are overrides for the tuning and every trial (e.g. tune.max_minutes=5); give a grid and
+# its tuner the same ones (the comparison refuses two settings) and every session of one folder the same too.
 #
 # The video tuning: Wan2.2-TI2V-5B at its recipe's shape (720p, 81 frames, CFG), random weights, 4 steps a
 # generation (2 warmup steps): resident and compiled it peaked at 31.7 GiB on 2026-12-02, so 24 GiB makes it

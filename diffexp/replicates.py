@@ -24,7 +24,7 @@ from diffexp.config.schema import Config
 from diffexp.errors import DiffexpError, RunInterrupted
 from diffexp.measure.aggregate import fold_replicates
 from diffexp.results import RunResult
-from diffexp.supervise import die_with_parent
+from diffexp.supervise import die_with_parent, parent_pid_env
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,6 @@ REPLICATES_DIR, CHILD_CONFIG, CHILD_RESULT, CHILD_LOG = (
     rundir.RUN_LOG,
 )
 SUMMARY_FILE = "replicates.json"
-PARENT_PID_ENV = "DIFFEXP_REPLICATE_PARENT_PID"
 
 
 def child_config(cfg: Config, index: int, child_dir: Path) -> Config:
@@ -57,7 +56,7 @@ def run_child(cfg: Config, child_dir: Path) -> RunResult:
     child_dir.mkdir(parents=True, exist_ok=True)
     (child_dir / CHILD_RESULT).unlink(missing_ok=True)
     (child_dir / CHILD_CONFIG).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid())}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **parent_pid_env()}
     command = [sys.executable, "-m", "diffexp.replicates", str(child_dir / CHILD_CONFIG)]
     code, tail = run_streaming(
         command, env, child_dir / "console.log", cfg.engine.timeout_s, echo=None, what="a replicate process"
@@ -103,7 +102,7 @@ def main(argv: list[str]) -> int:
     from diffexp.engines import get_engine
     from diffexp.logs import quiet_libraries
 
-    die_with_parent(os.environ.get(PARENT_PID_ENV))
+    die_with_parent()
     config_yaml = Path(argv[0])
     run_dir = config_yaml.parent
     logging.basicConfig(

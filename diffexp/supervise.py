@@ -25,15 +25,25 @@ GRACE_S = 10.0
 POLL_S = 0.2
 
 
-def die_with_parent(parent_pid: Optional[str]) -> None:
+# The pid a parent passes to the children that must die with it (die_with_parent): set afresh by each parent.
+PARENT_PID_ENV = "DIFFEXP_PARENT_PID"
+
+
+def parent_pid_env() -> dict[str, str]:
+    """What a child started by this process needs in its environment for die_with_parent."""
+    return {PARENT_PID_ENV: str(os.getpid())}
+
+
+def die_with_parent() -> None:
     """Have the kernel SIGKILL this process when its parent dies (Linux's PDEATHSIG): a parent killed outright
-    (SIGKILL, a job's time limit) cannot stop its children itself. `parent_pid` is the pid the parent passed down,
-    which catches a parent that died before the call took effect."""
+    (SIGKILL, a job's time limit) cannot stop its children itself. The pid the parent passed down (parent_pid_env)
+    catches a parent that died before the call took effect."""
     if sys.platform.startswith("linux"):
         import ctypes
 
         PR_SET_PDEATHSIG = 1
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    parent_pid = os.environ.get(PARENT_PID_ENV)
     if parent_pid and os.getppid() != int(parent_pid):
         os._exit(1)
 

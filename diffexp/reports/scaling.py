@@ -56,17 +56,20 @@ def scaling_cells(
     base = baseline_of(points)
     if base is None:
         return {}, []
-    base_sample = samples.get(base.run_id) or [base.result.denoise_s]
+
+    def sample(run: RecordedRun) -> Sequence[float]:  # its repeats, else its one figure
+        return samples.get(run.run_id) or ([run.result.denoise_s] if run.result.denoise_s else [])
+
+    base_sample = sample(base)
     cells = {}
     for run in points:
         if run.run_id == base.run_id:
             cells[run.run_id] = {SPEEDUP: repr(1.0), SPEEDUP_CI: BASELINE, EFFICIENCY: repr(100.0)}
             continue
-        sample = samples.get(run.run_id) or ([run.result.denoise_s] if run.result.denoise_s else [])
-        if run.status != "FINISHED" or not sample:
+        if run.status != "FINISHED" or not sample(run):
             cells[run.run_id] = {column: "-" for column in COLUMNS}
             continue
-        s = scaling(base_sample, sample, gpus(base), gpus(run))
+        s = scaling(base_sample, sample(run), gpus(base), gpus(run))
         interval = f"{s.low!r}–{s.high!r}" if s.low is not None else "noise unknown"
         cells[run.run_id] = {SPEEDUP: repr(s.speedup), SPEEDUP_CI: interval, EFFICIENCY: repr(s.efficiency_pct)}
     note = (

@@ -23,9 +23,6 @@ from diffexp.results import RunResult
 log = logging.getLogger(__name__)
 
 TRIAL_CONFIG, TRIAL_OUTCOME, CONSOLE_LOG = rundir.CONFIG_YAML, "trial.json", "console.log"
-# The tuning's pid, for its trial process to die with it (a tuning killed outright must not leave a trial running
-# into the folder its resumed session gives the next trial).
-PARENT_PID_ENV = "DIFFEXP_TUNE_PID"
 
 
 @dataclass
@@ -73,7 +70,7 @@ class RssSampler(threading.Thread):
 
 def launch(cfg: Config, trial_dir: Path, env: dict[str, str], parent_run_id: Optional[str], timeout_s: float) -> Ran:
     """Run `cfg` as a trial process in trial_dir; never raises for a failed run (Ctrl-C and SIGTERM do raise)."""
-    from diffexp.supervise import run_streaming
+    from diffexp.supervise import parent_pid_env, run_streaming
 
     trial_dir.mkdir(parents=True, exist_ok=True)
     (trial_dir / TRIAL_CONFIG).write_text(OmegaConf.to_yaml(OmegaConf.structured(cfg)))
@@ -85,7 +82,9 @@ def launch(cfg: Config, trial_dir: Path, env: dict[str, str], parent_run_id: Opt
     try:
         code, tail = run_streaming(
             command,
-            {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid()), **env},
+            # The trial dies with the tuning: a tuning killed outright must not leave it writing on into the
+            # folder its resumed session gives the next trial.
+            {**os.environ, "PYTHONUNBUFFERED": "1", **parent_pid_env(), **env},
             trial_dir / CONSOLE_LOG,
             timeout_s,
             echo=None,
@@ -128,7 +127,7 @@ def main(argv: list[str]) -> int:
     from diffexp.run import execute
     from diffexp.supervise import die_with_parent
 
-    die_with_parent(os.environ.get(PARENT_PID_ENV))
+    die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     quiet_libraries()
     config_yaml = Path(argv[0])

@@ -27,6 +27,7 @@ from diffexp.engines.distributed.layout import layout_of
 from diffexp.errors import DiffexpError
 from diffexp.gpus import no_nvlink_multicast
 from diffexp.results import RunResult
+from diffexp.supervise import parent_pid_env
 
 log = logging.getLogger(__name__)
 
@@ -154,7 +155,7 @@ def root_cause_first(failures: list[tuple[int, str]], tails: dict[int, list[str]
 def _rank_env(cfg: Config, world_size: int) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
-    env["DIFFEXP_LAUNCHER_PID"] = str(os.getpid())
+    env.update(parent_pid_env())  # each rank dies with the launcher
     # As torchrun does: N ranks each using every core would oversubscribe the machine.
     env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // world_size)))
     if cfg.engine.gpus:

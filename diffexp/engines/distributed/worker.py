@@ -39,7 +39,7 @@ FAIL_RANK_ENV = "DIFFEXP_TEST_FAIL_RANK"
 
 def main(argv: list[str]) -> int:
     run_dir, rank, world_size = Path(argv[0]), int(argv[1]), int(argv[2])
-    die_with_parent(os.environ.get("DIFFEXP_LAUNCHER_PID"))  # a launcher killed outright takes its ranks
+    die_with_parent()  # a launcher killed outright takes its ranks
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format=f"%(asctime)s rank{rank} %(levelname)s %(name)s: %(message)s"
     )

@@ -17,7 +17,7 @@ from typing import Optional
 
 from diffexp.compare.rules import GUIDE_TOLERANCE_PCT
 from diffexp.measure import stats
-from diffexp.tracking.samples import recorded_sample  # noqa: F401  (its callers read it here too)
+from diffexp.tracking.samples import recorded_sample
 
 FASTER, SLOWER, WITHIN_NOISE, AMBIGUOUS, NOISE_UNKNOWN = (
     "faster",
